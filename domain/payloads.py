@@ -1,0 +1,200 @@
+"""The `data` object of each event type (protocol section 6), as strict schemas.
+
+Every model forbids unknown fields and coerces nothing: a string is not an integer, `true` is not `1`.
+`parse_data` turns a schema failure into a `RuleViolation("envelope.malformed", "/body/data/...")`
+that names the first offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from domain.errors import RuleViolation
+from domain.roles import Role
+
+ORG_ID = r"^[a-z0-9][a-z0-9-]{1,39}$"
+TAG_ID = r"^[A-Z0-9][A-Z0-9-]{2,39}$"
+TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+PUBLIC_KEY = r"^[A-Za-z0-9_-]{43}$"
+KID = r"^[0-9a-f]{16}$"
+MAX_SAFE_INT = 2**53 - 1
+
+OrgId = Annotated[str, Field(pattern=ORG_ID)]
+TagId = Annotated[str, Field(pattern=TAG_ID)]
+Time = Annotated[str, Field(pattern=TIME)]
+PublicKey = Annotated[str, Field(pattern=PUBLIC_KEY)]
+Grams = Annotated[int, Field(gt=0, le=MAX_SAFE_INT)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+ShortText = Annotated[str, Field(min_length=1, max_length=120)]
+
+Mineral = Literal["cobalt", "copper", "tin", "tantalum", "tungsten"]
+VoidReason = Literal["lost", "stolen", "damaged", "other"]
+
+
+def _coordinate(limit: int):
+    def check(value: str) -> str:
+        if not re.fullmatch(r"-?\d{1,3}(\.\d{1,7})?", value):
+            raise ValueError("must be a decimal string with at most 7 decimals")
+        try:
+            number = Decimal(value)
+        except InvalidOperation as exc:  # pragma: no cover - the regex already excludes it
+            raise ValueError("not a number") from exc
+        if abs(number) > limit:
+            raise ValueError(f"must be within [-{limit}, {limit}]")
+        return value
+
+    return AfterValidator(check)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Gps(Strict):
+    lat: Annotated[str, _coordinate(90)]
+    lon: Annotated[str, _coordinate(180)]
+
+
+class Money(Strict):
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    minor_per_kg: Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+
+
+# --- registry events ---------------------------------------------------------------------------
+
+
+class OperatorInfo(Strict):
+    org: OrgId
+    name: ShortText
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class LogKey(Strict):
+    name: ShortText
+    public_key: PublicKey
+
+
+class LedgerCreated(Strict):
+    ledger: ShortText
+    operator: OperatorInfo
+    root_key: PublicKey
+    log_key: LogKey
+    mass_tolerance_ppm: Annotated[int, Field(ge=0, le=500_000)]
+
+
+class OrgRegistered(Strict):
+    name: ShortText
+    role: Annotated[Role, Field(strict=False)]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    public_keys: Annotated[list[PublicKey], Field(min_length=1, max_length=8)]
+    rmi_cid: Annotated[str, Field(pattern=r"^CID\d{6}$")] | None = None
+    operated_by: OrgId | None = None
+    gps: Gps | None = None
+    capacity_kg_per_month: Annotated[int, Field(gt=0, le=MAX_SAFE_INT)] | None = None
+
+
+class KeyAdded(Strict):
+    public_key: PublicKey
+
+
+class KeyRevoked(Strict):
+    key: Annotated[str, Field(pattern=KID)]
+    reason: Text
+    effective: Time | None = None
+
+
+class TagRange(Strict):
+    prefix: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,30}$")]
+    start: Annotated[int, Field(ge=0, le=10**12)]
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    width: Annotated[int, Field(ge=1, le=12)]
+
+
+class TagsIssued(Strict):
+    tags: Annotated[list[TagId], Field(max_length=10_000)] | None = None
+    ranges: Annotated[list[TagRange], Field(max_length=100)] | None = None
+
+
+# --- tag lifecycle events ----------------------------------------------------------------------
+
+
+class TagAttached(Strict):
+    site: OrgId
+    mineral: Mineral
+    ore: ShortText | None = None
+    mass_g: Grams
+    pit: ShortText
+    gps: Gps | None = None
+    price_paid: Money | None = None
+
+
+class CustodyDispatched(Strict):
+    to: OrgId
+    mass_g: Grams | None = None
+    location: ShortText | None = None
+    gps: Gps | None = None
+
+
+class CustodyReceived(Strict):
+    mass_g: Grams
+    location: ShortText | None = None
+    gps: Gps | None = None
+
+
+class LotFormed(Strict):
+    inputs: Annotated[list[TagId], Field(min_length=1, max_length=1000)]
+    mass_g: Grams
+
+
+class SplitOutput(Strict):
+    tag: TagId
+    mass_g: Grams
+
+
+class LotSplit(Strict):
+    outputs: Annotated[list[SplitOutput], Field(min_length=2, max_length=1000)]
+
+
+class TagConsumed(Strict):
+    mass_g: Grams | None = None
+    product: ShortText | None = None
+
+
+class TagVoided(Strict):
+    reason: VoidReason
+    note: Text | None = None
+
+
+PAYLOADS: dict[str, type[Strict]] = {
+    "ledger_created": LedgerCreated,
+    "org_registered": OrgRegistered,
+    "key_added": KeyAdded,
+    "key_revoked": KeyRevoked,
+    "tags_issued": TagsIssued,
+    "tag_attached": TagAttached,
+    "custody_dispatched": CustodyDispatched,
+    "custody_received": CustodyReceived,
+    "lot_formed": LotFormed,
+    "lot_split": LotSplit,
+    "tag_consumed": TagConsumed,
+    "tag_voided": TagVoided,
+}
+
+
+def parse_data(event_type: str, data: Any) -> Strict:
+    """Validate `data` for `event_type`; raise `envelope.malformed` naming the first bad field."""
+    model = PAYLOADS.get(event_type)
+    if model is None:
+        raise RuleViolation(
+            "envelope.malformed", "/body/type", f"unknown event type {event_type!r}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        pointer = "/body/data" + "".join(f"/{part}" for part in error["loc"])
+        raise RuleViolation("envelope.malformed", pointer, error["msg"]) from None

@@ -1,0 +1,51 @@
+"""Creating a ledger: the operator's root key, the log key, and entry #0 (`ledger_created`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.client.signer import Signer
+from ledger.keys import KeyPair
+from ledger.service import Ledger
+from ledger.writer import Receipt
+
+DEFAULT_TOLERANCE_PPM = 20_000  # 2 %: scales, moisture and dust on an artisanal site
+
+
+@dataclass(frozen=True)
+class GenesisKeys:
+    root: KeyPair
+    log: KeyPair
+
+
+def key_paths(home: Path, operator: str) -> tuple[Path, Path]:
+    return home / "keys" / f"{operator}.pem", home / "keys" / "log.pem"
+
+
+def create_ledger(
+    ledger: Ledger,
+    *,
+    name: str,
+    operator: str,
+    operator_name: str,
+    country: str,
+    log_key_name: str,
+    keys: GenesisKeys,
+    tolerance_ppm: int = DEFAULT_TOLERANCE_PPM,
+) -> Receipt:
+    """Record the genesis event, signed by the operator's root key (the only self-signed event)."""
+    signer = Signer(operator, keys.root)
+    envelope = signer.envelope(
+        "ledger_created",
+        "ledger",
+        None,
+        {
+            "ledger": name,
+            "operator": {"org": operator, "name": operator_name, "country": country},
+            "root_key": keys.root.public_key,
+            "log_key": {"name": log_key_name, "public_key": keys.log.public_key},
+            "mass_tolerance_ppm": tolerance_ppm,
+        },
+    )
+    return ledger.submit(envelope)

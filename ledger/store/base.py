@@ -1,0 +1,98 @@
+"""The storage interface of the ledger, and `open_store(url)`.
+
+Events are stored the way `eventsourcing.dcb` stores them: one row per event with a position, a type, the
+data bytes and the tags (here: the streams the event joins, its id, and `registry` for registry events).
+The ledger needs two things on top of the library's `DCBRecorder`:
+
+- positions that are gapless and equal to the log index + 1, because the log entry bytes embed `seq`;
+- a write session that holds the store's write lock while the writer reads stream heads, checks a whole
+  batch of envelopes and inserts the accepted ones, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row of the log: `position` = seq + 1, `data` = the exact log entry bytes."""
+
+    position: int
+    type: str
+    data: bytes
+    tags: tuple[str, ...]
+
+    @property
+    def seq(self) -> int:
+        return self.position - 1
+
+
+class WriteSession(ABC):
+    """A transaction holding the store's write lock. Reads see everything committed before it."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """Number of entries in the log (= the next entry's seq)."""
+
+    @abstractmethod
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
+        """Events carrying any of `tags`, with position > `after`, in log order."""
+
+    @abstractmethod
+    def read_range(self, start: int, end: int) -> list[StoredEvent]:
+        """Events with seq in [start, end), in order."""
+
+    @abstractmethod
+    def insert(self, events: Sequence[StoredEvent]) -> None:
+        """Insert events whose positions continue the log exactly."""
+
+
+class LogStore(ABC):
+    url: str
+    backend: str
+
+    @abstractmethod
+    def write_session(self) -> AbstractContextManager[WriteSession]:
+        """Open a transaction under the write lock; commit on normal exit, roll back on error."""
+
+    @abstractmethod
+    def size(self) -> int: ...
+
+    @abstractmethod
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]: ...
+
+    @abstractmethod
+    def read_range(self, start: int, end: int) -> list[StoredEvent]:
+        """Events with seq in [start, end), in order."""
+
+    def iter_all(self, after_seq: int = -1, batch: int = 2000) -> Iterator[StoredEvent]:
+        """Every event after `after_seq`, in log order, read in pages."""
+        start = after_seq + 1
+        while True:
+            page = self.read_range(start, start + batch)
+            yield from page
+            if len(page) < batch:
+                return
+            start += batch
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, migrate: bool = True) -> LogStore:
+    """Open (and by default migrate) the store at `url`: `sqlite:///path` or `postgresql://...`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from ledger.store.sqlite import SQLiteLogStore
+
+        return SQLiteLogStore(url, migrate=migrate)
+    if scheme in {"postgresql", "postgres"}:
+        from ledger.store.postgres import PostgresLogStore
+
+        return PostgresLogStore(url, migrate=migrate)
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")

@@ -1,0 +1,265 @@
+"""The embedded store: one SQLite file in WAL mode, `synchronous=FULL` so an acknowledged entry survives a
+crash or power loss.
+
+`SQLiteDCBRecorder` implements the `eventsourcing.dcb` recorder interface (the library ships DCB recorders
+only for PostgreSQL and memory) on the library's own `SQLiteDatastore`; `SQLiteLogStore` adds the ledger's
+gapless batched write session on top.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.dcb.api import (
+    DCBAppendCondition,
+    DCBEvent,
+    DCBQuery,
+    DCBReadResponse,
+    DCBRecorder,
+    DCBSequencedEvent,
+)
+from eventsourcing.dcb.persistence import DCBListenNotifySubscription
+from eventsourcing.dcb.popo import SimpleDCBReadResponse
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
+
+from ledger.store import migrate
+from ledger.store.base import LogStore, StoredEvent, WriteSession
+
+MAIN = "tagledger_events_tt_main"
+TAGS = "tagledger_events_tt_tag"
+POLL_SECONDS = 0.2
+_MAX_VARS = 900  # stay under SQLite's bound-parameter limit
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative/path.db` -> `relative/path.db`; `sqlite:////abs/path.db` -> `/abs/path.db`."""
+    return unquote(urlsplit(url).path)[1:]
+
+
+def _row(row: Any) -> StoredEvent:
+    return StoredEvent(row["id"], row["type"], bytes(row["data"]), tuple(json.loads(row["tags"])))
+
+
+def _select_tagged(curs: SQLiteCursor, tags: Sequence[str], after: int, limit: int | None = None) -> list[StoredEvent]:
+    found: dict[int, StoredEvent] = {}
+    tags = list(dict.fromkeys(tags))
+    for i in range(0, len(tags), _MAX_VARS):
+        chunk = tags[i : i + _MAX_VARS]
+        marks = ",".join("?" * len(chunk))
+        curs.execute(
+            f"SELECT id, type, data, tags FROM {MAIN} WHERE id IN "
+            f"(SELECT main_id FROM {TAGS} WHERE tag IN ({marks}) AND main_id > ?) ORDER BY id",
+            [*chunk, after],
+        )
+        for row in curs.fetchall():
+            found[row["id"]] = _row(row)
+    events = [found[k] for k in sorted(found)]
+    return events[:limit] if limit is not None else events
+
+
+def _insert(curs: SQLiteCursor, events: Sequence[StoredEvent]) -> None:
+    curs.executemany(
+        f"INSERT INTO {MAIN} (id, type, data, tags) VALUES (?, ?, ?, ?)",
+        [(e.position, e.type, e.data, json.dumps(list(e.tags))) for e in events],
+    )
+    curs.executemany(
+        f"INSERT INTO {TAGS} (tag, main_id) VALUES (?, ?)",
+        [(tag, e.position) for e in events for tag in e.tags],
+    )
+
+
+def _size(curs: SQLiteCursor) -> int:
+    curs.execute(f"SELECT COALESCE(MAX(id), 0) AS n FROM {MAIN}")
+    return int(curs.fetchone()["n"])
+
+
+class _Session(WriteSession):
+    def __init__(self, curs: SQLiteCursor):
+        self._curs = curs
+
+    def size(self) -> int:
+        return _size(self._curs)
+
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
+        return _select_tagged(self._curs, tags, after)
+
+    def read_range(self, start: int, end: int) -> list[StoredEvent]:
+        self._curs.execute(
+            f"SELECT id, type, data, tags FROM {MAIN} WHERE id > ? AND id <= ? ORDER BY id", [start, end]
+        )
+        return [_row(r) for r in self._curs.fetchall()]
+
+    def insert(self, events: Sequence[StoredEvent]) -> None:
+        _insert(self._curs, events)
+
+
+class SQLiteLogStore(LogStore):
+    backend = "sqlite"
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        self.path = sqlite_path(url)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.datastore = SQLiteDatastore(self.path, lock_timeout=30, pool_size=4)
+        self._write_lock = threading.Lock()
+        if migrate:
+            self.migrate()
+        self.recorder = SQLiteDCBRecorder(self)
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def applied_migrations(self) -> set[int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name=?", [migrate.TABLE]
+            )
+            if curs.fetchone() is None:
+                return set()
+            curs.execute(f"SELECT version FROM {migrate.TABLE}")
+            return {int(r["version"]) for r in curs.fetchall()}
+
+    def migrate(self) -> list[str]:
+        done = []
+        with self._locked_transaction() as curs:
+            curs.execute(
+                f"CREATE TABLE IF NOT EXISTS {migrate.TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+            curs.execute(f"SELECT version FROM {migrate.TABLE}")
+            applied = {int(r["version"]) for r in curs.fetchall()}
+            for m in migrate.pending(applied, "sqlite"):
+                for statement in _split_sql(m.sql):
+                    curs.execute(statement)
+                curs.execute(f"INSERT INTO {migrate.TABLE} (version, name) VALUES (?, ?)", [m.version, m.name])
+                done.append(m.name)
+        return done
+
+    # -- writing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked_transaction(self) -> Iterator[SQLiteCursor]:
+        with self._write_lock, self.datastore.get_connection(commit=True) as conn:
+            curs = conn.cursor()
+            curs.execute("PRAGMA synchronous=FULL")
+            curs.execute("BEGIN IMMEDIATE")
+            try:
+                yield curs
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    @contextmanager
+    def write_session(self) -> Iterator[WriteSession]:
+        with self._locked_transaction() as curs:
+            yield _Session(curs)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            return _size(curs)
+
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            return _select_tagged(curs, tags, after)
+
+    def read_range(self, start: int, end: int) -> list[StoredEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT id, type, data, tags FROM {MAIN} WHERE id > ? AND id <= ? ORDER BY id",
+                [start, end],
+            )
+            return [_row(r) for r in curs.fetchall()]
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+class SQLiteDCBRecorder(DCBRecorder):
+    """`eventsourcing.dcb` recorder interface over the SQLite log (reads, conditional append, polling)."""
+
+    def __init__(self, store: SQLiteLogStore):
+        self.store = store
+
+    def read(
+        self, query: DCBQuery | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> DCBReadResponse:
+        head = self.store.size()
+        if query and query.items:
+            events = self._read_query(query, after or 0, limit)
+        else:
+            events = self.store.read_range(after or 0, (after or 0) + (limit or head))
+        sequenced = [DCBSequencedEvent(DCBEvent(e.type, e.data, list(e.tags)), e.position) for e in events]
+        return SimpleDCBReadResponse(events=iter(sequenced), head=head if limit is None else None)
+
+    def _read_query(self, query: DCBQuery, after: int, limit: int | None) -> list[StoredEvent]:
+        with self.store.datastore.transaction(commit=False) as curs:
+            matched: dict[int, StoredEvent] = {}
+            for item in query.items:
+                if item.tags:
+                    candidates = _select_tagged(curs, item.tags[:1], after)
+                else:
+                    curs.execute(f"SELECT id, type, data, tags FROM {MAIN} WHERE id > ? ORDER BY id", [after])
+                    candidates = [_row(r) for r in curs.fetchall()]
+                for e in candidates:
+                    if set(item.tags) <= set(e.tags) and (not item.types or e.type in item.types):
+                        matched[e.position] = e
+        events = [matched[k] for k in sorted(matched)]
+        return events[:limit] if limit is not None else events
+
+    def append(self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None) -> int:
+        with self.store.write_session() as session:
+            if condition is not None and condition.fail_if_events_match.items:
+                clash = self._read_query(condition.fail_if_events_match, condition.after or 0, 1)
+                if clash:
+                    raise IntegrityError(clash)
+            start = session.size()
+            stored = [StoredEvent(start + i + 1, e.type, e.data, tuple(e.tags)) for i, e in enumerate(events)]
+            session.insert(stored)
+            return stored[-1].position
+
+    def subscribe(self, query: DCBQuery | None = None, *, after: int | None = None) -> "SQLitePollingSubscription":
+        return SQLitePollingSubscription(self, query=query, after=after)
+
+
+class SQLitePollingSubscription(DCBListenNotifySubscription[SQLiteDCBRecorder]):
+    """SQLite has no LISTEN/NOTIFY: wake the library's pull loop every `POLL_SECONDS`."""
+
+    def __init__(self, recorder: SQLiteDCBRecorder, query: DCBQuery | None = None, after: int | None = None):
+        super().__init__(recorder=recorder, query=query, after=after)
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._has_been_stopped:
+            self._has_been_notified.set()
+            threading.Event().wait(POLL_SECONDS)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements; CREATE TRIGGER bodies (BEGIN ... END;) stay whole."""
+    statements, current = [], []
+    in_trigger = False
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        current.append(line)
+        upper = stripped.upper()
+        if upper.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if (in_trigger and upper == "END;") or (not in_trigger and stripped.endswith(";")):
+            statements.append("\n".join(current))
+            current, in_trigger = [], False
+    if current:
+        statements.append("\n".join(current))
+    return statements

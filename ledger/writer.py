@@ -1,0 +1,281 @@
+"""The write path: admit signed envelopes into the log, many per durable transaction.
+
+1. `prepare` (no lock): check the envelope's structure and payload schema, compute its canonical bytes and
+   hash. Most bad input is refused here.
+2. `LedgerWriter._admit` (under the store's write lock, in one transaction): bring the key registry up to
+   date, read the events of every stream the batch touches, then for each envelope in order: idempotency,
+   key, signature, and `domain.rules.check`; accepted envelopes get the next `seq` and are folded into the
+   working state, so later envelopes in the same batch see them.
+3. Insert the accepted entries and commit. Only then is any caller answered: nothing acknowledged is lost.
+
+Concurrent callers are grouped by a single writer thread (group commit): while one batch commits, the next
+one gathers. Two conflicting writes to one stream can never both land: the second one's `prev` no longer
+matches the head (`stream.conflict`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from domain import custody
+from domain.errors import RuleViolation
+from domain.payloads import parse_data
+from domain.registry import Registry
+from domain.roles import REGISTRY_EVENT_TYPES
+from domain.rules import check, touched_tags
+from ledger.entries import build_entry, read_entry
+from ledger.store.base import LogStore, StoredEvent, WriteSession
+from verification.canonical import jcs
+from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
+from verification.envelope import Envelope, EnvelopeError, verify_signature
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The ledger's answer to an accepted envelope (or to the resubmission of one)."""
+
+    event_id: str
+    seq: int
+    received: str
+    hash: str
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "seq": self.seq,
+            "received": self.received,
+            "hash": self.hash,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass
+class Submission:
+    envelope: Envelope
+    canonical: bytes
+    hash: str
+    future: Future[Receipt] = field(default_factory=Future)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.envelope.body
+
+
+def prepare(obj: Any) -> Submission:
+    """Structural checks that need no state; raises `RuleViolation("envelope.malformed", ...)`."""
+    try:
+        envelope = Envelope.from_json(obj)
+    except EnvelopeError as exc:
+        raise RuleViolation("envelope.malformed", exc.field, str(exc)) from None
+    parse_data(envelope.body["type"], envelope.body["data"])
+    try:
+        canonical = jcs({"body": envelope.body, "sig": envelope.sig})
+    except ValueError as exc:
+        raise RuleViolation("envelope.malformed", "/body", str(exc)) from None
+    return Submission(envelope, canonical, sha256_hex(canonical))
+
+
+def stored_tags(body: dict[str, Any]) -> tuple[str, ...]:
+    """The DCB tags of an accepted event: the streams it joins or creates, its id, and `registry`."""
+    streams = [body["stream"], *(body.get("links") or {})]
+    if body["type"] == "tags_issued":
+        streams += [f"tag:{t}" for t in custody.issued_tags(body["data"])]
+    extra = ["registry"] if body["type"] in REGISTRY_EVENT_TYPES else []
+    return (*streams, f"event:{body['id']}", *extra)
+
+
+class LedgerWriter:
+    def __init__(self, store: LogStore, *, clock: Callable[[], datetime] = utcnow, max_batch: int = 1000):
+        self.store = store
+        self.clock = clock
+        self.max_batch = max_batch
+        self._registry = Registry()
+        self._registry_position = 0
+        self._queue: queue.Queue[Submission | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._batch_lock = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def submit(self, obj: Any) -> Receipt:
+        """Admit one envelope (JSON object) or raise `RuleViolation`. Blocks until durable."""
+        return self.submit_async(obj).result()
+
+    def submit_async(self, obj: Any) -> Future[Receipt]:
+        """Queue one envelope for the writer thread; the future resolves once it is durable."""
+        submission = prepare(obj)
+        self._ensure_thread()
+        self._queue.put(submission)
+        return submission.future
+
+    def submit_many(self, objs: Sequence[Any]) -> list[Receipt | RuleViolation]:
+        """Admit envelopes in order, in as few transactions as possible (for imports and the demo)."""
+        results: list[Receipt | RuleViolation | None] = [None] * len(objs)
+        ready: list[tuple[int, Submission]] = []
+        for i, obj in enumerate(objs):
+            try:
+                ready.append((i, prepare(obj)))
+            except RuleViolation as violation:
+                results[i] = violation
+        for start in range(0, len(ready), self.max_batch):
+            chunk = ready[start : start + self.max_batch]
+            self._run_batch([s for _, s in chunk])
+            for i, submission in chunk:
+                exc = submission.future.exception()
+                if isinstance(exc, RuleViolation):
+                    results[i] = exc
+                elif exc is not None:
+                    raise exc
+                else:
+                    results[i] = submission.future.result()
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Submission]) -> None:
+        outcomes: list[Receipt | RuleViolation] = []
+        try:
+            with self._batch_lock, self.store.write_session() as session:
+                outcomes, accepted, registry_position = self._admit(session, batch)
+                session.insert(accepted)
+        except BaseException as exc:  # storage failure: nobody is told "accepted"
+            self._registry = Registry()
+            self._registry_position = 0
+            for submission in batch:
+                if not submission.future.done():
+                    submission.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._registry_position = registry_position
+        for submission, outcome in zip(batch, outcomes):
+            if isinstance(outcome, RuleViolation):
+                submission.future.set_exception(outcome)
+            else:
+                submission.future.set_result(outcome)
+
+    # -- admission ------------------------------------------------------------------------------
+
+    def _admit(
+        self, session: WriteSession, batch: list[Submission]
+    ) -> tuple[list[Receipt | RuleViolation], list[StoredEvent], int]:
+        size = session.size()
+        registry, registry_position = self._registry, self._registry_position
+        for stored in session.read_tagged(["registry"], after=registry_position):
+            entry = read_entry(stored.data)
+            registry.apply(entry.body, entry.hash, entry.seq)
+            registry_position = stored.position
+
+        known = [read_entry(s.data) for s in session.read_tagged([f"event:{s.body['id']}" for s in batch])]
+        by_id = {e.body["id"]: Receipt(e.body["id"], e.seq, e.received, e.hash) for e in known}
+
+        wanted: set[str] = set()
+        for submission in batch:
+            wanted.update(touched_tags(submission.body))
+            if submission.body["type"] == "tags_issued":
+                wanted.update(custody.issued_tags(submission.body["data"]))
+        tags: dict[str, custody.TagState] = {}
+        if wanted:
+            for stored in session.read_tagged([f"tag:{t}" for t in wanted]):
+                entry = read_entry(stored.data)
+                custody.apply(tags, entry.body, entry.hash, entry.seq, only=wanted)
+
+        now = self.clock()
+        if size:
+            last = session.read_range(size - 1, size)[0]
+            now = max(now, parse_time(read_entry(last.data).received))
+        received = format_time(now)
+
+        outcomes: list[Receipt | RuleViolation] = []
+        accepted: list[StoredEvent] = []
+        for submission in batch:
+            body = submission.body
+            earlier = by_id.get(body["id"])
+            if earlier is not None:
+                outcomes.append(self._resubmission(earlier, submission))
+                continue
+            try:
+                self._check_signature(submission, registry)
+                check(body, registry=registry, tags=tags, now=now)
+            except RuleViolation as violation:
+                outcomes.append(violation)
+                continue
+            seq = size + len(accepted)
+            raw = build_entry(submission.canonical, seq, received)
+            accepted.append(StoredEvent(seq + 1, body["type"], raw, stored_tags(body)))
+            registry.apply(body, submission.hash, seq)
+            custody.apply(tags, body, submission.hash, seq)
+            if body["type"] in REGISTRY_EVENT_TYPES:
+                registry_position = seq + 1
+            receipt = Receipt(body["id"], seq, received, submission.hash)
+            by_id[body["id"]] = receipt
+            outcomes.append(receipt)
+        return outcomes, accepted, registry_position
+
+    @staticmethod
+    def _resubmission(earlier: Receipt, submission: Submission) -> Receipt | RuleViolation:
+        if earlier.hash == submission.hash:
+            return Receipt(earlier.event_id, earlier.seq, earlier.received, earlier.hash, duplicate=True)
+        return RuleViolation(
+            "event.duplicate_id",
+            "/body/id",
+            f"event id {earlier.event_id} is already used by entry #{earlier.seq} with other content",
+            {"seq": earlier.seq, "hash": earlier.hash},
+        )
+
+    @staticmethod
+    def _check_signature(submission: Submission, registry: Registry) -> None:
+        body = submission.body
+        if body["type"] == "ledger_created":
+            public_key = body["data"]["root_key"]
+        else:
+            if body["actor"] not in registry.orgs:
+                raise RuleViolation("actor.unknown", "/body/actor", f"no organisation {body['actor']!r}")
+            key = registry.key_of(body["actor"], body["key"])
+            if key is None:
+                raise RuleViolation("key.unknown", "/body/key", f"{body['key']} is not a key of {body['actor']}")
+            public_key = key.public_key
+        if not verify_signature(b64url_decode(public_key), submission.envelope):
+            raise RuleViolation("signature.invalid", "/sig", "the signature does not verify with the named key")
