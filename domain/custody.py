@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.registry import StreamHead
 from verification.encoding import parse_time
+from verification.envelope import issued_tags
 
 
 class Status(StrEnum):
@@ -59,6 +60,7 @@ class TagState:
             "issued_to": self.issued_to,
             "holder": self.holder,
             "pending_recipient": self.pending_recipient,
+            "dispatched_mass_g": self.dispatched_mass_g,
             "mass_g": self.mass_g,
             "origin": self.origin,
             "lot": self.lot,
@@ -74,14 +76,6 @@ class TagState:
 
 def tag_of(stream: str) -> str:
     return stream.removeprefix("tag:")
-
-
-def issued_tags(data: dict[str, Any]) -> list[str]:
-    """The tag ids a `tags_issued` event issues, in order: explicit ids, then each range expanded."""
-    tags = list(data.get("tags") or [])
-    for r in data.get("ranges") or []:
-        tags.extend(r["prefix"] + str(r["start"] + i).zfill(r["width"]) for i in range(r["count"]))
-    return tags
 
 
 def apply(

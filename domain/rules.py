@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.custody import Status, TagState, issued_tags, tag_of
+from domain.custody import Status, TagState, tag_of
 from domain.errors import RuleViolation
 from domain.payloads import (
     CustodyDispatched,
@@ -30,6 +30,7 @@ from domain.payloads import (
 from domain.registry import Registry, StreamHead
 from domain.roles import ALLOWED_ROLES, CUSTODY_ROLES, TAG_EVENT_TYPES, Role
 from verification.encoding import b64url_decode, key_id, parse_time
+from verification.envelope import EnvelopeError, issued_tags
 
 MAX_CLOCK_SKEW = timedelta(seconds=300)
 PPM = 1_000_000
@@ -69,7 +70,10 @@ def check(
         raise RuleViolation("stream.unknown", "/body/stream", "the ledger has no genesis event yet")
 
     _check_actor_and_key(body, registry, when, event_type)
-    created = issued_tags(body["data"]) if isinstance(payload, TagsIssued) else []
+    try:
+        created = issued_tags(body["data"]) if isinstance(payload, TagsIssued) else []
+    except EnvelopeError as exc:
+        raise RuleViolation("envelope.malformed", exc.field, exc.message) from None
     _check_stream_shape(body, event_type)
     heads = _check_heads(body, registry, tags, created)
     _check_time(body, heads, when, now)

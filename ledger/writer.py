@@ -33,7 +33,7 @@ from ledger.entries import build_entry, read_entry
 from ledger.store.base import LogStore, StoredEvent, WriteSession
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
-from verification.envelope import Envelope, EnvelopeError, verify_signature
+from verification.envelope import Envelope, EnvelopeError, issued_tags, verify_signature
 
 
 def utcnow() -> datetime:
@@ -90,7 +90,7 @@ def stored_tags(body: dict[str, Any]) -> tuple[str, ...]:
     """The DCB tags of an accepted event: the streams it joins or creates, its id, and `registry`."""
     streams = [body["stream"], *(body.get("links") or {})]
     if body["type"] == "tags_issued":
-        streams += [f"tag:{t}" for t in custody.issued_tags(body["data"])]
+        streams += [f"tag:{t}" for t in issued_tags(body["data"])]
     extra = ["registry"] if body["type"] in REGISTRY_EVENT_TYPES else []
     return (*streams, f"event:{body['id']}", *extra)
 
@@ -215,7 +215,7 @@ class LedgerWriter:
         for submission in batch:
             wanted.update(touched_tags(submission.body))
             if submission.body["type"] == "tags_issued":
-                wanted.update(custody.issued_tags(submission.body["data"]))
+                wanted.update(issued_tags(submission.body["data"]))
         tags: dict[str, custody.TagState] = {}
         if wanted:
             for stored in session.read_tagged([f"tag:{t}" for t in wanted]):

@@ -7,9 +7,9 @@ Exactly these built-in types are accepted -- no subclasses (``bool`` is not an i
 
 On this subset RFC 8785 needs no number formatting, so :func:`jcs` is:
 
-- strings escaped as JCS section 3.2.2.2 says: ``\\"``, ``\\\\``, ``\\b``, ``\\f``, ``\\n``, ``\\r``,
-  ``\\t``, the other characters below U+0020 as ``\\u00xx`` (lowercase hex), everything else
-  literal.  That is exactly what the standard library's ``json.encoder.encode_basestring`` (the
+- strings escaped as JCS section 3.2.2.2 says: ``\\"``, ``\\\\``, ``\\b``, ``\\f``, ``\\n``,
+  ``\\r``, ``\\t``, the other characters below U+0020 as ``\\u00xx`` (lowercase hex), everything
+  else literal.  That is exactly what the standard library's ``json.encoder.encode_basestring`` (the
   ``ensure_ascii=False`` encoder, in C) produces; ``tests/unit/test_canonical.py`` checks it for
   every Unicode scalar value;
 - integers in decimal, without a sign for zero or positive values;

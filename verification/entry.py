@@ -18,7 +18,14 @@ from verification.canonical import MAX_SAFE_INTEGER, MalformedJSON, jcs, json_po
 from verification.encoding import EncodingError, parse_time
 from verification.envelope import Envelope, EnvelopeError
 
-__all__ = ["ENTRY_FIELDS", "ENTRY_VERSION", "EntryError", "LogEntry", "decode_entry", "encode_entry"]
+__all__ = [
+    "ENTRY_FIELDS",
+    "ENTRY_VERSION",
+    "EntryError",
+    "LogEntry",
+    "decode_entry",
+    "encode_entry",
+]
 
 ENTRY_VERSION = 1
 """The log entry format version, ``v`` (section 5)."""

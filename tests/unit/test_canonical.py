@@ -64,7 +64,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -102,7 +102,15 @@ def test_parse_json_reads_any_json_layout(value: Any) -> None:
 
 def _jcs_string_reference(text: str) -> str:
     """JCS section 3.2.2.2, written out: the two-character escapes, \\u00xx below U+0020."""
-    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    short = {
+        '"': '\\"',
+        "\\": "\\\\",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+    }
     out = []
     for ch in text:
         if ch in short:
@@ -115,7 +123,7 @@ def _jcs_string_reference(text: str) -> str:
 
 
 def test_string_escaping_is_jcs_for_every_unicode_scalar_value() -> None:
-    """The stdlib encoder jcs() uses escapes exactly as JCS section 3.2.2.2 says, for all of Unicode."""
+    """The stdlib encoder jcs() uses escapes as JCS section 3.2.2.2 says, for all of Unicode."""
     if json.encoder.c_encode_basestring is not None:
         assert canonical._quote is json.encoder.c_encode_basestring  # the C encoder
     every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
@@ -139,7 +147,8 @@ def test_control_characters_use_lowercase_hex() -> None:
 
 # RFC 8785 section 3.2.3, "Sorting of Object Properties": the input...
 RFC8785_SORTING_INPUT = (
-    rb'{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",'
+    rb'{"\u20ac": "Euro Sign", "\r": "Carriage Return",'
+    rb' "\ufb33": "Hebrew Letter Dalet With Dagesh",'
     rb' "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control",'
     rb' "\u00f6": "Latin Small Letter O With Diaeresis"}'
 )
@@ -184,10 +193,13 @@ def test_rfc8785_sample_without_its_numbers() -> None:
     with pytest.raises(MalformedJSON, match="not an integer"):
         parse_json(RFC8785_SAMPLE_INPUT)  # its numbers are outside the subset
     subset_input = RFC8785_SAMPLE_INPUT.replace(
-        b'  "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],\n', b""
+        b'  "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],\n',
+        b"",
     )
     assert b"numbers" not in subset_input
-    assert jcs(parse_json(subset_input)) == RFC8785_SAMPLE_OUTPUT.replace(RFC8785_NUMBERS_MEMBER, b"")
+    assert jcs(parse_json(subset_input)) == RFC8785_SAMPLE_OUTPUT.replace(
+        RFC8785_NUMBERS_MEMBER, b""
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""`create_app(ledger)`: the FastAPI application, its error handling and its routes.
+
+Request bodies are read as bytes and parsed with the protocol's strict JSON parser (no floats, no duplicate
+keys), so that what the ledger hashes is exactly what the client signed. Every error is problem+json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import routes_events, routes_registry, routes_tags
+from api.problems import from_violation, problem
+from domain.errors import RuleViolation
+from ledger.service import Ledger
+
+log = logging.getLogger("tagledger.api")
+
+DESCRIPTION = """
+tagledger records the custody of artisanally mined minerals (pit to smelter) as signed, append-only events.
+
+* **Write**: `POST /v1/events` with an envelope signed by your organisation's own Ed25519 key
+  (docs/protocol.md). The ledger checks the signature, the key's validity, your role and the custody rules.
+* **Verify**: `GET /v1/tags/{tag_id}` needs no credentials and returns the tag's history with everything
+  needed to check it yourself.
+
+Every error is an RFC 9457 `application/problem+json` document naming the rule and the field.
+"""
+
+
+def create_app(ledger: Ledger) -> FastAPI:
+    app = FastAPI(
+        title="tagledger",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "write", "description": "Record signed custody events."},
+            {"name": "verify", "description": "Public, unauthenticated verification."},
+            {"name": "registry", "description": "Organisations, keys and stream heads."},
+        ],
+    )
+    app.state.ledger = ledger
+    app.include_router(routes_events.router)
+    app.include_router(routes_tags.router)
+    app.include_router(routes_registry.router)
+
+    @app.exception_handler(RuleViolation)
+    async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202
+        return from_violation(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        error = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        pointer = "/" + "/".join(str(p) for p in error["loc"])
+        return problem(400, "request.invalid", str(error["msg"]), field=pointer)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
+        rule = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        return problem(exc.status_code, rule, str(exc.detail))
+
+    @app.exception_handler(PersistenceError)
+    async def _storage(request: Request, exc: PersistenceError):  # noqa: ANN202
+        log.error("storage error: %s", exc)
+        return problem(503, "storage.unavailable", "the store could not complete the request; nothing was written")
+
+    @app.exception_handler(asyncio.TimeoutError)
+    async def _timeout(request: Request, exc: Exception):  # noqa: ANN202
+        return problem(503, "storage.unavailable", "the store did not answer in time; nothing was acknowledged")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "entries": ledger.store.size(), "backend": ledger.store.backend}
+
+    return app

@@ -1,0 +1,43 @@
+"""Reading request bodies: size limits, media type, and the protocol's strict JSON parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from domain.errors import RuleViolation
+from verification.canonical import MalformedJSON, parse_json
+
+MAX_EVENT_BYTES = 1 << 20  # 1 MiB: a tags_issued event with 10,000 explicit ids is about 200 KB
+
+
+class BadBody(Exception):
+    def __init__(self, status: int, rule: str, detail: str):
+        super().__init__(detail)
+        self.status, self.rule, self.detail = status, rule, detail
+
+
+async def read_json(request: Request, limit: int = MAX_EVENT_BYTES) -> Any:
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media not in {"application/json", "application/*+json"} and not media.endswith("+json"):
+        raise BadBody(415, "request.media_type", f"send application/json, not {media}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadBody(413, "request.too_large", f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadBody(413, "request.too_large", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return parse_json(b"".join(chunks))
+    except MalformedJSON as exc:
+        raise BadBody(400, "request.malformed_json", f"the body is not protocol JSON: {exc}") from None
+
+
+def envelope_or_violation(obj: Any) -> Any:
+    if not isinstance(obj, dict):
+        raise RuleViolation("envelope.malformed", "", "an envelope is a JSON object {body, sig}")
+    return obj

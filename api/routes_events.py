@@ -1,0 +1,97 @@
+"""POST /v1/events: submit one signed envelope; POST /v1/events/batch: many, each judged on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.body import BadBody, read_json
+from api.problems import from_violation, problem, responses, violation_status
+from api.schemas import ENVELOPE_SCHEMA, BatchResult, ReceiptOut
+from domain.errors import RuleViolation
+from ledger.service import Ledger
+
+router = APIRouter(tags=["write"])
+MAX_BATCH = 1000
+WRITE_TIMEOUT_SECONDS = 60
+
+
+@router.post(
+    "/v1/events",
+    status_code=201,
+    response_model=ReceiptOut,
+    summary="Record one signed event",
+    description=(
+        "Submit an envelope signed by the acting organisation's own key. 201: accepted, with its log position "
+        "(`seq`), receipt time and envelope hash. 200: this exact envelope was accepted before (idempotent "
+        "resubmission); the original receipt is returned. 409: `stream.conflict` (the `prev` you signed is no "
+        "longer the stream's head; the current `head` is in the answer) or `event.duplicate_id`. 422: a rule "
+        "was violated (`rule` and `field` say which)."
+    ),
+    responses={200: {"model": ReceiptOut, "description": "Already recorded"}, **responses(400, 409, 413, 415, 422, 503)},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}},
+)
+async def post_event(request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    try:
+        obj = await read_json(request)
+        future = ledger.writer.submit_async(obj)
+        receipt = await asyncio.wait_for(asyncio.wrap_future(future), WRITE_TIMEOUT_SECONDS)
+    except BadBody as bad:
+        return problem(bad.status, bad.rule, bad.detail)
+    except RuleViolation as violation:
+        return from_violation(violation)
+    return JSONResponse(receipt.to_json(), status_code=200 if receipt.duplicate else 201)
+
+
+@router.post(
+    "/v1/events/batch",
+    response_model=BatchResult,
+    summary="Record many signed events",
+    description=(
+        f"Submit a JSON array of up to {MAX_BATCH} envelopes. Each is judged on its own, in order, exactly as "
+        "`POST /v1/events` would judge it; the answer lists, for each, its receipt or its problem."
+    ),
+    responses=responses(400, 413, 415, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "array", "items": ENVELOPE_SCHEMA}}},
+        }
+    },
+)
+async def post_batch(request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    try:
+        objs = await read_json(request, limit=MAX_BATCH << 20)
+    except BadBody as bad:
+        return problem(bad.status, bad.rule, bad.detail)
+    if not isinstance(objs, list) or not 1 <= len(objs) <= MAX_BATCH:
+        return problem(400, "request.invalid", f"send a JSON array of 1 to {MAX_BATCH} envelopes")
+    futures: list[Any] = []
+    for obj in objs:
+        try:
+            futures.append(ledger.writer.submit_async(obj))
+        except RuleViolation as violation:
+            futures.append(violation)
+    results: list[dict[str, Any]] = []
+    for item in futures:
+        if isinstance(item, RuleViolation):
+            results.append(_problem_item(item))
+            continue
+        try:
+            receipt = await asyncio.wait_for(asyncio.wrap_future(item), WRITE_TIMEOUT_SECONDS)
+        except RuleViolation as violation:
+            results.append(_problem_item(violation))
+        else:
+            results.append({"status": 200 if receipt.duplicate else 201, "receipt": receipt.to_json()})
+    return {"results": results}
+
+
+def _problem_item(violation: RuleViolation) -> dict[str, Any]:
+    status = violation_status(violation)
+    return {"status": status, "problem": {"rule": violation.rule, "field": violation.field,
+                                          "detail": violation.detail, "status": status, **violation.extra}}

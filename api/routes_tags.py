@@ -1,0 +1,42 @@
+"""GET /v1/tags/{tag_id}: the public, unauthenticated verification of a tag."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.problems import problem, responses
+from api.schemas import TagViewOut
+from ledger.service import Ledger
+from ledger.views import tag_document
+
+router = APIRouter(tags=["verify"])
+TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
+
+
+@router.get(
+    "/v1/tags/{tag_id}",
+    response_model=TagViewOut,
+    summary="Verify a tag",
+    description=(
+        "The tag's verified history: a verdict, its custody state, where its ore was mined, and every event "
+        "with its envelope, hash and signer key, so that you can check it yourself. 404 with verdict `unknown` "
+        "if the tag was never issued."
+    ),
+    responses=responses(400, 404),
+)
+async def get_tag(tag_id: str, request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    normalised = tag_id.strip().upper()
+    if not TAG_ID.fullmatch(normalised):
+        return problem(400, "tag.invalid_id", f"{tag_id!r} is not a tag id (A-Z, 0-9 and '-', 3 to 40 characters)",
+                       field="/tag_id")
+    view = await run_in_threadpool(ledger.tag, normalised)
+    if view is None:
+        return problem(404, "tag.unknown", f"no tag {normalised} was ever issued by this ledger",
+                       verdict={"code": "unknown", "authentic": False,
+                                "summary": "Unknown: this tag was never issued. Treat the material as untraced."})
+    return tag_document(view, ledger.registry())

@@ -1,0 +1,441 @@
+"""The `tagledger` command.
+
+    tagledger init                      create the ledger: operator root key, log key, store, genesis
+    tagledger serve                     run the HTTP API (runs `init` first if needed)
+    tagledger keygen --out FILE         make an organisation's Ed25519 key; prints the public key and kid
+    tagledger org register|add-key|revoke-key ...   (operator) the key registry
+    tagledger tags issue ORG ...        (operator) issue security tags to an organisation
+    tagledger record VERB ...           record attach/dispatch/receive/merge/split/consume/void, signed locally
+    tagledger tag TAG_ID                verify a tag
+    tagledger demo                      load a realistic data set through the signed write path
+    tagledger projection rebuild|status the custody projection
+
+Commands that write go to `--url` (a running ledger, over HTTP) or, without it, to the store of this home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.client import HttpTransport, LedgerClient, LedgerError, LocalTransport, Signer, Transport
+from ledger.config import Settings, load_settings
+from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, key_paths
+from ledger.keys import KeyPair
+from ledger.service import Ledger
+
+
+class CliError(Exception):
+    pass
+
+
+# --- init and serve --------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    try:
+        if ledger.store.size() > 0:
+            params = ledger.registry().ledger
+            print(f"Ledger already initialised at {settings.db} (operator {params.operator if params else '?'}, "
+                  f"{ledger.store.size()} entries).")
+            if not settings.initialised and params is not None:
+                settings.operator = params.operator
+                settings.save()
+            return 0
+        root_path, log_path = key_paths(settings.home, args.operator)
+        keys = GenesisKeys(_load_or_make(root_path), _load_or_make(log_path))
+        receipt = create_ledger(
+            ledger,
+            name=args.name,
+            operator=args.operator,
+            operator_name=args.operator_name,
+            country=args.country,
+            log_key_name=args.log_key_name,
+            keys=keys,
+            tolerance_ppm=args.tolerance_ppm,
+        )
+        settings.operator = args.operator
+        if args.public_url:
+            settings.public_base_url = args.public_url
+        settings.save()
+        print(f"Created ledger {args.name!r} at {settings.db}")
+        print(f"  operator {args.operator}: root key {keys.root.kid} in {root_path}")
+        print(f"  log key {keys.log.kid} in {log_path}")
+        print(f"  genesis entry #{receipt.seq} {receipt.hash}")
+        return 0
+    finally:
+        ledger.close()
+
+
+def _load_or_make(path: Path) -> KeyPair:
+    if path.exists():
+        return KeyPair.load(path)
+    pair = KeyPair.generate()
+    pair.save(path)
+    return pair
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    if ledger.store.size() == 0:
+        ledger.close()
+        cmd_init(_init_defaults(args))
+        settings = load_settings(args.home, args.db)
+        ledger = Ledger.open(settings.db)
+    app = create_app(ledger)
+    print(f"tagledger serving {settings.db} on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        ledger.close()
+    return 0
+
+
+def _init_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
+        home=args.home, db=args.db, operator="itsci", operator_name="Programme operator", country="CD",
+        name="tagledger", log_key_name="tagledger.local/log", tolerance_ppm=DEFAULT_TOLERANCE_PPM,
+        public_url=None,
+    )
+
+
+# --- keys, registry, tags ------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    path = Path(args.out)
+    if path.exists():
+        raise CliError(f"{path} exists; refusing to overwrite a private key")
+    pair = KeyPair.generate()
+    pair.save(path)
+    print(json.dumps({"private_key_file": str(path), "public_key": pair.public_key, "kid": pair.kid}, indent=2))
+    return 0
+
+
+def _transport(args: argparse.Namespace, settings: Settings) -> tuple[Transport, Ledger | None]:
+    if getattr(args, "url", None):
+        return HttpTransport(args.url), None
+    ledger = Ledger.open(settings.db)
+    return LocalTransport(ledger), ledger
+
+
+def _operator_client(args: argparse.Namespace) -> tuple[LedgerClient, Ledger | None, Settings]:
+    settings = load_settings(args.home, args.db)
+    key_file = Path(args.key) if getattr(args, "key", None) else key_paths(settings.home, settings.operator)[0]
+    if not key_file.exists():
+        raise CliError(f"no operator key at {key_file}: run `tagledger init` or pass --key")
+    transport, ledger = _transport(args, settings)
+    return LedgerClient(transport, Signer(settings.operator, KeyPair.load(key_file))), ledger, settings
+
+
+def cmd_org(args: argparse.Namespace) -> int:
+    client, ledger, _ = _operator_client(args)
+    try:
+        if args.org_command == "register":
+            extra = {k: v for k, v in {"rmi_cid": args.rmi_cid, "operated_by": args.operated_by,
+                                       "capacity_kg_per_month": args.capacity_kg_per_month}.items() if v}
+            if args.lat and args.lon:
+                extra["gps"] = {"lat": args.lat, "lon": args.lon}
+            result = client.register_org(args.org, args.name, args.role, args.country, args.public_key, **extra)
+        elif args.org_command == "add-key":
+            result = client.add_key(args.org, args.public_key)
+        else:
+            result = client.revoke_key(args.org, args.kid, args.reason, effective=args.effective)
+        print(json.dumps(result, indent=2))
+        return 0
+    finally:
+        if ledger:
+            ledger.close()
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    client, ledger, _ = _operator_client(args)
+    try:
+        if not args.tag and not args.prefix:
+            raise CliError("give --tag ID (repeatable) or --prefix P --count N")
+        result = client.issue_tags(args.org, tags=args.tag or None, prefix=args.prefix, start=args.start,
+                                   count=args.count, width=args.width)
+        print(json.dumps(result, indent=2))
+        return 0
+    finally:
+        if ledger:
+            ledger.close()
+
+
+# --- recording custody ---------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    settings = load_settings(args.home, args.db)
+    transport, ledger = _transport(args, settings)
+    client = LedgerClient(transport, Signer(args.org, KeyPair.load(Path(args.key))))
+    try:
+        verb = args.verb
+        if verb == "attach":
+            gps = {"lat": args.lat, "lon": args.lon} if args.lat and args.lon else None
+            price = {"currency": args.currency, "minor_per_kg": args.price_minor_per_kg} \
+                if args.price_minor_per_kg is not None else None
+            result = client.attach(args.tag, mineral=args.mineral, mass_g=args.mass_g, pit=args.pit, ore=args.ore,
+                                   gps=gps, price_paid=price)
+        elif verb == "dispatch":
+            result = client.dispatch(args.tag, args.to, mass_g=args.mass_g, location=args.location)
+        elif verb == "receive":
+            result = client.receive(args.tag, mass_g=args.mass_g, location=args.location)
+        elif verb == "merge":
+            result = client.merge(args.lot, args.inputs, mass_g=args.mass_g)
+        elif verb == "split":
+            outputs = {}
+            for item in args.output:
+                tag, _, grams = item.partition("=")
+                if not grams.isdigit():
+                    raise CliError(f"--output takes TAG=GRAMS, not {item!r}")
+                outputs[tag] = int(grams)
+            result = client.split(args.lot, outputs)
+        elif verb == "consume":
+            result = client.consume(args.tag, mass_g=args.mass_g, product=args.product)
+        else:
+            result = client.void(args.tag, args.reason, note=args.note)
+        print(json.dumps(result, indent=2))
+        return 0
+    finally:
+        if ledger:
+            ledger.close()
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    settings = load_settings(args.home, args.db)
+    transport, ledger = _transport(args, settings)
+    try:
+        document = transport.tag(args.tag_id.upper())
+    finally:
+        if ledger:
+            ledger.close()
+    if document is None:
+        print(f"UNKNOWN: no tag {args.tag_id} was ever issued. Treat the material as untraced.")
+        return 3
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(_describe(document))
+    return 0 if document["verdict"]["authentic"] else 4
+
+
+def _describe(document: dict[str, Any]) -> str:
+    state = document["state"]
+    lines = [f"{document['tag']}: {document['verdict']['summary']}"]
+    if state.get("mass_kg"):
+        lines.append(f"  mass: {state['mass_kg']} kg")
+    for origin in document["origins"][:10]:
+        lines.append(f"  origin: {origin['site_name'] or origin['site']}, pit {origin['pit']}, {origin['mineral']},"
+                     f" tagged {origin['attached_at']} ({origin['tag']})")
+    if len(document["origins"]) > 10:
+        lines.append(f"  ... and {len(document['origins']) - 10} more bags")
+    if state.get("lot"):
+        lines.append(f"  went into lot {state['lot']}")
+    if state.get("inputs"):
+        lines.append(f"  made of {len(state['inputs'])} tags: {', '.join(state['inputs'][:8])}"
+                     + (" ..." if len(state["inputs"]) > 8 else ""))
+    lines.append("  history:")
+    for event in document["events"]:
+        lines.append(f"    #{event['seq']:<6} {event['time']}  {event['type']:<20} by {event['actor_name'] or event['actor']}")
+    return "\n".join(lines)
+
+
+# --- demo and projections --------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ledger.demo import load_demo
+
+    settings = load_settings(args.home, args.db)
+    root_path = key_paths(settings.home, settings.operator)[0]
+    if not settings.initialised or not root_path.exists():
+        cmd_init(_init_defaults(args))
+        settings = load_settings(args.home, args.db)
+        root_path = key_paths(settings.home, settings.operator)[0]
+    transport, ledger = _transport(args, settings)
+    try:
+        report = load_demo(transport, Signer(settings.operator, KeyPair.load(root_path)),
+                           tags_per_site=args.tags_per_site, seed=args.seed)
+    finally:
+        if ledger:
+            ledger.close()
+    demo_keys = settings.keys_dir / "demo"
+    for org, pair in report.keys.items():
+        path = demo_keys / f"{org}.pem"
+        if not path.exists():
+            pair.save(path)
+    print(report.summary())
+    print(f"\nThe demo organisations' private keys are in {demo_keys}.")
+    return 0
+
+
+def cmd_projection(args: argparse.Namespace) -> int:
+    from ledger.projection import CustodyProjection
+
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    try:
+        projection = CustodyProjection(ledger.store)
+        if args.projection_command == "rebuild":
+            projection.drop()
+        processed = projection.catch_up()
+        print(json.dumps({"position": projection.position(), "processed": processed,
+                          "tags": projection.count(), "digest": projection.digest()}, indent=2))
+        return 0
+    finally:
+        ledger.close()
+
+
+# --- argument parsing ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tagledger", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", help="ledger home directory (default $TAGLEDGER_HOME or ./var)")
+    parser.add_argument("--db", help="store URL: sqlite:///path or postgresql://... (default from home)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create the ledger")
+    p.add_argument("--operator", default="itsci", help="operator organisation id")
+    p.add_argument("--operator-name", default="Programme operator")
+    p.add_argument("--country", default="CD")
+    p.add_argument("--name", default="tagledger", help="the ledger's name")
+    p.add_argument("--log-key-name", default="tagledger.local/log", help="the log's signed-note key name")
+    p.add_argument("--tolerance-ppm", type=int, default=DEFAULT_TOLERANCE_PPM, help="mass tolerance (ppm)")
+    p.add_argument("--public-url", help="public base URL (for QR codes)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key for an organisation")
+    p.add_argument("--out", required=True, help="private key file to create (PEM, mode 0600)")
+    p.set_defaults(func=cmd_keygen)
+
+    def target(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--url", help="a running ledger's base URL (default: this home's store, in-process)")
+
+    p = sub.add_parser("org", help="(operator) organisations and keys")
+    osub = p.add_subparsers(dest="org_command", required=True)
+    q = osub.add_parser("register")
+    q.add_argument("org")
+    q.add_argument("--name", required=True)
+    q.add_argument("--role", required=True,
+                   choices=["site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor"])
+    q.add_argument("--country", required=True)
+    q.add_argument("--public-key", action="append", required=True)
+    q.add_argument("--rmi-cid")
+    q.add_argument("--operated-by")
+    q.add_argument("--capacity-kg-per-month", type=int)
+    q.add_argument("--lat")
+    q.add_argument("--lon")
+    q = osub.add_parser("add-key")
+    q.add_argument("org")
+    q.add_argument("--public-key", required=True)
+    q = osub.add_parser("revoke-key")
+    q.add_argument("org")
+    q.add_argument("--kid", required=True)
+    q.add_argument("--reason", required=True)
+    q.add_argument("--effective", help="time from which the key is revoked (default: now)")
+    for q in osub.choices.values():
+        target(q)
+        q.add_argument("--key", help="operator key file (default: the home's root key)")
+    p.set_defaults(func=cmd_org)
+
+    p = sub.add_parser("tags", help="(operator) issue security tags")
+    tsub = p.add_subparsers(dest="tags_command", required=True)
+    q = tsub.add_parser("issue")
+    q.add_argument("org", help="the organisation (site) the tags are issued to")
+    q.add_argument("--tag", action="append", help="a single tag id (repeatable)")
+    q.add_argument("--prefix", help="range prefix, e.g. KAL-")
+    q.add_argument("--start", type=int, default=1)
+    q.add_argument("--count", type=int, default=0)
+    q.add_argument("--width", type=int, default=6)
+    q.add_argument("--key", help="operator key file (default: the home's root key)")
+    target(q)
+    p.set_defaults(func=cmd_tags)
+
+    p = sub.add_parser("record", help="record a custody event, signed with your key")
+    rsub = p.add_subparsers(dest="verb", required=True)
+    verbs = {name: rsub.add_parser(name) for name in
+             ["attach", "dispatch", "receive", "merge", "split", "consume", "void"]}
+    for name, q in verbs.items():
+        q.add_argument("--org", required=True, help="your organisation id")
+        q.add_argument("--key", required=True, help="your private key file")
+        target(q)
+        if name in {"attach", "dispatch", "receive", "consume", "void"}:
+            q.add_argument("tag")
+    verbs["attach"].add_argument("--mineral", required=True, choices=["cobalt", "copper", "tin", "tantalum", "tungsten"])
+    verbs["attach"].add_argument("--mass-g", type=int, required=True)
+    verbs["attach"].add_argument("--pit", required=True)
+    verbs["attach"].add_argument("--ore")
+    verbs["attach"].add_argument("--lat")
+    verbs["attach"].add_argument("--lon")
+    verbs["attach"].add_argument("--price-minor-per-kg", type=int)
+    verbs["attach"].add_argument("--currency", default="USD")
+    verbs["dispatch"].add_argument("--to", required=True)
+    verbs["dispatch"].add_argument("--mass-g", type=int)
+    verbs["dispatch"].add_argument("--location")
+    verbs["receive"].add_argument("--mass-g", type=int, required=True)
+    verbs["receive"].add_argument("--location")
+    verbs["merge"].add_argument("lot")
+    verbs["merge"].add_argument("inputs", nargs="+")
+    verbs["merge"].add_argument("--mass-g", type=int, required=True)
+    verbs["split"].add_argument("lot")
+    verbs["split"].add_argument("--output", action="append", required=True, help="TAG=GRAMS (repeat)")
+    verbs["consume"].add_argument("--mass-g", type=int)
+    verbs["consume"].add_argument("--product")
+    verbs["void"].add_argument("--reason", required=True, choices=["lost", "stolen", "damaged", "other"])
+    verbs["void"].add_argument("--note")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("tag", help="verify a tag")
+    p.add_argument("tag_id")
+    p.add_argument("--json", action="store_true", help="print the whole verification document")
+    target(p)
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("demo", help="load a realistic demo data set")
+    p.add_argument("--tags-per-site", type=int, default=60)
+    p.add_argument("--seed", type=int, default=7)
+    target(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("projection", help="the custody projection")
+    psub = p.add_subparsers(dest="projection_command", required=True)
+    psub.add_parser("rebuild", help="drop it and rebuild it from the log")
+    psub.add_parser("status", help="bring it up to date and show its digest")
+    p.set_defaults(func=cmd_projection)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, LedgerError) as exc:
+        print(f"tagledger: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

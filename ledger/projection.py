@@ -1,0 +1,219 @@
+"""The custody projection: one row per tag with its current state, rebuilt from the log at will.
+
+Each row holds `jcs(TagState.to_json())`, the same bytes whether the projection was kept up to date event by
+event or dropped and rebuilt from entry #0, so `digest()` (SHA-256 over all rows in tag order) is a
+fingerprint that an auditor can compare. Progress is tracked with the `eventsourcing` library's tracking
+recorders: the view rows and the tracking position are written in one transaction, so the projection is
+never ahead of or behind what it says it has processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from domain import custody
+from domain.custody import Status, TagState
+from domain.registry import StreamHead
+from ledger.entries import read_entry
+from ledger.store.base import LogStore, StoredEvent
+from verification.canonical import jcs
+from verification.encoding import parse_time
+
+NAME = "custody"
+VIEW = "tagledger_custody_view"
+TRACKING = "tagledger_projection_tracking"
+PAGE = 2000
+
+
+def state_from_json(doc: dict[str, Any]) -> TagState:
+    """Inverse of `TagState.to_json`."""
+    return TagState(
+        tag=doc["tag"],
+        issued_to=doc["issued_to"],
+        head=StreamHead(doc["head"]["hash"], doc["head"]["seq"], parse_time(doc["last_time"])),
+        status=Status(doc["status"]),
+        holder=doc["holder"],
+        pending_recipient=doc["pending_recipient"],
+        dispatched_mass_g=doc["dispatched_mass_g"],
+        mass_g=doc["mass_g"],
+        origin=doc["origin"],
+        lot=doc["lot"],
+        inputs=list(doc["inputs"]),
+        parent=doc["parent"],
+        outputs=list(doc["outputs"]),
+        void_reason=doc["void_reason"],
+        events=doc["events"],
+    )
+
+
+def _touched(event: StoredEvent) -> list[str]:
+    return [t.removeprefix("tag:") for t in event.tags if t.startswith("tag:")]
+
+
+class CustodyProjection:
+    def __init__(self, store: LogStore):
+        self.store = store
+        self.backend = store.backend
+        self._ph = "?" if self.backend == "sqlite" else "%s"
+        if self.backend == "sqlite":
+            self.tracking = SQLiteTrackingRecorder(store.datastore)  # type: ignore[attr-defined]
+            blob = "BLOB"
+        else:
+            self.tracking = PostgresTrackingRecorder(store.datastore, tracking_table_name=TRACKING)  # type: ignore[attr-defined]
+            blob = "bytea"
+        self._create_view = (
+            f"CREATE TABLE IF NOT EXISTS {VIEW} (tag TEXT PRIMARY KEY, status TEXT NOT NULL, "
+            f"holder TEXT, issued_to TEXT NOT NULL, state {blob} NOT NULL)"
+        )
+        self._lock = threading.Lock()
+        self.create()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        self.tracking.create_table()
+        with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            curs.execute(self._create_view)
+
+    def drop(self) -> None:
+        """Forget everything: the next `catch_up` rebuilds from entry #0."""
+        with self._lock, self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"DROP TABLE IF EXISTS {VIEW}")
+            table = "tracking" if self.backend == "sqlite" else TRACKING
+            curs.execute(f"DELETE FROM {table} WHERE application_name = {self._ph}", [NAME])
+            curs.execute(self._create_view)
+
+    # -- processing -----------------------------------------------------------------------------
+
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(NAME) or 0
+
+    def catch_up(self, limit: int | None = None) -> int:
+        """Process every entry after the tracked position; returns how many were processed."""
+        processed = 0
+        with self._lock:
+            while limit is None or processed < limit:
+                start = self.position()
+                page = self.store.read_range(start, start + PAGE)
+                if not page:
+                    break
+                self._process(page)
+                processed += len(page)
+        return processed
+
+    def _process(self, page: list[StoredEvent]) -> None:
+        wanted = {tag for event in page for tag in _touched(event)}
+        with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            states = self._load(curs, wanted)
+            changed: set[str] = set()
+            for event in page:
+                entry = read_entry(event.data)
+                custody.apply(states, entry.body, entry.hash, entry.seq)
+                changed.update(_touched(event))
+            rows = [
+                (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
+                for tag in sorted(changed)
+                if (s := states.get(tag)) is not None
+            ]
+            ph = self._ph
+            curs.executemany(
+                f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
+                "ON CONFLICT (tag) DO UPDATE SET status = excluded.status, holder = excluded.holder, "
+                "issued_to = excluded.issued_to, state = excluded.state",
+                rows,
+            )
+            self.tracking._insert_tracking(curs, Tracking(NAME, page[-1].position))  # noqa: SLF001
+
+    def _load(self, curs: Any, tags: Iterable[str]) -> dict[str, TagState]:
+        tags = list(tags)
+        states: dict[str, TagState] = {}
+        for i in range(0, len(tags), 500):
+            chunk = tags[i : i + 500]
+            if self.backend == "sqlite":
+                curs.execute(f"SELECT state FROM {VIEW} WHERE tag IN ({','.join('?' * len(chunk))})", chunk)
+            else:
+                curs.execute(f"SELECT state FROM {VIEW} WHERE tag = ANY(%s)", [chunk])
+            for row in curs.fetchall():
+                state = state_from_json(json.loads(bytes(row["state"])))
+                states[state.tag] = state
+        return states
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT COUNT(*) AS n FROM {VIEW}")
+            return int(curs.fetchone()["n"])
+
+    def rows(self) -> list[tuple[str, bytes]]:
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT tag, state FROM {VIEW} ORDER BY tag")
+            return [(r["tag"], bytes(r["state"])) for r in curs.fetchall()]
+
+    def digest(self) -> str:
+        """SHA-256 over every row (tag, canonical state) in tag order: equal iff the states are equal."""
+        h = hashlib.sha256()
+        for tag, state in self.rows():
+            h.update(tag.encode() + b"\n" + state + b"\n")
+        return h.hexdigest()
+
+    def query(self, *, holder: str | None = None, status: str | None = None, limit: int = 100,
+              after: str = "") -> list[dict[str, Any]]:
+        clauses, params = [f"tag > {self._ph}"], [after]
+        if holder:
+            clauses.append(f"holder = {self._ph}")
+            params.append(holder)
+        if status:
+            clauses.append(f"status = {self._ph}")
+            params.append(status)
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(
+                f"SELECT state FROM {VIEW} WHERE {' AND '.join(clauses)} ORDER BY tag LIMIT {int(limit)}", params
+            )
+            return [json.loads(bytes(r["state"])) for r in curs.fetchall()]
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT status, COUNT(*) AS n FROM {VIEW} GROUP BY status ORDER BY status")
+            return {r["status"]: int(r["n"]) for r in curs.fetchall()}
+
+
+class ProjectionFollower:
+    """Keeps a projection up to date in the background while the service runs."""
+
+    def __init__(self, projection: CustodyProjection, interval: float = 0.5):
+        self.projection = projection
+        self.interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projection", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.projection.catch_up()
+            except Exception:  # noqa: BLE001 - keep following; the next round retries
+                import logging
+
+                logging.getLogger("tagledger.projection").exception("projection catch-up failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
