@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.problems import problem, responses
 from api.schemas import TagViewOut
 from ledger.service import Ledger
-from ledger.views import tag_document
+from domain.custody import Status
+from ledger.views import kilograms, tag_document
 
 router = APIRouter(tags=["verify"])
 TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
@@ -40,3 +41,34 @@ async def get_tag(tag_id: str, request: Request) -> Any:
                        verdict={"code": "unknown", "authentic": False,
                                 "summary": "Unknown: this tag was never issued. Treat the material as untraced."})
     return tag_document(view, ledger.registry())
+
+
+@router.get(
+    "/v1/tags",
+    summary="List tags from the custody projection",
+    description=(
+        "Tags by holder and/or status, from the custody projection (rebuilt from the log, see "
+        "`tagledger projection`). `projection_position` says how far into the log it has read. Page with `after`."
+    ),
+    responses=responses(400),
+)
+def list_tags(request: Request, holder: str | None = None, status: str | None = None,
+              limit: int = Query(100, ge=1, le=1000), after: str = "") -> Any:
+    ledger: Ledger = request.app.state.ledger
+    projection = ledger.projection or ledger.start_projection()
+    if status is not None and status not in {s.value for s in Status}:
+        return problem(400, "request.invalid", f"unknown status {status!r}", field="/status")
+    tags = projection.query(holder=holder, status=status, limit=limit, after=after)
+    return {
+        "projection_position": projection.position(),
+        "tags": [{**t, "mass_kg": kilograms(t["mass_g"])} for t in tags],
+        "next": tags[-1]["tag"] if len(tags) == limit else None,
+    }
+
+
+@router.get("/v1/stats", summary="Counts of tags by status (from the custody projection)")
+def stats(request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    projection = ledger.projection or ledger.start_projection()
+    return {"entries": ledger.store.size(), "projection_position": projection.position(),
+            "tags_by_status": projection.counts_by_status()}

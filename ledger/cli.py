@@ -93,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_init(_init_defaults(args))
         settings = load_settings(args.home, args.db)
         ledger = Ledger.open(settings.db)
+    ledger.start_projection()
     app = create_app(ledger)
     print(f"tagledger serving {settings.db} on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ledger.client.signer import Signer
@@ -33,6 +34,7 @@ def create_ledger(
     log_key_name: str,
     keys: GenesisKeys,
     tolerance_ppm: int = DEFAULT_TOLERANCE_PPM,
+    time: datetime | None = None,
 ) -> Receipt:
     """Record the genesis event, signed by the operator's root key (the only self-signed event)."""
     signer = Signer(operator, keys.root)
@@ -47,5 +49,6 @@ def create_ledger(
             "log_key": {"name": log_key_name, "public_key": keys.log.public_key},
             "mass_tolerance_ppm": tolerance_ppm,
         },
+        time=time,
     )
     return ledger.submit(envelope)

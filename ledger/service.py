@@ -13,6 +13,7 @@ from typing import Any
 from domain import custody
 from domain.registry import Registry, StreamHead
 from ledger.entries import Entry, read_entry
+from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.store import LogStore, open_store
 from ledger.writer import LedgerWriter, Receipt
 from verification.encoding import b64url_decode
@@ -37,12 +38,25 @@ class Ledger:
         self._registry = Registry()
         self._registry_position = 0
         self._registry_lock = threading.Lock()
+        self.projection: CustodyProjection | None = None
+        self._follower: ProjectionFollower | None = None
+
+    def start_projection(self) -> CustodyProjection:
+        """Keep the custody projection up to date in the background (the service does this)."""
+        if self.projection is None:
+            self.projection = CustodyProjection(self.store)
+            self._follower = ProjectionFollower(self.projection)
+            self.writer.on_commit.append(lambda position: self._follower.poke())
+            self._follower.start()
+        return self.projection
 
     @classmethod
     def open(cls, url: str) -> Ledger:
         return cls(open_store(url))
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
         self.writer.close()
         self.store.close()
 

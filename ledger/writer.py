@@ -79,6 +79,11 @@ def prepare(obj: Any) -> Submission:
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, str(exc)) from None
     parse_data(envelope.body["type"], envelope.body["data"])
+    if envelope.body["type"] == "tags_issued":
+        try:
+            issued_tags(envelope.body["data"])
+        except EnvelopeError as exc:
+            raise RuleViolation("envelope.malformed", exc.field, exc.message) from None
     try:
         canonical = jcs({"body": envelope.body, "sig": envelope.sig})
     except ValueError as exc:
@@ -106,6 +111,7 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._batch_lock = threading.Lock()
+        self.on_commit: list[Callable[[int], None]] = []
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -177,6 +183,7 @@ class LedgerWriter:
     def _run_batch(self, batch: list[Submission]) -> None:
         outcomes: list[Receipt | RuleViolation] = []
         try:
+            accepted: list[StoredEvent] = []
             with self._batch_lock, self.store.write_session() as session:
                 outcomes, accepted, registry_position = self._admit(session, batch)
                 session.insert(accepted)
@@ -190,6 +197,9 @@ class LedgerWriter:
                 raise
             return
         self._registry_position = registry_position
+        if accepted:
+            for callback in self.on_commit:
+                callback(accepted[-1].position)
         for submission, outcome in zip(batch, outcomes):
             if isinstance(outcome, RuleViolation):
                 submission.future.set_exception(outcome)

@@ -1,0 +1,110 @@
+"""The log store on both backends: gapless positions, append-only enforced by the database, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from ledger.store import StoredEvent, open_store
+from ledger.store.sqlite import sqlite_path
+
+
+def _event(position: int, tags=("tag:A",)) -> StoredEvent:
+    return StoredEvent(position, "test", b'{"x":%d}' % position, tuple(tags))
+
+
+def _raw_execute(url: str, sql: str) -> None:
+    """Run SQL directly against the database, bypassing the application (as an intruder would)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url))
+        try:
+            conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)
+
+
+def test_positions_are_gapless_and_reads_follow_tags(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        with store.write_session() as session:
+            assert session.size() == 0
+            session.insert([_event(1), _event(2, ("tag:B",)), _event(3, ("tag:A", "tag:B"))])
+        assert store.size() == 3
+        assert [e.position for e in store.read_tagged(["tag:A"])] == [1, 3]
+        assert [e.position for e in store.read_tagged(["tag:B"], after=2)] == [3]
+        assert [e.seq for e in store.read_range(1, 3)] == [1, 2]
+        assert [e.position for e in store.iter_all(batch=2)] == [1, 2, 3]
+        with pytest.raises(Exception, match="gapless"):
+            with store.write_session() as session:
+                session.insert([_event(5)])
+        assert store.size() == 3
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE tagledger_events_tt_main SET type = 'forged' WHERE id = 1",
+        "DELETE FROM tagledger_events_tt_main WHERE id = 2",
+        "UPDATE tagledger_events_tt_tag SET tag = 'tag:Z'",
+        "DELETE FROM tagledger_events_tt_tag",
+    ],
+)
+def test_the_database_refuses_to_change_history(store_url: str, statement: str) -> None:
+    store = open_store(store_url)
+    try:
+        with store.write_session() as session:
+            session.insert([_event(1), _event(2)])
+        with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
+            _raw_execute(store_url, statement)
+        assert [e.data for e in store.read_range(0, 10)] == [b'{"x":1}', b'{"x":2}']
+        assert [e.tags for e in store.read_tagged(["tag:A"])] == [("tag:A",), ("tag:A",)]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_truncate(fresh_pg_url: str) -> None:
+    store = open_store(fresh_pg_url)
+    try:
+        with store.write_session() as session:
+            session.insert([_event(1)])
+        with pytest.raises(psycopg.Error, match="append-only"):
+            _raw_execute(fresh_pg_url, "TRUNCATE tagledger_events_tt_main CASCADE")
+        assert store.size() == 1
+    finally:
+        store.close()
+
+
+def test_migrations_are_recorded_and_idempotent(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert store.applied_migrations() == {1}
+        assert store.migrate() == []
+    finally:
+        store.close()
+    again = open_store(store_url)
+    try:
+        assert again.applied_migrations() == {1}
+    finally:
+        again.close()
+
+
+def test_failed_write_session_leaves_nothing(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        with pytest.raises(RuntimeError):
+            with store.write_session() as session:
+                session.insert([_event(1)])
+                raise RuntimeError("crash before commit")
+        assert store.size() == 0
+        assert store.read_tagged(["tag:A"]) == []
+    finally:
+        store.close()
