@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -187,33 +188,41 @@ class CustodyProjection:
 
 
 class ProjectionFollower:
-    """Keeps a projection up to date in the background while the service runs."""
+    """Keeps a projection up to date in the background while the service runs.
 
-    def __init__(self, projection: CustodyProjection, interval: float = 0.5):
+    It follows the log with the library's DCB subscription (LISTEN/NOTIFY on PostgreSQL, polling on SQLite),
+    so it also sees entries written by other processes; each notification triggers a `catch_up`, which
+    reads whole pages, so a burst of writes costs a few transactions rather than one per event.
+    """
+
+    def __init__(self, projection: CustodyProjection):
         self.projection = projection
-        self.interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._subscription: Any = None
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="projection", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def poke(self) -> None:
-        self._wake.set()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
+        self._stopped.set()
+        if self._subscription is not None:
+            self._subscription.stop()
+        self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        log = logging.getLogger("tagledger.projection")
+        while not self._stopped.is_set():
             try:
                 self.projection.catch_up()
-            except Exception:  # noqa: BLE001 - keep following; the next round retries
-                import logging
-
-                logging.getLogger("tagledger.projection").exception("projection catch-up failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+                recorder = self.projection.store.recorder
+                with recorder.subscribe(after=self.projection.position()) as subscription:
+                    self._subscription = subscription
+                    if self._stopped.is_set():
+                        return
+                    for event in subscription:
+                        if event.position > self.projection.position():
+                            self.projection.catch_up()
+            except Exception:  # noqa: BLE001 - keep following; retry after a pause
+                log.exception("projection follower failed; retrying")
+                self._stopped.wait(1.0)

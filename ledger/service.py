@@ -46,7 +46,6 @@ class Ledger:
         if self.projection is None:
             self.projection = CustodyProjection(self.store)
             self._follower = ProjectionFollower(self.projection)
-            self.writer.on_commit.append(lambda position: self._follower.poke())
             self._follower.start()
         return self.projection
 

@@ -111,7 +111,6 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._batch_lock = threading.Lock()
-        self.on_commit: list[Callable[[int], None]] = []
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -197,9 +196,6 @@ class LedgerWriter:
                 raise
             return
         self._registry_position = registry_position
-        if accepted:
-            for callback in self.on_commit:
-                callback(accepted[-1].position)
         for submission, outcome in zip(batch, outcomes):
             if isinstance(outcome, RuleViolation):
                 submission.future.set_exception(outcome)

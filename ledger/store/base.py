@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -55,6 +57,8 @@ class WriteSession(ABC):
 class LogStore(ABC):
     url: str
     backend: str
+    recorder: DCBRecorder
+    """The `eventsourcing.dcb` recorder over the same tables: reads by tag, and subscriptions."""
 
     @abstractmethod
     def write_session(self) -> AbstractContextManager[WriteSession]:
@@ -63,8 +67,15 @@ class LogStore(ABC):
     @abstractmethod
     def size(self) -> int: ...
 
-    @abstractmethod
-    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]: ...
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
+        """Events carrying any of `tags`, after `after`, through the library's DCB recorder interface."""
+        query = DCBQuery(items=[DCBQueryItem(tags=[tag]) for tag in dict.fromkeys(tags)])
+        if not query.items:
+            return []
+        return [
+            StoredEvent(e.position, e.event.type, bytes(e.event.data), tuple(e.event.tags))
+            for e in self.recorder.read(query, after=after)
+        ]
 
     @abstractmethod
     def read_range(self, start: int, end: int) -> list[StoredEvent]:

@@ -140,11 +140,6 @@ class PostgresLogStore(LogStore):
             curs.execute(f"SELECT COALESCE(MAX(id), 0) AS n FROM {MAIN}")
             return int(curs.fetchone()["n"])
 
-    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(_SELECT_TAGGED, [list(dict.fromkeys(tags)), after])
-            return [_row(r) for r in curs.fetchall()]
-
     def read_range(self, start: int, end: int) -> list[StoredEvent]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(

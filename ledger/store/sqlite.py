@@ -168,10 +168,6 @@ class SQLiteLogStore(LogStore):
         with self.datastore.transaction(commit=False) as curs:
             return _size(curs)
 
-    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
-        with self.datastore.transaction(commit=False) as curs:
-            return _select_tagged(curs, tags, after)
-
     def read_range(self, start: int, end: int) -> list[StoredEvent]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
@@ -206,7 +202,7 @@ class SQLiteDCBRecorder(DCBRecorder):
             matched: dict[int, StoredEvent] = {}
             for item in query.items:
                 if item.tags:
-                    candidates = _select_tagged(curs, item.tags[:1], after)
+                    candidates = _select_tagged(curs, item.tags[:1], after)  # then filtered on all tags
                 else:
                     curs.execute(f"SELECT id, type, data, tags FROM {MAIN} WHERE id > ? ORDER BY id", [after])
                     candidates = [_row(r) for r in curs.fetchall()]

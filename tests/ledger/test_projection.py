@@ -121,3 +121,30 @@ def test_postgres_projection_rebuilds_to_identical_bytes(ops, page, monkeypatch,
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_the_service_follows_the_log_including_other_processes_writes(store_url: str) -> None:
+    import time
+
+    from ledger.service import Ledger
+    from tests.ledger.world import attach_and_deliver
+
+    world = make_world(store_url, tags=4)
+    other = Ledger.open(store_url)
+    try:
+        projection = world.ledger.start_projection()
+        attach_and_deliver(world, "KAL-000001")
+        writer_elsewhere = world.signer("kalimbi")
+        other.submit(writer_elsewhere.envelope(
+            "tag_attached", "tag:KAL-000002", other.head("tag:KAL-000002").hash,
+            {"site": "kalimbi", "mineral": "tin", "mass_g": 12_000, "pit": "P9"}, time=world.tick()))
+        deadline = time.monotonic() + 10
+        while projection.position() < world.ledger.store.size() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert projection.position() == world.ledger.store.size()
+        rows = {state["tag"]: state for state in projection.query(status="in_custody")}
+        assert rows["KAL-000001"]["holder"] == "trader"
+        assert rows["KAL-000002"]["origin"]["pit"] == "P9"
+    finally:
+        other.close()
+        world.ledger.close()
