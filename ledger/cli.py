@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from ledger.client import HttpTransport, LedgerClient, LedgerError, LocalTranspo
 from ledger.config import Settings, load_settings
 from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, key_paths
 from ledger.keys import KeyPair
+from ledger.demo import DEMO_DAYS
 from ledger.service import Ledger
+from verification.encoding import format_time, parse_time
 
 
 class CliError(Exception):
@@ -59,6 +62,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             log_key_name=args.log_key_name,
             keys=keys,
             tolerance_ppm=args.tolerance_ppm,
+            time=parse_time(args.genesis_time) if args.genesis_time else None,
         )
         settings.operator = args.operator
         if args.public_url:
@@ -103,11 +107,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+DEV_GENESIS_AGE = timedelta(days=DEMO_DAYS + 30)
+
+
 def _init_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """`init` on first use by `serve` or `demo`: a development ledger whose genesis is dated back far enough
+    that the demo's two months of history (signed by keys registered after genesis) can carry real dates."""
+    genesis = datetime.now(timezone.utc) - DEV_GENESIS_AGE
+    print(f"First use: creating a development ledger (genesis dated {genesis:%Y-%m-%d}, "
+          f"{DEV_GENESIS_AGE.days} days back, so demo data can carry realistic dates).")
     return argparse.Namespace(
         home=args.home, db=args.db, operator="itsci", operator_name="Programme operator", country="CD",
         name="tagledger", log_key_name="tagledger.local/log", tolerance_ppm=DEFAULT_TOLERANCE_PPM,
-        public_url=None,
+        public_url=None, genesis_time=format_time(genesis),
     )
 
 
@@ -320,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-key-name", default="tagledger.local/log", help="the log's signed-note key name")
     p.add_argument("--tolerance-ppm", type=int, default=DEFAULT_TOLERANCE_PPM, help="mass tolerance (ppm)")
     p.add_argument("--public-url", help="public base URL (for QR codes)")
+    p.add_argument("--genesis-time", help="date the genesis event (RFC 3339, e.g. to import earlier records)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="run the HTTP API")

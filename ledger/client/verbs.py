@@ -48,7 +48,7 @@ class LedgerClient:
             try:
                 return self.transport.submit(make())
             except LedgerError as error:
-                if error.rule != "stream.conflict" or attempt == self.retries:
+                if error.rule != "stream.conflict" or new_stream or attempt == self.retries:
                     raise
         raise AssertionError("unreachable")
 

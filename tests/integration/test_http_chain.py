@@ -139,9 +139,9 @@ def chain(live_ledger):
 
 
 def _get_tag(live, tag: str) -> dict[str, Any]:
-    """Anonymous GET: a fresh client, no credentials, no cookies."""
-    with live.new_http() as anonymous:
-        response = anonymous.get(f"/v1/tags/{tag}")
+    """Anonymous GET: `live.http` sends no credentials (no auth, no cookies, no API key)."""
+    response = live.http.get(f"/v1/tags/{tag}")
+    assert "authorization" not in response.request.headers
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     return response.json()

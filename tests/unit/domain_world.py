@@ -78,11 +78,16 @@ def streams_of(body: Mapping[str, Any]) -> list[str]:
 def fold(
     log: Iterable[tuple[dict[str, Any], str, int]], only: set[str] | None = None
 ) -> tuple[Registry, dict[str, TagState]]:
-    """Replay accepted (body, hash, seq) triples from scratch, as a verifier or projection would."""
+    """Replay accepted (body, hash, seq) triples from scratch, as a verifier or projection would.
+
+    With `only`, this is a partial view (as the ledger writer builds one): `log` may be just the events of
+    those tag streams, only their states are folded, and the returned registry stays empty.
+    """
     registry = Registry()
     tags: dict[str, TagState] = {}
     for body, envelope_hash, seq in log:
-        registry.apply(body, envelope_hash, seq)
+        if only is None:
+            registry.apply(body, envelope_hash, seq)
         custody.apply(tags, body, envelope_hash, seq, only=only)
     return registry, tags
 
@@ -229,7 +234,9 @@ class World:
         data.update(overrides.pop("data", {}))
         overrides.setdefault("key", self.root.kid)
         overrides.setdefault("prev", None)
-        return self.event("ledger_created", "ledger", data, actor=self.operator, **overrides)
+        stream = overrides.pop("stream", "ledger")
+        actor = overrides.pop("actor", self.operator)
+        return self.event("ledger_created", stream, data, actor=actor, **overrides)
 
     def register(
         self,

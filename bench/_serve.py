@@ -1,0 +1,28 @@
+"""uvicorn factory for the benchmarks: what `tagledger serve` does, minus `init` and the banner.
+
+    TAGLEDGER_BENCH_DB=sqlite:///... TAGLEDGER_BENCH_PROJECTION=1 \
+        python -m uvicorn --app-dir bench --factory _serve:create_app --workers 2
+
+Each uvicorn worker process calls `create_app()` and so has its own `Ledger` (store pool, writer thread and,
+unless TAGLEDGER_BENCH_PROJECTION=0, the custody projection follower, as `tagledger serve` starts it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import patches  # noqa: E402  (experiments only: applies nothing unless TAGLEDGER_BENCH_PATCHES is set)
+from api.app import create_app as _create_app  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
+
+
+def create_app():  # noqa: ANN201
+    patches.apply_from_env()
+    ledger = Ledger.open(os.environ["TAGLEDGER_BENCH_DB"])
+    if os.environ.get("TAGLEDGER_BENCH_PROJECTION", "1") == "1":
+        ledger.start_projection()
+    return _create_app(ledger)

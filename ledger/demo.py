@@ -1,0 +1,770 @@
+"""A realistic, deterministic demo data set, loaded through the same signed write path as a real client.
+
+`load_demo` simulates about two months of artisanal mining in the DRC and Rwanda: five mine sites attach tags
+to bags at the pit, cooperatives and négociants carry them to a comptoir, which merges them into lots; the
+exporter ships the lots (one of them split into two containers) to a refiner in Belgium, which consumes them.
+Along the way one bag is stolen (voided), a trader loses the phone holding its key (the key is rotated), and one
+fraud attempt is refused by the ledger.
+
+Every event is signed by the acting organisation's own key with `Signer`/`LedgerClient`; the operator only
+registers organisations, rotates keys and issues tags. The story is decided by a seeded `random.Random` before
+anything is sent, so two loads with the same seed record the same sequence of events (only the keys, the event
+ids and, if `now` differs, the times differ).
+
+Times: the simulated period is `DEMO_DAYS` days ending at `now`. An event cannot be older than the key that
+signs it, so the period cannot start before the operator's key (the genesis event) is valid. If the genesis is
+more recent than that, the same story is squeezed into the time between the genesis and `now`
+(`DemoReport.compressed`); to get a realistic calendar, create the ledger with a genesis at least
+`DEMO_DAYS` days old.
+"""
+
+from __future__ import annotations
+
+import random
+import time as _time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ledger.client.signer import Signer
+from ledger.client.transport import HttpTransport, LedgerError, LocalTransport, Transport
+from ledger.client.verbs import LedgerClient
+from ledger.keys import KeyPair
+from verification.encoding import format_time, parse_time
+
+DEMO_DAYS = 60
+HOURS = DEMO_DAYS * 24.0
+MIN_TAGS_PER_SITE = 8
+MAX_TAGS_PER_SITE = 2000
+PLAN_ATTEMPTS = 50
+REQUIRED_EXAMPLES = frozenset(
+    {"consumed_bag", "consumed_lot", "split_lot", "voided", "in_transit", "in_custody", "fraud_bag"}
+)
+
+__all__ = ["DEMO_DAYS", "DemoAlreadyLoaded", "DemoReport", "KeyRotation", "RejectedAttempt", "load_demo"]
+
+
+class DemoAlreadyLoaded(RuntimeError):
+    """The demo organisations already exist in this ledger."""
+
+
+# --- the cast ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Org:
+    id: str
+    name: str
+    role: str
+    country: str
+    town: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Mineral:
+    mineral: str
+    ore: str
+    weight: int
+    usd_cents_per_kg: tuple[int, int]
+    product: str
+
+
+@dataclass(frozen=True)
+class _Site:
+    org: _Org
+    prefix: str
+    minerals: tuple[_Mineral, ...]
+    pits: tuple[str, ...]
+    route: tuple[str, ...]  # the holders after the site, ending at the processor
+
+
+COBALT = _Mineral("cobalt", "heterogenite", 1, (180, 420), "cobalt hydroxide feed")
+COPPER = _Mineral("copper", "malachite", 1, (60, 140), "copper cathode")
+TIN = _Mineral("tin", "cassiterite", 1, (900, 1400), "tin ingot 99.9 %")
+TANTALUM = _Mineral("tantalum", "coltan", 1, (2200, 4200), "tantalum powder")
+TUNGSTEN = _Mineral("tungsten", "wolframite", 1, (700, 1100), "ammonium paratungstate")
+
+
+def _w(mineral: _Mineral, weight: int) -> _Mineral:
+    return _Mineral(mineral.mineral, mineral.ore, weight, mineral.usd_cents_per_kg, mineral.product)
+
+
+COOP_CD = _Org("coop-conema", "CONEMA - Coopérative des Exploitants Miniers Artisanaux", "cooperative", "CD",
+               "Kolwezi")
+COOP_RW = _Org("koperative-kogamu", "KOGAMU - Koperative y'Abacukuzi ba Gatumba", "cooperative", "RW",
+               "Ngororero")
+TRADER_KOLWEZI = _Org("negoce-mutanda", "Négoce Mutanda & Fils", "trader", "CD", "Kolwezi, Mutanda depot")
+TRADER_BUKAVU = _Org("ets-bahati", "Établissements Bahati Minerals", "trader", "CD", "Bukavu")
+TRADER_RW = _Org("gakenke-traders", "Gakenke Mineral Traders Ltd", "trader", "RW", "Gakenke")
+PROCESSOR = _Org("cmgl-comptoir", "Comptoir Minier des Grands Lacs (CMGL)", "processor", "CD", "Lubumbashi")
+EXPORTER = _Org("translakes-export", "Trans-Lakes Mineral Export SARL", "exporter", "CD", "Kasumbalesa")
+REFINER = _Org("scheldt-refining", "Scheldt Metals Refining NV", "refiner", "BE", "Hoboken, Antwerp",
+               {"rmi_cid": "CID002158"})
+MONITOR = _Org("oscm-monitor", "Observatoire de la Société Civile pour les Minerais (OSCM)", "monitor", "CD",
+               "Bukavu")
+AUDITOR = _Org("alpine-assurance", "Alpine Assurance & Audit SA", "auditor", "CH", "Geneva")
+
+
+def _site(org_id: str, name: str, country: str, town: str, lat: str, lon: str, capacity: int, coop: _Org,
+          prefix: str, minerals: tuple[_Mineral, ...], pits: tuple[str, ...], route: tuple[str, ...]) -> _Site:
+    org = _Org(org_id, name, "site", country, town, {
+        "gps": {"lat": lat, "lon": lon}, "capacity_kg_per_month": capacity, "operated_by": coop.id,
+    })
+    return _Site(org, prefix, minerals, pits, route)
+
+
+SITES: tuple[_Site, ...] = (
+    _site("kalando-zea", "Kalando artisanal mining zone (ZEA)", "CD", "Kalando, Kolwezi (Lualaba)",
+          "-10.741230", "25.421870", 18_000, COOP_CD, "KAL-", (COBALT,),
+          ("Puits K-12", "Puits K-17", "Tranchée Nord", "Puits Mama Yetu"),
+          (COOP_CD.id, TRADER_KOLWEZI.id, PROCESSOR.id)),
+    _site("kambove-sud", "Kambove-Sud artisanal site", "CD", "Kambove (Haut-Katanga)",
+          "-10.876040", "26.596310", 12_000, COOP_CD, "KMB-", (_w(COPPER, 11), _w(COBALT, 9)),
+          ("Colline Est", "Puits 4", "Carrière Mwanza"),
+          (TRADER_KOLWEZI.id, PROCESSOR.id)),
+    _site("nyabibwe-site", "Nyabibwe cassiterite site (Kalehe)", "CD", "Nyabibwe, Kalehe (South Kivu)",
+          "-1.958300", "28.932410", 6_000, COOP_CD, "NYB-", (TIN,),
+          ("Galerie Mungu Ni Mwema", "Galerie 7", "Puits Kalimbi"),
+          (TRADER_BUKAVU.id, PROCESSOR.id)),
+    _site("gatumba-site", "Gatumba coltan concession (Ngororero)", "RW", "Gatumba, Ngororero",
+          "-1.902870", "29.551640", 5_000, COOP_RW, "GAT-", (_w(TANTALUM, 7), _w(TIN, 3)),
+          ("Pit Bijyojyo", "Pit Kabuye", "Trench 3"),
+          (COOP_RW.id, TRADER_RW.id, PROCESSOR.id)),
+    _site("nyakabingo-site", "Nyakabingo wolframite hill (Rulindo)", "RW", "Nyakabingo, Rulindo",
+          "-1.793410", "30.024580", 4_000, COOP_RW, "NYK-", (TUNGSTEN,),
+          ("Adit 2", "Adit 5", "Open cut West"),
+          (TRADER_RW.id, PROCESSOR.id)),
+)
+
+ORGS: tuple[_Org, ...] = (
+    COOP_CD, COOP_RW, *(s.org for s in SITES), TRADER_KOLWEZI, TRADER_BUKAVU, TRADER_RW, PROCESSOR, EXPORTER,
+    REFINER, MONITOR, AUDITOR,
+)
+TOWN = {o.id: o.town for o in ORGS}
+NAME = {o.id: o.name for o in ORGS}
+PRODUCT = {m.mineral: m.product for m in (COBALT, COPPER, TIN, TANTALUM, TUNGSTEN)}
+
+LOT_PREFIX = "LOT-"  # lot tags of the processor
+EXPORT_PREFIX = "EXP-"  # container tags of the exporter (for splits)
+FRAUD_ACTOR = TRADER_KOLWEZI.id  # re-sells a bag that the comptoir already merged into a lot
+ROTATED_ORG = TRADER_RW.id  # loses the phone that holds its key
+ROTATION_REASON = "Lost the phone holding the signing key at the Gakenke market; key replaced."
+VOID_NOTE = "Bag stolen from the site depot before collection; reported to the mining police."
+VOID_SITE = "nyabibwe-site"  # a bag is stolen from the site's depot
+
+# Hand-over rhythm per kind of hop: (days between trips), (hours on the road).
+_HOP_RHYTHM: dict[tuple[str, str], tuple[tuple[float, float], tuple[float, float]]] = {
+    ("site", "cooperative"): ((2.0, 4.0), (2.0, 8.0)),
+    ("site", "trader"): ((3.0, 5.0), (4.0, 20.0)),
+    ("cooperative", "trader"): ((3.0, 6.0), (3.0, 10.0)),
+    ("trader", "processor"): ((4.0, 7.0), (10.0, 40.0)),
+}
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RejectedAttempt:
+    """The fraud attempt the ledger refused."""
+
+    description: str
+    actor: str
+    tag: str
+    rule: str | None
+    detail: str
+    status: int
+    unchanged: bool  # the tag's stream head is the same before and after the attempt
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    org: str
+    old_kid: str
+    new_kid: str
+    effective: str
+    reason: str
+
+
+@dataclass
+class DemoReport:
+    counts: dict[str, int]  # accepted events by type (the genesis, recorded by the caller, is not included)
+    orgs: dict[str, list[str]]  # role -> organisation ids
+    examples: dict[str, str]  # what -> tag id: consumed_bag, consumed_lot, split_lot, split_output, voided,
+    #                           in_custody, in_transit, unused, fraud_bag
+    notes: dict[str, str]  # what -> what the example shows, for a person
+    rejected: RejectedAttempt
+    key_rotation: KeyRotation
+    keys: dict[str, KeyPair]  # org id -> its current (valid) private key
+    revoked_keys: dict[str, KeyPair]  # org id -> the key it lost (revoked)
+    start: str
+    end: str
+    compressed: bool  # True if the story had to be squeezed in after a recent genesis
+    elapsed_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        ex = self.examples
+        lines = [
+            f"Demo loaded: {self.total} signed events by {sum(len(v) for v in self.orgs.values())} "
+            f"organisations, {self.start[:16]}Z .. {self.end[:16]}Z (in {self.elapsed_s:.1f} s).",
+            "  " + ", ".join(f"{n} {t}" for t, n in sorted(self.counts.items())),
+        ]
+        if self.compressed:
+            lines.append(
+                "  Note: the ledger's genesis is recent, so the demo's two months were squeezed in after it. "
+                f"For a realistic calendar, create the ledger with a genesis at least {DEMO_DAYS} days old."
+            )
+        lines.append("Organisations:")
+        for role, ids in self.orgs.items():
+            lines.append(f"  {role:<12} {', '.join(ids)}")
+        lines.append("Try:")
+        for key, tag in ex.items():
+            if key != "fraud_bag":
+                lines.append(f"  tagledger tag {tag:<12}  # {self.notes.get(key, key)}")
+        r = self.rejected
+        lines.append(
+            f"Refused: {r.description} The ledger answered {r.status} {r.rule}: {r.detail} "
+            f"({'nothing changed' if r.unchanged else 'WARNING: the tag changed'})."
+        )
+        k = self.key_rotation
+        lines.append(
+            f"Key rotation: {k.org}: \"{k.reason}\" Key {k.old_kid} is revoked with effect from {k.effective}; "
+            f"its later events are signed with key {k.new_kid}."
+        )
+        return "\n".join(lines)
+
+
+# --- the plan ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Action:
+    h: float  # simulated hours since the start of the period
+    n: int  # creation order (tie-break)
+    kind: str
+    actor: str
+    args: dict[str, Any]
+
+
+@dataclass
+class _Bag:
+    tag: str
+    site: str
+    mineral: str
+    mass: int
+    holder: str
+    ready: float  # when the current holder can hand it on
+    holders: list[str]
+    lot: str | None = None
+    merged_at: float | None = None
+    voided: bool = False
+
+
+@dataclass
+class _Lot:
+    tag: str
+    mineral: str
+    inputs: list[_Bag]
+    mass: int
+    formed: float
+
+
+class _Planner:
+    def __init__(self, rng: random.Random, operator: str, tags_per_site: int, tolerance_ppm: int):
+        self.rng = rng
+        self.operator = operator
+        self.tags_per_site = tags_per_site
+        self.tolerance_ppm = tolerance_ppm
+        self.actions: list[_Action] = []
+        self.bags: list[_Bag] = []
+        self.lots: list[_Lot] = []
+        self.examples: dict[str, str] = {}
+        self.fraud: _Action | None = None
+        self.lot_counter = 0
+        self.export_counter = 0
+
+    def add(self, h: float, kind: str, actor: str, **args: Any) -> _Action:
+        action = _Action(h, len(self.actions), kind, actor, args)
+        self.actions.append(action)
+        return action
+
+    def u(self, a: float, b: float) -> float:
+        return self.rng.uniform(a, b)
+
+    # -- the story ------------------------------------------------------------------------------------
+
+    def plan(self) -> None:
+        self.registry()
+        for site in SITES:
+            self.attach_bags(site)
+        self.hand_over_chain()
+        self.force_one_in_transit()
+        self.form_lots()
+        self.ship_lots()
+        self.fraud_attempt()
+        self.actions = [a for a in self.actions if a.h <= HOURS]
+        self.key_rotation()
+        self.actions.sort(key=lambda a: (a.h, a.n))
+
+    def registry(self) -> None:
+        h = self.u(1.0, 3.0)
+        for org in ORGS:
+            self.add(h, "register", self.operator, org=org)
+            h += self.u(0.2, 0.7)
+        h += self.u(12.0, 20.0)
+        for site in SITES:
+            self.add(h, "issue", self.operator, org=site.org.id, prefix=site.prefix, count=self.tags_per_site)
+            h += self.u(0.1, 0.4)
+        # the count is set once the lots are planned (`form_lots`): all of them plus a few spare
+        self.lot_issue = self.add(h, "issue", self.operator, org=PROCESSOR.id, prefix=LOT_PREFIX, count=0)
+        h += self.u(0.1, 0.4)
+        self.add(h, "issue", self.operator, org=EXPORTER.id, prefix=EXPORT_PREFIX, count=10)
+        self.tags_issued_at = h
+
+    def attach_bags(self, site: _Site) -> None:
+        n = self.tags_per_site
+        spare = max(1, n // 12)  # a few tags stay unused at the site
+        first = self.tags_issued_at + 6.0
+        early = max(2, n // 10)  # production starts as soon as the tags arrive
+        times = sorted([self.u(first, first + 96.0) for _ in range(early)]
+                       + [self.u(first, HOURS - 10.0) for _ in range(n - spare - early)])
+        lat0, lon0 = float(site.org.extra["gps"]["lat"]), float(site.org.extra["gps"]["lon"])
+        for i, h in enumerate(times, start=1):
+            tag = f"{site.prefix}{i:06d}"
+            mineral = self.rng.choices(site.minerals, weights=[m.weight for m in site.minerals])[0]
+            mass = self.rng.randint(200, 600) * 100
+            gps = None
+            if self.rng.random() < 0.6:
+                gps = {"lat": f"{lat0 + self.u(-0.008, 0.008):.6f}", "lon": f"{lon0 + self.u(-0.008, 0.008):.6f}"}
+            price = None
+            if self.rng.random() < 0.65:
+                lo, hi = mineral.usd_cents_per_kg
+                price = {"currency": "USD", "minor_per_kg": self.rng.randint(lo, hi)}
+            self.add(h, "attach", site.org.id, tag=tag, mineral=mineral.mineral, ore=mineral.ore, mass_g=mass,
+                     pit=self.rng.choice(site.pits), gps=gps, price_paid=price)
+            self.bags.append(_Bag(tag, site.org.id, mineral.mineral, mass, site.org.id, h + 0.5, [site.org.id]))
+        self.examples.setdefault("unused", f"{site.prefix}{n:06d}")
+
+    def hand_over_chain(self) -> None:
+        """Trips from each holder to the next one on the bag's route, holder by holder, upstream first."""
+        roles = {o.id: o.role for o in ORGS}
+        next_hop: dict[str, str] = {}
+        for site in SITES:
+            chain = (site.org.id, *site.route)
+            for a, b in zip(chain, chain[1:]):
+                next_hop[a] = b
+        order = [s.org.id for s in SITES] + [COOP_CD.id, COOP_RW.id, TRADER_KOLWEZI.id, TRADER_BUKAVU.id,
+                                              TRADER_RW.id]
+        void_victim: _Bag | None = None
+        for holder in order:
+            to = next_hop[holder]
+            (p_lo, p_hi), (t_lo, t_hi) = _HOP_RHYTHM[(roles[holder], roles[to])]
+            here = [b for b in self.bags if b.holder == holder]
+            if not here:
+                continue
+            if holder == VOID_SITE and len(here) >= 3:
+                void_victim = here[self.rng.randint(1, min(4, len(here) - 1))]
+            trip = min(b.ready for b in here) + self.u(p_lo, p_hi) * 24.0 * self.u(0.3, 1.0)
+            while trip <= HOURS:
+                load = [b for b in here if b.holder == holder and not b.voided and b.ready <= trip]
+                if void_victim is not None and void_victim in load:
+                    # stolen from the depot the night before the collection
+                    load.remove(void_victim)
+                    void_victim.voided = True
+                    when = void_victim.ready + (trip - void_victim.ready) * self.u(0.4, 0.8)
+                    self.add(when, "void", holder, tag=void_victim.tag, reason="stolen",
+                             note=VOID_NOTE)
+                    self.examples["voided"] = void_victim.tag
+                self.trip(holder, to, load, trip, (t_lo, t_hi))
+                trip += self.u(p_lo, p_hi) * 24.0
+        if void_victim is not None and not void_victim.voided:  # never collected: stolen anyway
+            void_victim.voided = True
+            self.add(min(void_victim.ready + 12.0, HOURS), "void", VOID_SITE, tag=void_victim.tag, reason="stolen",
+                     note=VOID_NOTE)
+            self.examples["voided"] = void_victim.tag
+
+    def trip(self, holder: str, to: str, load: list[_Bag], start: float, travel: tuple[float, float],
+             keep_in_transit: bool = False) -> None:
+        t_out = start
+        departures = []
+        for _ in load:
+            departures.append(t_out)
+            t_out += self.u(0.03, 0.1)  # a few minutes per bag: weigh, photograph, sign
+        t_in = departures[-1] + self.u(*travel) if load else start
+        for bag, t_out in zip(load, departures):
+            t_in += self.u(0.02, 0.08)
+            self.add(t_out, "dispatch", holder, tag=bag.tag, to=to, mass_g=bag.mass, location=TOWN[holder])
+            received = bag.mass * (1.0 - self.u(0.001, 0.012))
+            mass = max(1, int(received) // 10 * 10)
+            if not keep_in_transit:
+                self.add(t_in, "receive", to, tag=bag.tag, mass_g=mass, location=TOWN[to])
+            bag.holder = to
+            bag.holders.append(to)
+            bag.mass = mass
+            bag.ready = (HOURS + 1000.0) if keep_in_transit else t_in + 0.5
+
+    def force_one_in_transit(self) -> None:
+        """Make sure at least one bag is on the road at the end: the last lorry from a site (or further on)."""
+        roles = {o.id: o.role for o in ORGS}
+        routes = {b.tag: (b.site, *next(s.route for s in SITES if s.org.id == b.site)) for b in self.bags}
+        for role in ("site", "cooperative", "trader"):
+            left = [b for b in self.bags if roles[b.holder] == role and not b.voided and b.ready <= HOURS - 1.0]
+            if left:
+                bag = max(left, key=lambda b: (b.ready, b.tag))
+                route = routes[bag.tag]
+                to = route[route.index(bag.holder) + 1]
+                self.trip(bag.holder, to, [bag], max(bag.ready, HOURS - self.u(2.0, 4.0)), (0.0, 0.0),
+                          keep_in_transit=True)
+                self.examples["in_transit"] = bag.tag
+                return
+
+    def form_lots(self) -> None:
+        """The comptoir groups the bags it holds, one lot per mineral, every few days."""
+        t = self.u(9.0, 12.0) * 24.0
+        loss_max = min(0.008, self.tolerance_ppm * 0.4 / 1_000_000)
+        while t <= HOURS - 12.0:
+            for mineral in ("cobalt", "copper", "tin", "tantalum", "tungsten"):
+                held = [b for b in self.bags if b.holder == PROCESSOR.id and b.lot is None and b.mineral == mineral
+                        and b.ready <= t]
+                if len(held) < 3:
+                    continue
+                self.lot_counter += 1
+                tag = f"{LOT_PREFIX}{self.lot_counter:06d}"
+                total = sum(b.mass for b in held)
+                mass = max(1, int(total * (1.0 - self.u(0.0, loss_max))))
+                self.add(t, "merge", PROCESSOR.id, lot=tag, inputs=[b.tag for b in held], mass_g=mass)
+                for b in held:
+                    b.lot, b.merged_at = tag, t
+                self.lots.append(_Lot(tag, mineral, held, mass, t))
+                t += self.u(0.2, 0.8)
+            t += self.u(4.0, 7.0) * 24.0
+        self.lot_issue.args["count"] = self.lot_counter + 6
+
+    def ship_lots(self) -> None:
+        """Comptoir -> exporter -> refiner -> consumed; the exporter splits one lot into two containers."""
+        plans = []
+        for lot in self.lots:
+            r = self.u
+            d1 = lot.formed + r(20.0, 72.0)
+            r1 = d1 + r(6.0, 30.0)
+            d2 = r1 + r(24.0, 96.0)
+            r2 = d2 + r(8.0, 14.0) * 24.0
+            c = r2 + r(24.0, 120.0)
+            split = (r1 + r(3.0, 20.0), r(0.4, 0.6))
+            plans.append((lot, d1, r1, d2, r2, c, split))
+
+        def sites_of(lot: _Lot) -> set[str]:
+            return {b.site for b in lot.inputs}
+
+        consumed = [p for p in plans if p[5] <= HOURS and len(sites_of(p[0])) >= 2]
+        example = consumed[0][0] if consumed else None
+        to_split = next((p[0] for p in plans if p[0] is not example and p[2] <= HOURS - 36.0), None)
+
+        for lot, d1, r1, d2, r2, c, (t_split, share) in plans:
+            self.add(d1, "dispatch", PROCESSOR.id, tag=lot.tag, to=EXPORTER.id, mass_g=lot.mass,
+                     location=TOWN[PROCESSOR.id])
+            mass = int(lot.mass * (1.0 - self.u(0.0005, 0.004)))
+            self.add(r1, "receive", EXPORTER.id, tag=lot.tag, mass_g=mass, location=TOWN[EXPORTER.id])
+            if lot is to_split:
+                first = int(mass * share)
+                outputs = {self.next_export_tag(): first, self.next_export_tag(): mass - first}
+                self.add(t_split, "split", EXPORTER.id, lot=lot.tag, outputs=outputs)
+                self.examples["split_lot"] = lot.tag
+                self.examples["split_output"] = next(iter(outputs))
+                t = t_split
+                for out, out_mass in outputs.items():
+                    t += self.u(24.0, 72.0)
+                    self.ship_to_refiner(out, lot.mineral, out_mass, t)
+            else:
+                self.add(d2, "dispatch", EXPORTER.id, tag=lot.tag, to=REFINER.id, mass_g=mass,
+                         location="Dar es Salaam port")
+                mass2 = int(mass * (1.0 - self.u(0.0, 0.003)))
+                self.add(r2, "receive", REFINER.id, tag=lot.tag, mass_g=mass2, location=TOWN[REFINER.id])
+                self.add(c, "consume", REFINER.id, tag=lot.tag, mass_g=mass2, product=PRODUCT[lot.mineral])
+        if example is not None:
+            self.examples["consumed_lot"] = example.tag
+            self.examples["consumed_bag"] = min(b.tag for b in example.inputs)
+
+    def next_export_tag(self) -> str:
+        self.export_counter += 1
+        return f"{EXPORT_PREFIX}{self.export_counter:06d}"
+
+    def ship_to_refiner(self, tag: str, mineral: str, mass: int, t: float) -> None:
+        self.add(t, "dispatch", EXPORTER.id, tag=tag, to=REFINER.id, mass_g=mass, location="Dar es Salaam port")
+        r = t + self.u(8.0, 14.0) * 24.0
+        mass2 = int(mass * (1.0 - self.u(0.0, 0.003)))
+        self.add(r, "receive", REFINER.id, tag=tag, mass_g=mass2, location=TOWN[REFINER.id])
+        self.add(r + self.u(24.0, 120.0), "consume", REFINER.id, tag=tag, mass_g=mass2, product=PRODUCT[mineral])
+
+    def fraud_attempt(self) -> None:
+        """The Kolwezi négociant tries to sell again a bag the comptoir has already merged into a lot."""
+        merged = sorted((b for b in self.bags if b.merged_at is not None), key=lambda b: (b.merged_at, b.tag))
+        victim = next((b for b in merged if FRAUD_ACTOR in b.holders and b.merged_at < HOURS - 2.0), None)
+        if victim is None:
+            return
+        when = min(victim.merged_at + self.u(6.0, 36.0), HOURS - 1.0)
+        self.fraud = self.add(when, "fraud", FRAUD_ACTOR, tag=victim.tag, to=EXPORTER.id, mass_g=victim.mass,
+                              location=TOWN[FRAUD_ACTOR])
+        self.examples["fraud_bag"] = victim.tag
+
+    def key_rotation(self) -> None:
+        """The RW trader's phone is lost in a quiet spell: new key added, old key revoked from the loss."""
+        times = sorted(a.h for a in self.actions if a.actor == ROTATED_ORG)
+        lo, hi = HOURS * 0.3, HOURS * 0.75
+        points = sorted({lo, hi, *(t for t in times if lo <= t <= hi)})
+        _, a, b = max((b - a, a, b) for a, b in zip(points, points[1:]))  # no event of the trader in (a, b)
+        self.lost = a + (b - a) * 0.25
+        self.key_added = a + (b - a) * 0.6
+        self.key_revoked = a + (b - a) * 0.7
+        self.add(self.key_added, "key_added", self.operator, org=ROTATED_ORG)
+        self.add(self.key_revoked, "key_revoked", self.operator, org=ROTATED_ORG)
+
+
+# --- running it --------------------------------------------------------------------------------------
+
+
+def _key_valid_from(transport: Transport, signer: Signer) -> tuple[datetime | None, int]:
+    """When the operator's key became valid (its events cannot be older), and the ledger's mass tolerance."""
+    tolerance = 20_000
+    if isinstance(transport, LocalTransport):
+        registry = transport.ledger.registry()
+        if registry.ledger is not None:
+            tolerance = registry.ledger.mass_tolerance_ppm
+        key = registry.key_of(signer.org, signer.keys.kid)
+        return (key.added_at if key else None), tolerance
+    if isinstance(transport, HttpTransport):
+        valid_from = None
+        response = transport.http.get(f"/v1/orgs/{signer.org}")
+        if response.status_code == 200:
+            for key in response.json().get("keys", []):
+                if isinstance(key, dict) and key.get("kid") == signer.keys.kid and key.get("valid_from"):
+                    valid_from = parse_time(key["valid_from"])
+        response = transport.http.get("/v1/ledger")
+        if response.status_code == 200:
+            params = response.json().get("ledger") or {}
+            tolerance = params.get("mass_tolerance_ppm", tolerance)
+        return valid_from, tolerance
+    return None, tolerance
+
+
+def _utc(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):
+        return parse_time(moment)
+    if moment.utcoffset() is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def load_demo(
+    transport: Transport,
+    operator_signer: Signer,
+    *,
+    seed: int = 7,
+    tags_per_site: int = 60,
+    now: datetime | str | None = None,
+) -> DemoReport:
+    """Load the demo into a ledger whose genesis is recorded (`operator_signer` holds the operator's key).
+
+    Raises `DemoAlreadyLoaded` if the demo organisations exist, `ValueError` for impossible arguments, and
+    `RuntimeError` (from a `LedgerError`) if the ledger refuses an event it should accept.
+    """
+    started = _time.perf_counter()
+    if not MIN_TAGS_PER_SITE <= tags_per_site <= MAX_TAGS_PER_SITE:
+        raise ValueError(f"tags_per_site must be between {MIN_TAGS_PER_SITE} and {MAX_TAGS_PER_SITE}")
+    if transport.head("ledger") is None:
+        raise ValueError("the ledger has no genesis event: create it first")
+    if transport.head(f"org:{ORGS[0].id}") is not None:
+        raise DemoAlreadyLoaded(f"organisation {ORGS[0].id} already exists: the demo is already loaded")
+
+    valid_from, tolerance = _key_valid_from(transport, operator_signer)
+    end = _utc(now) if now is not None else datetime.now(timezone.utc) - timedelta(hours=1)
+    start = end - timedelta(days=DEMO_DAYS)
+    compressed = False
+    if valid_from is not None and valid_from > start:
+        compressed = True
+        start = valid_from
+        if start >= end:
+            if now is not None:
+                raise ValueError(f"now ({format_time(end)}) is before the operator's key is valid "
+                                 f"({format_time(valid_from)})")
+            end = max(datetime.now(timezone.utc), start)
+    scale = (end - start) / timedelta(hours=HOURS)
+    seconds = scale >= 0.5  # round to whole seconds unless the calendar is squeezed
+
+    def at(h: float) -> datetime:
+        moment = start + (end - start) * (h / HOURS)
+        return moment.replace(microsecond=0) if seconds else moment
+
+    # The story is planned in full before anything is sent. A small `tags_per_site` can leave a story without
+    # one of its scenes (e.g. no lot reaches the refiner): then plan again with a seed derived from `seed`.
+    for attempt in range(PLAN_ATTEMPTS):
+        planner = _Planner(random.Random(seed if attempt == 0 else f"{seed}/{attempt}"), operator_signer.org,
+                           tags_per_site, tolerance)
+        planner.plan()
+        examples, notes = _examples(planner)
+        missing = REQUIRED_EXAMPLES - set(examples)
+        if not missing:
+            break
+    else:
+        raise ValueError(f"tags_per_site={tags_per_site} is too small for the demo's story "
+                         f"(no {', '.join(sorted(missing))}): use more tags per site")
+
+    # Keys: one per organisation, a second one for the organisation that loses its phone.
+    keys = {org.id: KeyPair.generate() for org in ORGS}
+    new_key = KeyPair.generate()
+    lost_key = keys[ROTATED_ORG]
+    operator = LedgerClient(transport, operator_signer)
+    clients = {org_id: LedgerClient(transport, Signer(org_id, pair)) for org_id, pair in keys.items()}
+    rotated_client = LedgerClient(transport, Signer(ROTATED_ORG, new_key))
+    rotation_from = at(planner.key_added)
+    lost_at = format_time(at(planner.lost))
+    reason = ROTATION_REASON
+
+    def client(org_id: str, when: datetime) -> LedgerClient:
+        if org_id == operator_signer.org:
+            return operator
+        if org_id == ROTATED_ORG and when >= rotation_from:
+            return rotated_client
+        return clients[org_id]
+
+    counts: Counter[str] = Counter()
+    rejected: RejectedAttempt | None = None
+    for action in planner.actions:
+        when = at(action.h)
+        a = action.args
+        try:
+            if action.kind == "fraud":
+                rejected = _attempt_fraud(transport, client(action.actor, when), action, when)
+                continue
+            receipt_type, _ = _perform(action, when, operator, client(action.actor, when), keys, new_key,
+                                       lost_at, reason)
+        except LedgerError as error:
+            raise RuntimeError(f"the ledger refused demo event {action.kind} {a.get('tag') or a.get('lot') or ''} "
+                               f"by {action.actor} at {format_time(when)}: {error}") from error
+        counts[receipt_type] += 1
+    assert rejected is not None
+
+    orgs_by_role: dict[str, list[str]] = {"operator": [operator_signer.org]}
+    for org in ORGS:
+        orgs_by_role.setdefault(org.role, []).append(org.id)
+    final_keys = {**keys, ROTATED_ORG: new_key}
+    return DemoReport(
+        counts=dict(sorted(counts.items())),
+        orgs=orgs_by_role,
+        examples=examples,
+        notes=notes,
+        rejected=rejected,
+        key_rotation=KeyRotation(ROTATED_ORG, lost_key.kid, new_key.kid, lost_at, reason),
+        keys=final_keys,
+        revoked_keys={ROTATED_ORG: lost_key},
+        start=format_time(start),
+        end=format_time(end),
+        compressed=compressed,
+        elapsed_s=_time.perf_counter() - started,
+    )
+
+
+def _perform(action: _Action, when: datetime, operator: LedgerClient, client: LedgerClient,
+             keys: dict[str, KeyPair], new_key: KeyPair, lost_at: str, reason: str) -> tuple[str, dict[str, Any]]:
+    a = action.args
+    kind = action.kind
+    if kind == "register":
+        org: _Org = a["org"]
+        return "org_registered", operator.register_org(org.id, org.name, org.role, org.country,
+                                                       [keys[org.id].public_key], time=when, **org.extra)
+    if kind == "issue":
+        return "tags_issued", operator.issue_tags(a["org"], prefix=a["prefix"], start=1, count=a["count"], width=6,
+                                                  time=when)
+    if kind == "key_added":
+        return "key_added", operator.add_key(a["org"], new_key.public_key, time=when)
+    if kind == "key_revoked":
+        return "key_revoked", operator.revoke_key(a["org"], keys[a["org"]].kid, reason, effective=lost_at,
+                                                  time=when)
+    if kind == "attach":
+        return "tag_attached", client.attach(a["tag"], mineral=a["mineral"], ore=a["ore"], mass_g=a["mass_g"],
+                                             pit=a["pit"], gps=a["gps"], price_paid=a["price_paid"], time=when)
+    if kind == "dispatch":
+        return "custody_dispatched", client.dispatch(a["tag"], a["to"], mass_g=a["mass_g"], location=a["location"],
+                                                     time=when)
+    if kind == "receive":
+        return "custody_received", client.receive(a["tag"], mass_g=a["mass_g"], location=a["location"], time=when)
+    if kind == "merge":
+        return "lot_formed", client.merge(a["lot"], a["inputs"], mass_g=a["mass_g"], time=when)
+    if kind == "split":
+        return "lot_split", client.split(a["lot"], a["outputs"], time=when)
+    if kind == "consume":
+        return "tag_consumed", client.consume(a["tag"], mass_g=a["mass_g"], product=a["product"], time=when)
+    if kind == "void":
+        return "tag_voided", client.void(a["tag"], a["reason"], note=a["note"], time=when)
+    raise AssertionError(f"unknown demo action {kind}")
+
+
+def _attempt_fraud(transport: Transport, client: LedgerClient, action: _Action, when: datetime) -> RejectedAttempt:
+    a = action.args
+    stream = f"tag:{a['tag']}"
+    before = transport.head(stream)
+    try:
+        client.dispatch(a["tag"], a["to"], mass_g=a["mass_g"], location=a["location"], time=when)
+    except LedgerError as error:
+        return RejectedAttempt(
+            description=(f"{action.actor} tried to sell bag {a['tag']} again (dispatch to {a['to']}) after the "
+                         "comptoir had merged it into a lot (tag recycling)."),
+            actor=action.actor,
+            tag=a["tag"],
+            rule=error.rule,
+            detail=str(error.problem.get("detail", "")),
+            status=error.status,
+            unchanged=transport.head(stream) == before,
+        )
+    raise RuntimeError(f"the ledger ACCEPTED the demo's fraud attempt on {a['tag']}: this is a bug")
+
+
+def _examples(planner: _Planner) -> tuple[dict[str, str], dict[str, str]]:
+    """Example tags and what to see in them, from the final state of the plan (a fold of the planned actions)."""
+    status: dict[str, str] = {}
+    holder: dict[str, str] = {}
+    towards: dict[str, str] = {}
+    for action in planner.actions:
+        a = action.args
+        if action.kind in {"attach", "receive"}:
+            status[a["tag"]], holder[a["tag"]] = "in_custody", action.actor
+        elif action.kind == "dispatch":
+            status[a["tag"]], towards[a["tag"]] = "in_transit", a["to"]
+        elif action.kind == "merge":
+            for tag in a["inputs"]:
+                status[tag] = "merged"
+            status[a["lot"]], holder[a["lot"]] = "in_custody", action.actor
+        elif action.kind == "void":
+            status[a["tag"]] = "voided"
+    examples = dict(planner.examples)
+    roles = {o.id: o.role for o in ORGS}
+    for wanted in ("trader", "cooperative", "site", "processor"):
+        held = [b.tag for b in planner.bags
+                if status.get(b.tag) == "in_custody" and roles.get(holder.get(b.tag, "")) == wanted]
+        if held:
+            examples["in_custody"] = held[0]
+            break
+    ex = examples.get
+    site_of = {b.tag: b.site for b in planner.bags}
+    notes = {
+        "consumed_bag": f"a bag from {NAME.get(site_of.get(ex('consumed_bag', ''), ''))}, merged into lot "
+                        f"{ex('consumed_lot')} and consumed at {REFINER.name}",
+        "consumed_lot": "a lot consumed at the refiner; its origins span several mine sites",
+        "split_lot": "a lot the exporter split into two containers",
+        "split_output": f"one of those containers (from lot {ex('split_lot')})",
+        "voided": "a stolen bag: voided, material bearing this tag must not be accepted",
+        "in_custody": f"a bag still in the custody of {NAME.get(holder.get(ex('in_custody', ''), ''))}",
+        "in_transit": f"a bag on the road from {NAME.get(holder.get(ex('in_transit', ''), ''))} to "
+                      f"{NAME.get(towards.get(ex('in_transit', ''), ''))}",
+        "unused": "a tag issued to a site, not yet on a bag",
+        "fraud_bag": "the bag of the refused fraud attempt",
+    }
+    order = ["consumed_bag", "consumed_lot", "split_lot", "split_output", "voided", "in_custody", "in_transit",
+             "unused", "fraud_bag"]
+    return {k: examples[k] for k in order if k in examples}, {k: notes[k] for k in order if k in examples}

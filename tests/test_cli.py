@@ -1,0 +1,304 @@
+"""The `tagledger` command, run in-process (`ledger.cli.main([...])`) on a SQLite home in tmp_path.
+
+Keys live in local PEM files made by `tagledger keygen`; every custody event is signed with them by the CLI.
+One part talks to a real HTTP server (`--url`) started on the same home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from ledger.cli import main
+from ledger.keys import KeyPair
+from ledger.service import Ledger
+
+SITE, TRADER, REFINER = "kalimbi-site", "bukavu-trader", "thaisarco"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Home:
+    path: Path
+    capsys: Any
+
+    def run(self, *args: str | int) -> Result:
+        """`tagledger --home <path> args...`, in this process."""
+        self.capsys.readouterr()  # drop anything printed before
+        code = main(["--home", str(self.path), *map(str, args)])
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def ok(self, *args: str | int) -> Result:
+        result = self.run(*args)
+        assert result.code == 0, f"tagledger {' '.join(map(str, args))} -> {result.code}\n{result.out}\n{result.err}"
+        return result
+
+    def key(self, org: str) -> Path:
+        return self.path / "orgkeys" / f"{org}.pem"
+
+    def entries(self) -> int:
+        ledger = Ledger.open(f"sqlite:///{self.path / 'ledger.db'}")
+        try:
+            return ledger.store.size()
+        finally:
+            ledger.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Home:
+    for variable in ("TAGLEDGER_HOME", "TAGLEDGER_DB", "TAGLEDGER_PUBLIC_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    return Home(tmp_path / "home", capsys)
+
+
+@pytest.fixture
+def registered(home: Home) -> Home:
+    """An initialised home with a site, a trader and a refiner (keys from `keygen`) and tags issued."""
+    home.ok("init")
+    for org, role, extra in [(SITE, "site", ["--lat", "-2.1234567", "--lon", "28.7654321"]),
+                             (TRADER, "trader", []), (REFINER, "refiner", ["--rmi-cid", "CID001898"])]:
+        public_key = home.ok("keygen", "--out", home.key(org)).json()["public_key"]
+        home.ok("org", "register", org, "--name", org.replace("-", " ").title(), "--role", role, "--country", "CD",
+                "--public-key", public_key, *extra)
+    home.ok("tags", "issue", SITE, "--prefix", "KAL-", "--count", 4, "--width", 6)
+    home.ok("tags", "issue", REFINER, "--tag", "LOT-0001", "--tag", "LOT-0002", "--tag", "LOT-0003")
+    return home
+
+
+# ------------------------------------------------------------------------------------------------
+# init and keygen
+# ------------------------------------------------------------------------------------------------
+
+
+def test_init_twice(home: Home) -> None:
+    first = home.ok("init")
+    assert "Created ledger" in first.out
+    assert (home.path / "tagledger.json").exists()
+    config = json.loads((home.path / "tagledger.json").read_text())
+    assert config["operator"] == "itsci" and config["db"].startswith("sqlite:///")
+    root = home.path / "keys" / "itsci.pem"
+    assert root.exists() and (root.stat().st_mode & 0o777) == 0o600
+    assert KeyPair.load(root).kid in first.out
+    assert home.entries() == 1
+
+    second = home.ok("init")
+    assert "already initialised" in second.out
+    assert "1 entries" in second.out
+    assert home.entries() == 1
+    assert KeyPair.load(root).kid in first.out  # the root key was not replaced
+
+
+def test_keygen_refuses_to_overwrite(home: Home, tmp_path: Path) -> None:
+    out = tmp_path / "keys" / "site.pem"
+    made = home.ok("keygen", "--out", out).json()
+    assert made["private_key_file"] == str(out)
+    assert (out.stat().st_mode & 0o777) == 0o600
+    pair = KeyPair.load(out)
+    assert made["public_key"] == pair.public_key and made["kid"] == pair.kid
+    assert len(made["public_key"]) == 43 and len(made["kid"]) == 16
+    before = out.read_bytes()
+
+    again = home.run("keygen", "--out", out)
+    assert again.code == 2
+    assert "refusing to overwrite" in again.err
+    assert out.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole chain through the CLI, in-process
+# ------------------------------------------------------------------------------------------------
+
+
+def test_record_the_chain_with_local_keys(registered: Home) -> None:
+    home = registered
+    site = ["--org", SITE, "--key", home.key(SITE)]
+    refiner = ["--org", REFINER, "--key", home.key(REFINER)]
+
+    for tag, grams in [("KAL-000001", 10_000), ("KAL-000002", 12_000), ("KAL-000004", 3_000)]:
+        receipt = home.ok("record", "attach", tag, *site, "--mineral", "tin", "--mass-g", grams, "--pit", "Pit 7",
+                          "--ore", "cassiterite", "--lat", "-2.1234567", "--lon", "28.7654321",
+                          "--price-minor-per-kg", 1250).json()
+        assert receipt["duplicate"] is False and len(receipt["hash"]) == 64
+    for tag, grams in [("KAL-000001", 9_900), ("KAL-000002", 12_000)]:
+        home.ok("record", "dispatch", tag, *site, "--to", REFINER, "--location", "Bukavu road")
+        home.ok("record", "receive", tag, *refiner, "--mass-g", grams)
+    home.ok("record", "merge", "LOT-0001", "KAL-000001", "KAL-000002", *refiner, "--mass-g", 21_900)
+    home.ok("record", "split", "LOT-0001", *refiner, "--output", "LOT-0002=15000", "--output", "LOT-0003=6900")
+    consumed = home.ok("record", "consume", "LOT-0002", *refiner, "--product", "tin ingot", "--mass-g", 15_000).json()
+    home.ok("record", "void", "KAL-000004", *site, "--reason", "lost", "--note", "fell in the river")
+
+    bag = home.ok("tag", "KAL-000001")
+    assert bag.out.startswith("KAL-000001: Authentic. Merged into lot LOT-0001.")
+    assert "mass: 9.900 kg" in bag.out
+    assert "origin: Kalimbi Site, pit Pit 7, tin" in bag.out
+    assert "went into lot LOT-0001" in bag.out
+    assert "custody_received" in bag.out and "by Thaisarco" in bag.out
+
+    ingot = home.ok("tag", "lot-0002")  # ids are upper-cased
+    assert ingot.out.startswith("LOT-0002: Authentic. Consumed at the smelter/refiner Thaisarco.")
+    assert "origin: Kalimbi Site" in ingot.out
+
+    document = home.ok("tag", "LOT-0002", "--json").json()
+    assert document["verdict"]["code"] == "consumed"
+    assert document["verdict"]["refiner"]["rmi_cid"] == "CID001898"
+    assert document["events"][-1]["hash"] == consumed["hash"]
+    # signed with the local key files, nothing else
+    assert document["events"][-1]["envelope"]["body"]["key"] == KeyPair.load(home.key(REFINER)).kid
+    assert document["problems"] == []
+
+    lot = home.ok("tag", "LOT-0001")
+    assert "made of 2 tags: KAL-000001, KAL-000002" in lot.out
+
+    voided = home.run("tag", "KAL-000004")
+    assert voided.code == 4  # not authentic: voided material must not be accepted
+    assert "Voided (lost)" in voided.out
+
+    unknown = home.run("tag", "NOPE-000001")
+    assert unknown.code == 3
+    assert unknown.out.startswith("UNKNOWN")
+
+
+def test_refusals_are_reported_not_raised(registered: Home) -> None:
+    home = registered
+    before = home.entries()
+    # the trader does not hold the site's tag (which is not even attached)
+    refused = home.run("record", "void", "KAL-000001", "--org", TRADER, "--key", home.key(TRADER), "--reason", "lost")
+    assert refused.code == 2
+    assert "custody.not_holder" in refused.err
+    # a key file that is not the organisation's registered key
+    refused = home.run("record", "attach", "KAL-000001", "--org", SITE, "--key", home.key(TRADER),
+                       "--mineral", "tin", "--mass-g", 1, "--pit", "P")
+    assert refused.code == 2 and "key.unknown" in refused.err
+    # a bad --output
+    refused = home.run("record", "split", "LOT-0001", "--org", REFINER, "--key", home.key(REFINER),
+                       "--output", "LOT-0002:5")
+    assert refused.code == 2 and "TAG=GRAMS" in refused.err
+    # tags issue without tags
+    refused = home.run("tags", "issue", SITE)
+    assert refused.code == 2
+    assert home.entries() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# Over HTTP: `--url` against a live server on the same home
+# ------------------------------------------------------------------------------------------------
+
+
+class _Server:
+    """`uvicorn.Server` on a pre-bound 127.0.0.1 socket, in a thread."""
+
+    def __init__(self, app: Any):
+        # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY (no 40 ms stalls)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.server.started and httpx.get(self.url + "/healthz", timeout=1, trust_env=False).is_success:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
+            time.sleep(0.01)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture
+def served(registered: Home) -> Iterator[tuple[Home, str]]:
+    from api.app import create_app
+
+    ledger = Ledger.open(f"sqlite:///{registered.path / 'ledger.db'}")
+    try:
+        with _Server(create_app(ledger)) as server:
+            yield registered, server.url
+    finally:
+        ledger.close()
+
+
+def test_cli_over_http(served: tuple[Home, str]) -> None:
+    home, url = served
+    site = ["--org", SITE, "--key", home.key(SITE), "--url", url]
+    trader = ["--org", TRADER, "--key", home.key(TRADER), "--url", url]
+    before = httpx.get(url + "/healthz", trust_env=False).json()["entries"]
+
+    home.ok("record", "attach", "KAL-000003", *site, "--mineral", "tin", "--mass-g", 8_000, "--pit", "Pit 2")
+    # a transfer is one command each side: the CLI fetches the head, signs locally and posts
+    sent = home.ok("record", "dispatch", "KAL-000003", *site, "--to", TRADER, "--mass-g", 8_000).json()
+    received = home.ok("record", "receive", "KAL-000003", *trader, "--mass-g", 7_950).json()
+    assert received["seq"] == sent["seq"] + 1
+    assert httpx.get(url + "/healthz", trust_env=False).json()["entries"] == before + 3
+
+    shown = home.ok("tag", "KAL-000003", "--url", url)
+    assert shown.out.startswith(f"KAL-000003: Authentic. In the custody of {TRADER.replace('-', ' ').title()}.")
+    assert "mass: 7.950 kg" in shown.out
+    document = home.ok("tag", "KAL-000003", "--url", url, "--json").json()
+    assert document["state"]["holder"] == TRADER
+    assert document["events"][-1]["hash"] == received["hash"]
+
+    # a refusal over HTTP comes back as the server's problem, exit code 2
+    refused = home.run("record", "receive", "KAL-000003", *trader, "--mass-g", 7_950)
+    assert refused.code == 2 and "custody.not_in_transit" in refused.err
+    assert home.run("tag", "NOPE-000001", "--url", url).code == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# The custody projection
+# ------------------------------------------------------------------------------------------------
+
+
+def test_projection_rebuild_matches_status(registered: Home) -> None:
+    home = registered
+    site = ["--org", SITE, "--key", home.key(SITE)]
+    home.ok("record", "attach", "KAL-000001", *site, "--mineral", "tin", "--mass-g", 5_000, "--pit", "P1")
+    home.ok("record", "dispatch", "KAL-000001", *site, "--to", TRADER)
+
+    first = home.ok("projection", "status").json()
+    assert first["position"] == home.entries()
+    assert first["tags"] == 7  # four bags and three lot tags
+
+    rebuilt = home.ok("projection", "rebuild").json()
+    assert rebuilt["processed"] == home.entries()  # from entry #0
+    assert rebuilt["digest"] == first["digest"]
+
+    status = home.ok("projection", "status").json()
+    assert status["processed"] == 0
+    assert status["digest"] == rebuilt["digest"]
+    assert status["position"] == rebuilt["position"] == home.entries()
+
+    # the projection follows new entries, and a rebuild still agrees
+    home.ok("record", "receive", "KAL-000001", "--org", TRADER, "--key", home.key(TRADER), "--mass-g", 5_000)
+    moved = home.ok("projection", "status").json()
+    assert moved["processed"] == 1 and moved["digest"] != status["digest"]
+    assert home.ok("projection", "rebuild").json()["digest"] == moved["digest"]

@@ -1,0 +1,253 @@
+"""The demo data set (`ledger.demo`), loaded in-process into fresh SQLite ledgers through the signed write path."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import ledger.client.signer as signer_module
+from domain.custody import Status, issued_tags
+from ledger.client import LocalTransport, Signer
+from ledger.demo import DEMO_DAYS, DemoAlreadyLoaded, DemoReport, load_demo
+from ledger.entries import Entry, read_entry
+from ledger.genesis import GenesisKeys, create_ledger
+from ledger.keys import KeyPair
+from ledger.service import Ledger
+from verification.encoding import parse_time
+
+OPERATOR = "itsci"
+TAGS_PER_SITE = 12
+
+
+def _open_with_genesis(url: str, monkeypatch: pytest.MonkeyPatch | None, *, age: timedelta) -> tuple[Ledger, Signer]:
+    """A fresh ledger whose genesis (signed by the operator's root key) is `age` old.
+
+    `create_ledger` takes no time: it signs the genesis "now". No event can be older than the key that signs it,
+    so for a realistic two-month calendar the genesis must be older than that: the signer's clock is moved back
+    while the genesis is made.
+    """
+    ledger = Ledger.open(url)
+    keys = GenesisKeys(KeyPair.generate(), KeyPair.generate())
+    if age and monkeypatch is not None:
+        real = datetime
+
+        class _Past(datetime):
+            @classmethod
+            def now(cls, tz=None):  # noqa: ANN001, ANN206 - datetime's signature
+                return real.now(tz) - age
+
+        with monkeypatch.context() as patch:
+            patch.setattr(signer_module, "datetime", _Past)
+            _create(ledger, keys)
+    else:
+        _create(ledger, keys)
+    return ledger, Signer(OPERATOR, keys.root)
+
+
+def _create(ledger: Ledger, keys: GenesisKeys) -> None:
+    create_ledger(ledger, name="tagledger demo", operator=OPERATOR, operator_name="ITSCI Programme",
+                  country="GB", log_key_name="demo log", keys=keys)
+
+
+def _entries(ledger: Ledger) -> Iterator[Entry]:
+    for stored in ledger.store.iter_all():
+        yield read_entry(stored.data)
+
+
+def _triples(ledger: Ledger) -> list[tuple[str, str, str]]:
+    return [(e.body["type"], e.body["stream"], e.body["actor"]) for e in _entries(ledger)]
+
+
+@pytest.fixture
+def loaded(tmp_sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Ledger, DemoReport]]:
+    ledger, operator = _open_with_genesis(tmp_sqlite_url, monkeypatch, age=timedelta(days=DEMO_DAYS + 1))
+    try:
+        report = load_demo(LocalTransport(ledger), operator, seed=7, tags_per_site=TAGS_PER_SITE)
+        yield ledger, report
+    finally:
+        ledger.close()
+
+
+def test_report_counts_match_the_ledger(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    entries = list(_entries(ledger))
+    assert ledger.store.size() == len(entries) == report.total + 1  # + the genesis, recorded by the caller
+    assert entries[0].body["type"] == "ledger_created"
+    assert dict(Counter(e.body["type"] for e in entries[1:])) == report.counts
+
+    counts = report.counts
+    assert counts["org_registered"] == sum(len(ids) for role, ids in report.orgs.items() if role != "operator")
+    assert counts["tags_issued"] == 7  # five sites, the comptoir's lot tags, the exporter's container tags
+    assert counts["tag_attached"] >= 5 * (TAGS_PER_SITE - 2)
+    assert counts["custody_dispatched"] > counts["custody_received"] > counts["tag_attached"]
+    assert counts["lot_formed"] >= 2 and counts["lot_split"] >= 1 and counts["tag_consumed"] >= 1
+    assert counts["tag_voided"] == counts["key_added"] == counts["key_revoked"] == 1
+
+
+def test_organisations_and_keys(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    registry = ledger.registry()
+    roles = {role: len(ids) for role, ids in report.orgs.items()}
+    assert roles["operator"] == 1 and roles["site"] in (4, 5) and roles["cooperative"] in (1, 2)
+    assert roles["trader"] in (2, 3) and roles["processor"] == roles["exporter"] == roles["refiner"] == 1
+    assert roles["monitor"] == roles["auditor"] == 1
+    countries = {registry.orgs[org].country for ids in report.orgs.values() for org in ids}
+    assert {"CD", "RW"} <= countries
+    for site in report.orgs["site"]:
+        record = registry.orgs[site]
+        assert record.gps and record.capacity_kg_per_month and record.operated_by in report.orgs["cooperative"]
+    (refiner,) = report.orgs["refiner"]
+    assert registry.orgs[refiner].rmi_cid and registry.orgs[refiner].country not in {"CD", "RW"}
+
+    # every demo organisation's current key is registered and valid; the lost one is revoked
+    assert set(report.keys) == {org for role, ids in report.orgs.items() if role != "operator" for org in ids}
+    for org, pair in report.keys.items():
+        key = registry.key_of(org, pair.kid)
+        assert key is not None and key.revoked_seq is None
+    rotation = report.key_rotation
+    old = registry.key_of(rotation.org, rotation.old_kid)
+    assert old is not None and old.revoked_seq is not None
+    assert old.revoked_effective == parse_time(rotation.effective)
+    assert report.revoked_keys[rotation.org].kid == rotation.old_kid
+    signed = [(parse_time(e.body["time"]), e.body["key"]) for e in _entries(ledger) if e.body["actor"] == rotation.org]
+    assert {kid for _, kid in signed} == {rotation.old_kid, rotation.new_kid}  # both keys were used ...
+    assert all(kid == rotation.new_kid for when, kid in signed if when >= old.revoked_effective)  # ... in turn
+
+
+def test_the_fraud_attempt_was_refused_and_changed_nothing(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    rejected = report.rejected
+    assert rejected.rule == "tag.finished"
+    assert rejected.status == 422 and rejected.unchanged and rejected.tag in rejected.detail
+    assert rejected.tag == report.examples["fraud_bag"]
+    # nothing of it reached the log: the bag's history ends with its merge into a lot
+    view = ledger.tag(rejected.tag)
+    assert view is not None and view.state.status == Status.MERGED
+    assert view.entries[-1].body["type"] == "lot_formed"
+    assert not any(e.body["actor"] == rejected.actor and e.body["type"] == "custody_dispatched"
+                   and e.seq > view.entries[-1].seq for e in view.entries)
+    assert ledger.store.size() == report.total + 1
+
+
+def test_example_tags_tell_the_story(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    ex = report.examples
+    registry = ledger.registry()
+
+    bag = ledger.tag(ex["consumed_bag"])
+    assert bag is not None and bag.state.status == Status.MERGED and bag.state.lot == ex["consumed_lot"]
+    lot = ledger.tag(ex["consumed_lot"])
+    assert lot is not None and lot.state.status == Status.CONSUMED
+    assert registry.role_of(lot.state.holder) == "refiner"
+    sites = {origin["site"] for origin in lot.origins}
+    assert len(sites) >= 2 and bag.state.origin["site"] in sites
+    assert ex["consumed_bag"] in {origin["tag"] for origin in lot.origins}
+    assert len({origin["mineral"] for origin in lot.origins}) == 1  # lots are made per mineral
+
+    split = ledger.tag(ex["split_lot"])
+    assert split is not None and split.state.status == Status.SPLIT and len(split.state.outputs) == 2
+    assert ex["split_output"] in split.state.outputs
+    output = ledger.tag(ex["split_output"])
+    assert output is not None and output.state.parent == ex["split_lot"] and output.origins
+
+    voided = ledger.tag(ex["voided"])
+    assert voided is not None and voided.state.status == Status.VOIDED and voided.state.void_reason == "stolen"
+    assert voided.entries[-1].body["data"]["note"]
+
+    held = ledger.tag(ex["in_custody"])
+    assert held is not None and held.state.status == Status.IN_CUSTODY
+    assert registry.role_of(held.state.holder) in {"site", "cooperative", "trader", "processor"}
+    moving = ledger.tag(ex["in_transit"])
+    assert moving is not None and moving.state.status == Status.IN_TRANSIT
+    unused = ledger.tag(ex["unused"])
+    assert unused is not None and unused.state.status == Status.ISSUED
+
+    summary = report.summary()
+    assert f"tagledger tag {ex['consumed_bag']}" in summary and "tag.finished" in summary
+
+
+def test_every_tag_verifies_and_the_calendar_is_realistic(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    entries = list(_entries(ledger))
+    tags = [t for e in entries if e.body["type"] == "tags_issued" for t in issued_tags(e.body["data"])]
+    assert len(tags) >= 5 * TAGS_PER_SITE
+    statuses: Counter[str] = Counter()
+    for tag in tags:
+        view = ledger.tag(tag)
+        assert view is not None
+        assert view.problems == [], (tag, view.problems)
+        statuses[str(view.state.status)] += 1
+    assert statuses["voided"] == 1
+    assert statuses["merged"] > 0 and statuses["consumed"] > 0 and statuses["in_transit"] > 0
+
+    # bags: minerals by region, masses of artisanal bags, prices on some
+    sites = {org: ledger.registry().orgs[org] for org in report.orgs["site"]}
+    attached = [e.body["data"] for e in entries if e.body["type"] == "tag_attached"]
+    for data in attached:
+        country = sites[data["site"]].country
+        assert data["mineral"] in ({"cobalt", "copper", "tin", "tantalum", "tungsten"} if country == "CD"
+                                   else {"tin", "tantalum", "tungsten"})
+        assert 20_000 <= data["mass_g"] <= 60_000
+    assert 0 < sum("price_paid" in data for data in attached) < len(attached)
+    assert {"cobalt", "tin"} <= {data["mineral"] for data in attached}
+
+    # times: within the last DEMO_DAYS days, nothing in the future, spread over weeks, never going back per stream
+    now = datetime.now(timezone.utc)
+    times = [parse_time(e.body["time"]) for e in entries[1:]]
+    assert not report.compressed
+    assert all(now - timedelta(days=DEMO_DAYS, hours=2) <= t <= now - timedelta(minutes=59) for t in times)
+    assert max(times) - min(times) > timedelta(days=DEMO_DAYS - 5)
+    last: dict[str, datetime] = {}
+    for entry, when in zip(entries[1:], times):
+        for stream in (entry.body["stream"], *(entry.body.get("links") or {})):
+            assert when >= last.get(stream, when)
+            last[stream] = when
+
+
+def test_same_seed_same_story(tmp_sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sequences = []
+    for url in (tmp_sqlite_url, f"sqlite:///{tmp_path / 'second.db'}"):
+        ledger, operator = _open_with_genesis(url, monkeypatch, age=timedelta(days=DEMO_DAYS + 1))
+        try:
+            report = load_demo(LocalTransport(ledger), operator, seed=11, tags_per_site=10)
+            sequences.append((_triples(ledger), report.examples, report.rejected.rule, report.counts))
+        finally:
+            ledger.close()
+    first, second = sequences
+    assert first[0] == second[0]
+    assert first[1:] == second[1:]
+
+
+def test_a_recent_genesis_squeezes_the_story_in(tmp_sqlite_url: str) -> None:
+    """`tagledger demo` right after `init`: the genesis is seconds old, yet the demo loads (squeezed after it)."""
+    ledger, operator = _open_with_genesis(tmp_sqlite_url, None, age=timedelta(0))
+    try:
+        genesis = parse_time(next(_entries(ledger)).body["time"])
+        report = load_demo(LocalTransport(ledger), operator, tags_per_site=8)
+        assert report.compressed and "genesis" in report.summary()
+        assert ledger.store.size() == report.total + 1
+        times = [parse_time(e.body["time"]) for e in _entries(ledger)]
+        assert all(genesis <= t <= datetime.now(timezone.utc) for t in times)
+        assert ledger.tag(report.examples["consumed_lot"]).state.status == Status.CONSUMED
+
+        with pytest.raises(DemoAlreadyLoaded):
+            load_demo(LocalTransport(ledger), operator, tags_per_site=8)
+        assert ledger.store.size() == report.total + 1
+    finally:
+        ledger.close()
+
+
+def test_arguments_are_checked(tmp_sqlite_url: str) -> None:
+    ledger = Ledger.open(tmp_sqlite_url)
+    try:
+        with pytest.raises(ValueError, match="genesis"):
+            load_demo(LocalTransport(ledger), Signer(OPERATOR, KeyPair.generate()))
+        with pytest.raises(ValueError, match="tags_per_site"):
+            load_demo(LocalTransport(ledger), Signer(OPERATOR, KeyPair.generate()), tags_per_site=2)
+        assert ledger.store.size() == 0
+    finally:
+        ledger.close()
