@@ -18,7 +18,7 @@ from domain.roles import Role
 
 ORG_ID = r"^[a-z0-9][a-z0-9-]{1,39}$"
 TAG_ID = r"^[A-Z0-9][A-Z0-9-]{2,39}$"
-TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 PUBLIC_KEY = r"^[A-Za-z0-9_-]{43}$"
 KID = r"^[0-9a-f]{16}$"
 MAX_SAFE_INT = 2**53 - 1
@@ -37,7 +37,7 @@ VoidReason = Literal["lost", "stolen", "damaged", "other"]
 
 def _coordinate(limit: int):
     def check(value: str) -> str:
-        if not re.fullmatch(r"-?\d{1,3}(\.\d{1,7})?", value):
+        if not re.fullmatch(r"-?[0-9]{1,3}(\.[0-9]{1,7})?", value):
             raise ValueError("must be a decimal string with at most 7 decimals")
         try:
             number = Decimal(value)
@@ -91,7 +91,7 @@ class OrgRegistered(Strict):
     role: Annotated[Role, Field(strict=False)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
     public_keys: Annotated[list[PublicKey], Field(min_length=1, max_length=8)]
-    rmi_cid: Annotated[str, Field(pattern=r"^CID\d{6}$")] | None = None
+    rmi_cid: Annotated[str, Field(pattern=r"^CID[0-9]{6}$")] | None = None
     operated_by: OrgId | None = None
     gps: Gps | None = None
     capacity_kg_per_month: Annotated[int, Field(gt=0, le=MAX_SAFE_INT)] | None = None
@@ -196,5 +196,5 @@ def parse_data(event_type: str, data: Any) -> Strict:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        pointer = "/body/data" + "".join(f"/{part}" for part in error["loc"])
+        pointer = "/body/data" + "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in error["loc"])
         raise RuleViolation("envelope.malformed", pointer, error["msg"]) from None

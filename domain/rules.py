@@ -65,16 +65,17 @@ def check(
 
     if event_type == "ledger_created":
         _check_genesis(body, registry, payload)
+        _check_time(body, [], when, now)
         return Admitted(payload, [])
     if registry.ledger is None:
         raise RuleViolation("stream.unknown", "/body/stream", "the ledger has no genesis event yet")
 
-    _check_actor_and_key(body, registry, when, event_type)
+    _check_stream_shape(body, event_type)
     try:
         created = issued_tags(body["data"]) if isinstance(payload, TagsIssued) else []
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, exc.message) from None
-    _check_stream_shape(body, event_type)
+    _check_actor_and_key(body, registry, when, event_type)
     heads = _check_heads(body, registry, tags, created)
     _check_time(body, heads, when, now)
 
@@ -100,7 +101,12 @@ def _check_genesis(body: dict[str, Any], registry: Registry, payload: Strict) ->
     assert payload.__class__.__name__ == "LedgerCreated"
     if body["actor"] != payload.operator.org:  # type: ignore[attr-defined]
         raise RuleViolation("actor.unknown", "/body/actor", "genesis is signed by the operator")
-    if body["key"] != key_id(b64url_decode(payload.root_key)):  # type: ignore[attr-defined]
+    try:
+        root_kid = key_id(b64url_decode(payload.root_key, 32))  # type: ignore[attr-defined]
+        b64url_decode(payload.log_key.public_key, 32)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise RuleViolation("envelope.malformed", "/body/data/root_key", f"not a public key: {exc}") from None
+    if body["key"] != root_kid:
         raise RuleViolation("key.unknown", "/body/key", "genesis is signed by the root key")
 
 
@@ -127,6 +133,8 @@ def _check_stream_shape(body: dict[str, Any], event_type: str) -> None:
     want = "tag:" if event_type in TAG_EVENT_TYPES else "org:"
     if not stream.startswith(want):
         raise RuleViolation("envelope.malformed", "/body/stream", f"{event_type} belongs to a {want} stream")
+    if "links" in body and not body["links"]:
+        raise RuleViolation("envelope.malformed", "/body/links", "links, when present, is not empty")
     links = body.get("links") or {}
     if links and event_type not in {"lot_formed", "lot_split"}:
         raise RuleViolation("envelope.malformed", "/body/links", f"{event_type} has no links")
@@ -154,8 +162,16 @@ def _check_heads(
         if head is None:
             if declared is not None or body["type"] != "org_registered":
                 what = "tag was never issued" if stream.startswith("tag:") else "stream does not exist"
-                raise RuleViolation("stream.unknown", pointer, f"{stream}: {what}")
+                where = "/body/stream" if pointer == "/body/prev" else pointer
+                raise RuleViolation("stream.unknown", where, f"{stream}: {what}")
             continue
+        if body["type"] == "org_registered":  # registration starts a stream; it never continues one
+            raise RuleViolation(
+                "stream.conflict",
+                pointer,
+                f"{stream} is already registered (entry #{head.seq})",
+                {"stream": stream, "expected": declared, "head": _head_json(head)},
+            )
         if declared != head.hash:
             raise RuleViolation(
                 "stream.conflict",
@@ -166,10 +182,23 @@ def _check_heads(
         heads.append(head)
     for i, tag in enumerate(created):
         if tags.get(tag) is not None:
-            raise RuleViolation("tag.already_issued", "/body/data", f"tag {tag} is already issued (#{i})")
-    if len(set(created)) != len(created):
-        raise RuleViolation("envelope.malformed", "/body/data", "a tag is issued twice in one event")
+            raise RuleViolation(
+                "tag.already_issued", _issued_pointer(body["data"], i), f"tag {tag} is already issued"
+            )
     return heads
+
+
+def _issued_pointer(data: dict[str, Any], index: int) -> str:
+    """The JSON Pointer of the `index`-th tag a `tags_issued` event issues (explicit ids first, then ranges)."""
+    listed = data.get("tags") or []
+    if index < len(listed):
+        return f"/body/data/tags/{index}"
+    index -= len(listed)
+    for j, r in enumerate(data.get("ranges") or []):
+        if index < r["count"]:
+            return f"/body/data/ranges/{j}"
+        index -= r["count"]
+    return "/body/data"
 
 
 def _check_time(body: dict[str, Any], heads: list[StreamHead], when: datetime, now: datetime) -> None:
@@ -223,9 +252,6 @@ def _key_revoked(body, payload, registry: Registry, tags, tolerance) -> None:
 
 
 def _tags_issued(body, payload: TagsIssued, registry: Registry, tags, tolerance) -> None:
-    count = len(payload.tags or []) + sum(r.count for r in payload.ranges or [])
-    if not 1 <= count <= 10_000:
-        raise RuleViolation("envelope.malformed", "/body/data", "issue between 1 and 10000 tags at once")
     recipient = registry.orgs[body["stream"].removeprefix("org:")]
     if recipient.role not in CUSTODY_ROLES:
         raise RuleViolation("recipient.invalid", "/body/stream", f"a {recipient.role} cannot hold tags")

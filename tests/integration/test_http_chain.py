@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from verification.encoding import b64url_decode, key_id
+from verification.encoding import b64url_decode, key_id, parse_time
 from verification.entry import EntryError, decode_entry, encode_entry
 from verification.envelope import (
     Envelope,
@@ -66,6 +66,11 @@ def independent_problems(document: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: key {body['key']} belongs to {key['org']}, not {body['actor']}")
             if not verify_signature(raw_key, envelope):
                 problems.append(f"{where}: signature does not verify")
+            when = parse_time(body["time"])
+            if when < parse_time(key["valid_from"]) or (
+                key["revoked_from"] is not None and when >= parse_time(key["revoked_from"])
+            ):
+                problems.append(f"{where}: key {body['key']} was not valid at {body['time']}")
         if envelope_hash(envelope) != event["hash"]:
             problems.append(f"{where}: envelope hash differs from the listed hash")
         if event["type"] != body["type"] or event["actor"] != body["actor"] or event["time"] != body["time"]:

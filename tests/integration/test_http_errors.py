@@ -427,7 +427,7 @@ def test_deeply_nested_json_with_a_lone_surrogate_is_a_400(live_ledger) -> None:
     """The C decoder stops at the recursion limit; the lone-surrogate scan must not overflow just below it."""
     answers: dict[str, Any] = {}
     http = live_ledger.new_http()
-    for depth in range(850, 1001):
+    for depth in range(900, 1001):  # Python's default recursion limit is 1000
         nested = b"[" * depth + b'"\\ud800"' + b"]" * depth
         for path, content in (("/v1/events", b'{"body":' + nested + b',"sig":"x"}'), ("/v1/events/batch", nested)):
             try:
@@ -543,6 +543,34 @@ def test_ledger_client_retries_conflicts_by_itself(world: World) -> None:
     assert errors == []
     for i in range(4):
         assert world.http.get(f"/v1/tags/RACE-{i:03d}").json()["state"]["issued_to"] == SITE
+
+
+def test_stale_prev_and_links_are_409_with_the_head(world: World) -> None:
+    """Not concurrent, just stale: `prev` or a `links` value that is not the stream's head."""
+    stream = f"tag:{HELD}"
+    head = world.live.head(stream)
+    head_seq = world.http.get(f"/v1/streams/{stream}/head").json()["seq"]
+    for prev in (None, "0" * 64):
+        problem = world.refused(lambda: world.post(world.sign(SITE, "custody_dispatched", stream, {"to": COOP},
+                                                              prev=prev)),
+                                409, "stream.conflict", "/body/prev")
+        assert problem["stream"] == stream and problem["expected"] == prev
+        assert problem["head"] == {"hash": head, "seq": head_seq}
+    lot = world.sign(SITE, "lot_formed", f"tag:{FREE[1]}", {"inputs": [HELD], "mass_g": 10_000},
+                     links={stream: "1" * 64})
+    problem = world.refused(lambda: world.post(lot), 409, "stream.conflict", f"/body/links/{stream}")
+    assert problem["stream"] == stream and problem["head"]["hash"] == head
+
+
+def test_concurrent_identical_submissions(world: World) -> None:
+    """The same envelope sent twice at once (a client retrying on a timeout): recorded once."""
+    envelope = world.sign(SITE, "custody_dispatched", f"tag:{HELD}", {"to": COOP})
+    before = world.live.entries()
+    responses = _concurrently(world, [envelope, envelope])
+    assert sorted(r.status_code for r in responses) == [200, 201], [r.text for r in responses]
+    first, second = sorted(responses, key=lambda r: r.status_code, reverse=True)
+    assert second.json() == {**first.json(), "duplicate": True}
+    assert world.live.entries() == before + 1
 
 
 def test_idempotent_resubmission(world: World) -> None:

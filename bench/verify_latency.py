@@ -1,0 +1,243 @@
+"""Verification latency: GET /v1/tags/{id} (median, p90, p99) with ~100,000 tags in the store.
+
+The store is built in-process with `Ledger.submit_many` from pre-signed events: tags issued in ranges of 10,000
+(to sites for bags, to cooperatives for lots), a fraction of the bags attached, dispatched to a cooperative and
+received, merged 10 to a lot, the lots dispatched to a trader and received. The custody projection is brought
+up to date before the server starts (so its follower is idle during the measurement).
+
+The server is uvicorn in a subprocess (like `tagledger serve`); the requests come from a separate client process
+over `--concurrency` keep-alive connections, each sending its requests one after the other, over random tag ids:
+bags with a history, lots (whose view also folds the 10 input bags for `origins`), issued-but-unused tags and
+unknown ids (404). `--warmup` requests first (not counted), then `--requests` timed ones.
+
+    python bench/verify_latency.py                       # 100,000 tags, both stores
+    python bench/verify_latency.py --backends sqlite --tags 20000 --requests 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import patches  # noqa: E402
+from common import CpuMeter, Server, fresh_store, get_request, percentile, print_table  # noqa: E402
+
+from ledger.projection import CustodyProjection  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
+from ledger.writer import Receipt  # noqa: E402
+
+CATEGORIES = ("bag", "lot", "unused", "unknown")
+EXPECTED_STATUS = {"bag": 200, "lot": 200, "unused": 200, "unknown": 404}
+
+
+def build_workload(tags: int, range_size: int, fraction: float, bags_per_lot: int, sites: int, coops: int):  # noqa: ANN201
+    lot_share = 0.1
+    bag_tags = int(tags * (1 - lot_share))
+    per_site = -(-bag_tags // sites)
+    per_coop = -(-(tags - per_site * sites) // coops)
+    used_bags = int(per_site * sites * fraction)
+    groups = max(1, used_bags // bags_per_lot)
+    return common.build_workload(groups=groups, bags_per_lot=bags_per_lot, sites=sites, cooperatives=coops,
+                                 bag_tags_per_site=per_site, lot_tags_per_coop=max(per_coop, 1),
+                                 issue_chunk=range_size, seed=7)
+
+
+def build_store(url: str, wl: common.Workload) -> dict[str, Any]:
+    ledger = Ledger.open(url)
+    try:
+        t0 = time.perf_counter()
+        events = [e.envelope for e in wl.setup] + [e.envelope for e in wl.ordered()]
+        refused = 0
+        for i in range(0, len(events), 10_000):
+            refused += sum(not isinstance(r, Receipt) for r in ledger.submit_many(events[i:i + 10_000]))
+        if refused:
+            raise RuntimeError(f"{refused} events refused while building the store")
+        built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        CustodyProjection(ledger.store).catch_up()
+        projected = time.perf_counter() - t0
+        size = ledger.store.size()
+    finally:
+        ledger.close()
+    return {"entries": size, "build_s": round(built, 1), "projection_s": round(projected, 1)}
+
+
+def request_plan(wl: common.Workload, n: int, rng: random.Random, mix: dict[str, float]) -> list[tuple[str, int]]:
+    pools = {"bag": wl.bags, "lot": wl.lots, "unused": wl.unused,
+             "unknown": [f"XX-{rng.randrange(10**8):08d}" for _ in range(1000)]}
+    names = [c for c in CATEGORIES if pools[c] and mix.get(c, 0) > 0]
+    weights = [mix[c] for c in names]
+    plan = []
+    for _ in range(n):
+        c = rng.choices(names, weights)[0]
+        plan.append((rng.choice(pools[c]), CATEGORIES.index(c)))
+    return plan
+
+
+def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    rng = random.Random(11)
+    mix = dict(zip(CATEGORIES, args.mix))
+    warm = request_plan(wl, args.warmup, rng, mix)
+    timed = request_plan(wl, args.requests, rng, mix)
+
+    def split(plan: list[tuple[str, int]]) -> dict[str, Any]:
+        ws = [plan[k::args.concurrency] for k in range(args.concurrency)]
+        return {"workers": [[get_request(f"/v1/tags/{t}") for t, _ in w] for w in ws],
+                "labels": [[c for _, c in w] for w in ws]}
+
+    phases = [{"name": "warmup", **split(warm)}, {"name": "timed", **split(timed)}]
+    with Server(url, workers=workers, projection=not args.no_projection, access_log=not args.no_access_log,
+                log_file=Path(args.server_log) if args.server_log else None, patches=args.patch,
+                py_spy=f"{args.py_spy}-{'postgres' if url.startswith('postgres') else 'sqlite'}-w{workers}"
+                if args.py_spy else None) as server:
+        sample = _sample_check(server.base, wl)
+        meter = CpuMeter({"server": server.pids, "postgres": common.postgres_pids})
+        meter.start()
+        results = common.run_client(server.port, phases)
+        cpu = meter.stop()
+    r = results[1]
+    problems = list(r["errors"]) + sample
+    lat = r["latencies"]
+    labels = r["labels"] or []
+    by_cat: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    for x, c in zip(lat, labels):
+        by_cat[CATEGORIES[c]].append(x)
+    allowed = {EXPECTED_STATUS[c] for c in CATEGORIES if by_cat[c]} | {200}
+    if set(r["statuses"]) - allowed:
+        problems.append(f"statuses {r['statuses']}")
+    for body in r["bodies"]:  # the client keeps the (start of the) body of every non-2xx answer
+        if b'"tag.unknown"' not in body:
+            problems.append(f"unexpected error body {body[:200]!r}")
+            break
+    row = {
+        "backend": "postgres" if url.startswith("postgres") else "sqlite", "workers": workers,
+        "concurrency": args.concurrency, "requests": r["requests"], "wall_s": round(r["wall_s"], 2),
+        "req_per_s": r["requests"] / r["wall_s"],
+        "p50_ms": percentile(lat, 50) * 1000, "p90_ms": percentile(lat, 90) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat) * 1000 if lat else None,
+        "statuses": r["statuses"], "cpu_server_s": cpu["server"],
+        "cpu_postgres_s": cpu["postgres"] if url.startswith("postgres") else None,
+        "cpu_client_s": round(r["client_cpu_s"], 2),
+        "patches": ",".join(args.patch) or None,
+    }
+    for c in CATEGORIES:
+        if by_cat[c]:
+            row[f"{c}_n"] = len(by_cat[c])
+            row[f"{c}_p50_ms"] = percentile(by_cat[c], 50) * 1000
+            row[f"{c}_p99_ms"] = percentile(by_cat[c], 99) * 1000
+    row["valid"] = not problems
+    row["problems"] = problems[:5]
+    return row
+
+
+def _sample_check(base: str, wl: common.Workload) -> list[str]:
+    """One request of each kind, checked for content (the timed run only checks status codes)."""
+    import httpx
+
+    problems = []
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for tag, want in ((wl.bags[0], "merged"), (wl.lots[0], "in_custody"), (wl.unused[0], "issued")):
+            doc = http.get(f"/v1/tags/{tag}").json()
+            if doc.get("verdict", {}).get("code") != want or doc.get("problems"):
+                problems.append(f"{tag}: verdict {doc.get('verdict')} problems {doc.get('problems')}")
+        lot = http.get(f"/v1/tags/{wl.lots[0]}").json()
+        bags_in_lot = (len(wl.groups[0]) - 3) // 3
+        if len(lot.get("origins", [])) != bags_in_lot:
+            problems.append(f"lot {wl.lots[0]}: {len(lot.get('origins', []))} origins, expected {bags_in_lot}")
+        if http.get("/v1/tags/XX-00000000").status_code != 404:
+            problems.append("unknown tag is not 404")
+    return problems
+
+
+COLUMNS = [("backend", "store"), ("workers", "uvicorn workers"), ("concurrency", "concurrency"),
+           ("requests", "requests"), ("req_per_s", "req/s"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
+           ("p99_ms", "p99 ms"), ("bag_p50_ms", "bag p50"), ("lot_p50_ms", "lot p50"),
+           ("unused_p50_ms", "unused p50"), ("unknown_p50_ms", "unknown p50"), ("cpu_server_s", "server CPU s"),
+           ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"), ("valid", "valid"),
+           ("patches", "patch (experiment)")]
+
+
+def _csv(kind):  # noqa: ANN001, ANN202
+    return lambda s: [kind(x) for x in s.split(",") if x]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tags", type=int, default=100_000, help="tags issued in the store")
+    p.add_argument("--range-size", type=int, default=10_000, help="tags per tags_issued event")
+    p.add_argument("--fraction", type=float, default=0.3, help="fraction of bag tags attached/dispatched/received")
+    p.add_argument("--bags-per-lot", type=int, default=10)
+    p.add_argument("--sites", type=int, default=9)
+    p.add_argument("--coops", type=int, default=4)
+    p.add_argument("--backends", type=_csv(str), default=["sqlite", "postgres"])
+    p.add_argument("--workers", type=_csv(int), default=[1], help="uvicorn worker processes (list)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--requests", type=int, default=2_000, help="timed requests")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--mix", type=_csv(float), default=[0.4, 0.2, 0.25, 0.15],
+                   help="weights of bag,lot,unused,unknown ids")
+    p.add_argument("--no-projection", action="store_true")
+    p.add_argument("--no-access-log", action="store_true")
+    p.add_argument("--patch", type=_csv(str), default=[],
+                   help="EXPERIMENT: try a suggested fix (bench/patches.py: " + ",".join(patches.PATCHES) + ")")
+    p.add_argument("--py-spy", metavar="PREFIX", help="record the server with py-spy")
+    p.add_argument("--server-log")
+    p.add_argument("--json", nargs="?", const="", help="write results JSON (default bench/results/verify-*.json)")
+    p.add_argument("--quick", action="store_true", help="small smoke run (10,000 tags, 500 requests)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.tags = min(args.tags, 10_000)
+        args.range_size = min(args.range_size, 2_000)
+        args.requests = min(args.requests, 500)
+        args.warmup = min(args.warmup, 50)
+        args.workers = args.workers[:1]
+    if args.patch:
+        patches.apply(args.patch)
+        print(f"EXPERIMENT: patched {args.patch}", flush=True)
+    t0 = time.perf_counter()
+    wl = build_workload(args.tags, args.range_size, args.fraction, args.bags_per_lot, args.sites, args.coops)
+    print(f"pre-signed {len(wl.setup) + wl.timed_events} events: {wl.tags_issued_total} tags in {len(wl.issue)} "
+          f"tags_issued, {len(wl.bags)} bags with a history in {len(wl.lots)} lots "
+          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    rows = []
+    for backend in args.backends:
+        with fresh_store(backend, "verify") as url:
+            print(f">> building the {backend} store ...", flush=True)
+            built = build_store(url, wl)
+            print(f"   {built['entries']:,} entries in {built['build_s']} s (projection {built['projection_s']} s)",
+                  flush=True)
+            for w in args.workers:
+                print(f">> GET /v1/tags/{{id}} {backend}, {w} worker(s), concurrency {args.concurrency} ...", flush=True)
+                row = run_one(url, wl, args, w)
+                row.update({"entries": built["entries"], "tags": wl.tags_issued_total, "build_s": built["build_s"]})
+                rows.append(row)
+                status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
+                print(f"   p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  {row['req_per_s']:.0f} req/s  {status}",
+                      flush=True)
+    print()
+    print_table(rows, [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)])
+    if args.json is not None:
+        path = common.write_json("verify", {"benchmark": "verify_latency", "args": vars(args),
+                                            "machine": common.machine_info(),
+                                            "store": {"tags": wl.tags_issued_total, "bags_with_history": len(wl.bags),
+                                                      "lots": len(wl.lots), "tags_issued_events": len(wl.issue)},
+                                            "rows": rows}, args.json or None)
+        print(f"\nwrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
