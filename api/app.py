@@ -46,6 +46,7 @@ def create_app(ledger: Ledger) -> FastAPI:
         ],
     )
     app.state.ledger = ledger
+    ledger.start_projection()
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_registry.router)
@@ -63,7 +64,9 @@ def create_app(ledger: Ledger) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
         rule = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
-        return problem(exc.status_code, rule, str(exc.detail))
+        response = problem(exc.status_code, rule, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response
 
     @app.exception_handler(PersistenceError)
     async def _storage(request: Request, exc: PersistenceError):  # noqa: ANN202
@@ -74,8 +77,42 @@ def create_app(ledger: Ledger) -> FastAPI:
     async def _timeout(request: Request, exc: Exception):  # noqa: ANN202
         return problem(503, "storage.unavailable", "the store did not answer in time; nothing was acknowledged")
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # noqa: ANN202
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(500, "internal", "an unexpected error occurred; nothing was acknowledged")
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"ok": True, "entries": ledger.store.size(), "backend": ledger.store.backend}
 
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with the Problem schema registered and FastAPI's default 422 removed
+    (validation errors are answered with 400 problem+json by this app)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    from api.problems import Problem
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         tags=app.openapi_tags)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema()
+    for path in schema["paths"].values():
+        for operation in path.values():
+            answers = operation.get("responses", {})
+            default_422 = answers.get("422", {}).get("content", {}).get("application/json", {})
+            if "HTTPValidationError" in str(default_422):
+                answers.pop("422")
+                answers.setdefault("400", {"description": "Bad request",
+                                           "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

@@ -33,6 +33,7 @@ _TITLES = {
     413: "Request too large",
     415: "Unsupported media type",
     422: "Rule violated",
+    500: "Internal error",
     503: "Storage unavailable",
 }
 
@@ -61,8 +62,10 @@ def from_violation(violation: RuleViolation) -> JSONResponse:
     )
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the given error statuses."""
-    return {
-        s: {"model": Problem, "description": _TITLES.get(s, "Error"), "content": {MEDIA_TYPE: {}}} for s in statuses
-    }
+    """OpenAPI `responses` entries for the given error statuses, all `application/problem+json`."""
+    return {s: {"description": _TITLES.get(s, "Error"), "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}}}
+            for s in statuses}

@@ -16,6 +16,7 @@ from ledger.service import Ledger
 
 router = APIRouter(tags=["write"])
 MAX_BATCH = 1000
+MAX_BATCH_BYTES = 32 << 20  # 32 MiB
 WRITE_TIMEOUT_SECONDS = 60
 
 
@@ -66,7 +67,7 @@ async def post_event(request: Request) -> Any:
 async def post_batch(request: Request) -> Any:
     ledger: Ledger = request.app.state.ledger
     try:
-        objs = await read_json(request, limit=MAX_BATCH << 20)
+        objs = await read_json(request, limit=MAX_BATCH_BYTES)
     except BadBody as bad:
         return problem(bad.status, bad.rule, bad.detail)
     if not isinstance(objs, list) or not 1 <= len(objs) <= MAX_BATCH:

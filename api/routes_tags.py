@@ -31,7 +31,7 @@ TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
 )
 async def get_tag(tag_id: str, request: Request) -> Any:
     ledger: Ledger = request.app.state.ledger
-    normalised = tag_id.strip().upper()
+    normalised = tag_id.strip().upper() if tag_id.isascii() else tag_id
     if not TAG_ID.fullmatch(normalised):
         return problem(400, "tag.invalid_id", f"{tag_id!r} is not a tag id (A-Z, 0-9 and '-', 3 to 40 characters)",
                        field="/tag_id")

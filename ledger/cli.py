@@ -442,8 +442,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _glue_key_values(argv: Sequence[str]) -> list[str]:
+    """`--public-key -Abc…`: a base64url key may start with '-', which argparse would take for an option."""
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] == "--public-key" and i + 1 < len(items):
+            out.append(f"--public-key={items[i + 1]}")
+            i += 2
+            continue
+        out.append(items[i])
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_glue_key_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except (CliError, LedgerError) as exc:

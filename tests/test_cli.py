@@ -7,7 +7,6 @@ One part talks to a real HTTP server (`--url`) started on the same home.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -133,9 +132,6 @@ def _key_starting_with_a_dash() -> KeyPair:
             return pair
 
 
-@pytest.mark.xfail(strict=True, raises=SystemExit,
-                   reason="BUG: ledger/cli.py argparse reads a public key beginning with '-' (1 key in 64) as an "
-                          "option: `org register/add-key --public-key -Abc...` exits 2 'expected one argument'")
 def test_public_key_starting_with_a_dash(home: Home) -> None:
     home.ok("init")
     pair = _key_starting_with_a_dash()

@@ -314,4 +314,6 @@ def parse_json(data: bytes) -> Any:
             _find_lone_surrogate(value)
         except NonCanonicalValue as error:
             raise MalformedJSON(str(error)) from None
+        except RecursionError:
+            raise MalformedJSON("nested too deeply") from None
     return value

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -121,6 +122,16 @@ def _free_socket() -> socket.socket:
     return sock
 
 
+class _QuickServer(uvicorn.Server):
+    """uvicorn checks `should_exit` every 100 ms; every 10 ms makes the per-test shutdown faster."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            await asyncio.sleep(0.01)
+
+
 class ServerThread:
     """`uvicorn.Server` in a daemon thread, on a pre-bound socket."""
 
@@ -130,7 +141,7 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                 timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
+        self.server = _QuickServer(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name=f"uvicorn-{self.port}", daemon=True)
 

@@ -89,8 +89,6 @@ def test_the_problem_schema_is_published(openapi) -> None:
     assert {"rule", "field"} <= set(problem["properties"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: api/problems.py responses() puts the Problem schema under "
-                                       "application/json and leaves application/problem+json without a schema")
 def test_problem_responses_carry_the_problem_schema(openapi) -> None:
     for path, method, operation in _operations(openapi):
         for status, response in operation["responses"].items():
@@ -103,8 +101,6 @@ def test_problem_responses_carry_the_problem_schema(openapi) -> None:
             assert "application/json" not in content, f"{method.upper()} {path} {status} is never application/json"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: routes document FastAPI's default 422 HTTPValidationError, but "
-                                       "api/app.py turns validation errors into 400 problem+json")
 def test_no_undocumented_validation_422(openapi, live_ledger) -> None:
     # what the server really answers to a validation error
     assert live_ledger.http.get("/v1/tags", params={"limit": "0"}).status_code == 400
