@@ -431,10 +431,12 @@ class Server:
     """`uvicorn --factory _serve:create_app` on `url`, `workers` processes."""
 
     def __init__(self, url: str, *, workers: int = 1, projection: bool = True, access_log: bool = True,
-                 log_file: Path | None = None, py_spy: str | None = None, patches: Sequence[str] = ()):
+                 log_file: Path | None = None, py_spy: str | None = None, patches: Sequence[str] = (),
+                 uvicorn_args: Sequence[str] = ()):
         self.url, self.workers, self.projection, self.access_log = url, workers, projection, access_log
         self.py_spy = py_spy
         self.patches = list(patches)
+        self.uvicorn_args = list(uvicorn_args)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -448,6 +450,7 @@ class Server:
                "--log-level", "info"]  # `tagledger serve` runs uvicorn at log level info (access log on)
         if not self.access_log:
             cmd.append("--no-access-log")
+        cmd += self.uvicorn_args
         if self.py_spy:  # py-spy as the parent of the server: collapsed stacks, one file per process
             spy = str(Path(sys.executable).with_name("py-spy"))
             cmd = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses", "--threads", "--gil",

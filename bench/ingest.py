@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import threading
 import time
@@ -139,7 +140,7 @@ def run_inproc(mode: str, url: str, wl: Workload, threads: int) -> dict[str, Any
 
 def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: int, batch_size: int,
              projection: bool, access_log: bool, server_log: Path | None, py_spy: str | None,
-             patch: list[str]) -> dict[str, Any]:
+             patch: list[str], uvicorn_args: str = "") -> dict[str, Any]:
     _setup(url, wl, projection_tables=projection)
     if mode == "http-single":
         phases = [
@@ -158,7 +159,7 @@ def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: in
         ]
     problems: list[str] = []
     with Server(url, workers=workers, projection=projection, access_log=access_log, log_file=server_log,
-                py_spy=py_spy, patches=patch) as server:
+                py_spy=py_spy, patches=patch, uvicorn_args=shlex.split(uvicorn_args)) as server:
         meter = CpuMeter({"server": server.pids, "postgres": common.postgres_pids})
         meter.start()
         results = common.run_client(server.port, phases, keep_bodies=True)
@@ -195,6 +196,8 @@ def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: in
         "cpu_server_s": cpu["server"], "cpu_postgres_s": cpu["postgres"] if url.startswith("postgres") else None,
         "cpu_client_s": round(sum(r["client_cpu_s"] for r in results), 2),
         "projection": projection, "access_log": access_log,
+        "server_variant": ",".join(x for x, on in (("no projection", not projection), ("no access log", not access_log),
+                                                   (uvicorn_args, bool(uvicorn_args))) if on) or "as serve",
     }
     return _finish(row, url, wl, seqs, problems)
 
@@ -205,7 +208,7 @@ COLUMNS = [("mode", "mode"), ("backend", "store"), ("workers", "uvicorn workers"
            ("batch", "batch"), ("events", "events"), ("wall_s", "wall s"), ("events_per_s", "events/s"), ("mean_batch", "events/commit"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("cpu_server_s", "server CPU s"),
            ("cpu_bench_s", "in-proc CPU s"), ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"),
-           ("valid", "valid"), ("patches", "patch (experiment)")]
+           ("valid", "valid"), ("patches", "patch (experiment)"), ("server_variant", "server")]
 
 
 def _csv(kind):  # noqa: ANN001, ANN202
@@ -225,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-concurrency", type=_csv(int), default=[4], help="connections for http-batch (list)")
     p.add_argument("--workers", type=_csv(int), default=[1, 2], help="uvicorn worker processes (list)")
     p.add_argument("--no-projection", action="store_true", help="server without the custody projection follower")
+    p.add_argument("--uvicorn-args", default="", metavar="'ARGS'",
+                   help="extra uvicorn options, e.g. --uvicorn-args='--http httptools --loop uvloop' (EXPERIMENT: "
+                        "needs those packages importable, e.g. pip install --target DIR httptools uvloop and "
+                        "PYTHONPATH=DIR)")
     p.add_argument("--no-access-log", action="store_true", help="uvicorn --no-access-log")
     p.add_argument("--issue-chunk", type=int, default=10_000, help="at most this many tags per tags_issued event")
     p.add_argument("--tags-per-site", type=int, default=0,
@@ -282,7 +289,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         row = run_http(mode, url, wl, batch_size=args.batch_size, projection=not args.no_projection,
                                        access_log=not args.no_access_log,
                                        server_log=Path(args.server_log) if args.server_log else None, py_spy=spy,
-                                       patch=args.patch, **v)
+                                       patch=args.patch, uvicorn_args=args.uvicorn_args, **v)
+                    row["uvicorn_args"] = args.uvicorn_args or None
                 row["patches"] = ",".join(args.patch) or None
                 row["tags_issued"] = wl.tags_issued_total
                 rows.append(row)

@@ -9,6 +9,9 @@ a patch are labelled with it.
                   tag, building a JSON Pointer per tag (O(issued), up to 10,000 per event, on every batch and read)
   no-tags-column  reads by tag (`read_tagged`) do not fetch the `tags` column, which for a `tags_issued` event
                   holds a stream name per issued tag (10,000 strings to transfer and decode per row)
+  switch-interval `sys.setswitchinterval(0.0005)` (default 0.005): the writer thread gives up the GIL on every
+                  database round trip; with the event loop (or submitting threads) busy, getting it back can take
+                  up to the switch interval each time
 """
 
 from __future__ import annotations
@@ -79,7 +82,14 @@ def patch_no_tags_column() -> None:
     sqlite._select_tagged = _select_tagged
 
 
-PATCHES = {"issued-subset": patch_issued_subset, "no-tags-column": patch_no_tags_column}
+def patch_switch_interval() -> None:
+    import sys
+
+    sys.setswitchinterval(0.0005)
+
+
+PATCHES = {"issued-subset": patch_issued_subset, "no-tags-column": patch_no_tags_column,
+           "switch-interval": patch_switch_interval}
 
 
 def apply(names: list[str] | str | None) -> list[str]:

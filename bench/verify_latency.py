@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,7 @@ def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: in
     phases = [{"name": "warmup", **split(warm)}, {"name": "timed", **split(timed)}]
     with Server(url, workers=workers, projection=not args.no_projection, access_log=not args.no_access_log,
                 log_file=Path(args.server_log) if args.server_log else None, patches=args.patch,
+                uvicorn_args=shlex.split(args.uvicorn_args),
                 py_spy=f"{args.py_spy}-{'postgres' if url.startswith('postgres') else 'sqlite'}-w{workers}"
                 if args.py_spy else None) as server:
         sample = _sample_check(server.base, wl)
@@ -126,7 +128,11 @@ def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: in
         "statuses": r["statuses"], "cpu_server_s": cpu["server"],
         "cpu_postgres_s": cpu["postgres"] if url.startswith("postgres") else None,
         "cpu_client_s": round(r["client_cpu_s"], 2),
-        "patches": ",".join(args.patch) or None,
+        "patches": ",".join(args.patch) or None, "uvicorn_args": args.uvicorn_args or None,
+        "projection": not args.no_projection, "access_log": not args.no_access_log,
+        "server_variant": ",".join(x for x, on in (("no projection", args.no_projection),
+                                                   ("no access log", args.no_access_log),
+                                                   (args.uvicorn_args, bool(args.uvicorn_args))) if on) or "as serve",
     }
     for c in CATEGORIES:
         if by_cat[c]:
@@ -162,7 +168,7 @@ COLUMNS = [("backend", "store"), ("workers", "uvicorn workers"), ("concurrency",
            ("p99_ms", "p99 ms"), ("bag_p50_ms", "bag p50"), ("lot_p50_ms", "lot p50"),
            ("unused_p50_ms", "unused p50"), ("unknown_p50_ms", "unknown p50"), ("cpu_server_s", "server CPU s"),
            ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"), ("valid", "valid"),
-           ("patches", "patch (experiment)")]
+           ("patches", "patch (experiment)"), ("server_variant", "server")]
 
 
 def _csv(kind):  # noqa: ANN001, ANN202
@@ -186,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", type=_csv(float), default=[0.4, 0.2, 0.25, 0.15],
                    help="weights of bag,lot,unused,unknown ids")
     p.add_argument("--no-projection", action="store_true")
+    p.add_argument("--uvicorn-args", default="", metavar="'ARGS'",
+                   help="extra uvicorn options, e.g. --uvicorn-args='--http httptools --loop uvloop' (EXPERIMENT: "
+                        "needs those packages importable, e.g. pip install --target DIR httptools uvloop and "
+                        "PYTHONPATH=DIR)")
     p.add_argument("--no-access-log", action="store_true")
     p.add_argument("--patch", type=_csv(str), default=[],
                    help="EXPERIMENT: try a suggested fix (bench/patches.py: " + ",".join(patches.PATCHES) + ")")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
+
 from domain import custody
 from domain.errors import RuleViolation
 from domain.payloads import parse_data
@@ -186,9 +188,14 @@ class LedgerWriter:
             with self._batch_lock, self.store.write_session() as session:
                 outcomes, accepted, registry_position = self._admit(session, batch)
                 session.insert(accepted)
-        except BaseException as exc:  # storage failure: nobody is told "accepted"
+        except BaseException as exc:  # nothing was committed: nobody is told "accepted"
             self._registry = Registry()
             self._registry_position = 0
+            if isinstance(exc, Exception) and not isinstance(exc, PersistenceError) and len(batch) > 1:
+                # An unexpected error caused by one envelope must not fail the others: judge each alone.
+                for submission in batch:
+                    self._run_batch([submission])
+                return
             for submission in batch:
                 if not submission.future.done():
                     submission.future.set_exception(exc)

@@ -9,6 +9,7 @@ gapless batched write session on top.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from eventsourcing.dcb.api import (
 )
 from eventsourcing.dcb.persistence import DCBListenNotifySubscription
 from eventsourcing.dcb.popo import SimpleDCBReadResponse
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from ledger.store import migrate
@@ -149,13 +150,16 @@ class SQLiteLogStore(LogStore):
         with self._write_lock, self.datastore.get_connection(commit=True) as conn:
             curs = conn.cursor()
             curs.execute("PRAGMA synchronous=FULL")
-            curs.execute("BEGIN IMMEDIATE")
             try:
-                yield curs
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+                curs.execute("BEGIN IMMEDIATE")
+                try:
+                    yield curs
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            except sqlite3.Error as exc:  # the library's persistence errors, as on PostgreSQL
+                raise OperationalError(str(exc)) from exc
 
     @contextmanager
     def write_session(self) -> Iterator[WriteSession]:

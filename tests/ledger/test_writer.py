@@ -138,3 +138,31 @@ def test_every_entry_is_signed_by_its_actor_and_chained(world) -> None:
         assert view.problems == []
     assert world.ledger.tag("LOT-0001").state.inputs == ["KAL-000006", "KAL-000007"]
     assert {o["tag"] for o in world.ledger.tag("LOT-0001").origins} == {"KAL-000006", "KAL-000007"}
+
+
+def test_an_unexpected_error_in_one_envelope_does_not_fail_the_others(world, monkeypatch) -> None:
+    import domain.rules
+    from ledger import writer as writer_module
+
+    real_check = domain.rules.check
+
+    def flaky_check(body, **kwargs):
+        if body["data"].get("pit") == "BOOM":
+            raise ZeroDivisionError("a bug triggered by one envelope")
+        return real_check(body, **kwargs)
+
+    monkeypatch.setattr(writer_module, "check", flaky_check)
+    site = world.signer("kalimbi")
+    ledger = world.ledger
+    good = site.envelope("tag_attached", "tag:KAL-000008", ledger.head("tag:KAL-000008").hash,
+                         {"site": "kalimbi", "mineral": "tin", "mass_g": 1000, "pit": "P1"}, time=world.tick())
+    bad = site.envelope("tag_attached", "tag:KAL-000009", ledger.head("tag:KAL-000009").hash,
+                        {"site": "kalimbi", "mineral": "tin", "mass_g": 1000, "pit": "BOOM"}, time=world.tick())
+    submissions = [writer_module.prepare(e) for e in (good, bad)]
+    ledger.writer._run_batch(submissions)  # both in one batch, as concurrent requests would be
+    futures = [s.future for s in submissions]
+    assert futures[0].result().seq >= 0
+    with pytest.raises(ZeroDivisionError):
+        futures[1].result()
+    assert ledger.tag("KAL-000008").state.status == "in_custody"
+    assert ledger.tag("KAL-000009").state.status == "issued"
