@@ -19,7 +19,8 @@ import argparse
 import json
 import sys
 from datetime import datetime, timedelta, timezone
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,25 +137,31 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transport(args: argparse.Namespace, settings: Settings) -> tuple[Transport, Ledger | None]:
+@contextmanager
+def _transport(args: argparse.Namespace, settings: Settings) -> Iterator[Transport]:
+    """A running ledger over HTTP (`--url`), or this home's store in-process (closed afterwards)."""
     if getattr(args, "url", None):
-        return HttpTransport(args.url), None
+        yield HttpTransport(args.url)
+        return
     ledger = Ledger.open(settings.db)
-    return LocalTransport(ledger), ledger
+    try:
+        yield LocalTransport(ledger)
+    finally:
+        ledger.close()
 
 
-def _operator_client(args: argparse.Namespace) -> tuple[LedgerClient, Ledger | None, Settings]:
+@contextmanager
+def _operator_client(args: argparse.Namespace) -> Iterator[LedgerClient]:
     settings = load_settings(args.home, args.db)
     key_file = Path(args.key) if getattr(args, "key", None) else key_paths(settings.home, settings.operator)[0]
     if not key_file.exists():
         raise CliError(f"no operator key at {key_file}: run `tagledger init` or pass --key")
-    transport, ledger = _transport(args, settings)
-    return LedgerClient(transport, Signer(settings.operator, KeyPair.load(key_file))), ledger, settings
+    with _transport(args, settings) as transport:
+        yield LedgerClient(transport, Signer(settings.operator, KeyPair.load(key_file)))
 
 
 def cmd_org(args: argparse.Namespace) -> int:
-    client, ledger, _ = _operator_client(args)
-    try:
+    with _operator_client(args) as client:
         if args.org_command == "register":
             extra = {k: v for k, v in {"rmi_cid": args.rmi_cid, "operated_by": args.operated_by,
                                        "capacity_kg_per_month": args.capacity_kg_per_month}.items() if v}
@@ -165,25 +172,18 @@ def cmd_org(args: argparse.Namespace) -> int:
             result = client.add_key(args.org, args.public_key)
         else:
             result = client.revoke_key(args.org, args.kid, args.reason, effective=args.effective)
-        print(json.dumps(result, indent=2))
-        return 0
-    finally:
-        if ledger:
-            ledger.close()
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    client, ledger, _ = _operator_client(args)
-    try:
-        if not args.tag and not args.prefix:
-            raise CliError("give --tag ID (repeatable) or --prefix P --count N")
+    if not args.tag and not args.prefix:
+        raise CliError("give --tag ID (repeatable) or --prefix P --count N")
+    with _operator_client(args) as client:
         result = client.issue_tags(args.org, tags=args.tag or None, prefix=args.prefix, start=args.start,
                                    count=args.count, width=args.width)
-        print(json.dumps(result, indent=2))
-        return 0
-    finally:
-        if ledger:
-            ledger.close()
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 # --- recording custody ---------------------------------------------------------------------------
@@ -191,39 +191,41 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     settings = load_settings(args.home, args.db)
-    transport, ledger = _transport(args, settings)
-    client = LedgerClient(transport, Signer(args.org, KeyPair.load(Path(args.key))))
-    try:
-        verb = args.verb
-        if verb == "attach":
-            gps = {"lat": args.lat, "lon": args.lon} if args.lat and args.lon else None
-            price = {"currency": args.currency, "minor_per_kg": args.price_minor_per_kg} \
-                if args.price_minor_per_kg is not None else None
-            result = client.attach(args.tag, mineral=args.mineral, mass_g=args.mass_g, pit=args.pit, ore=args.ore,
-                                   gps=gps, price_paid=price)
-        elif verb == "dispatch":
-            result = client.dispatch(args.tag, args.to, mass_g=args.mass_g, location=args.location)
-        elif verb == "receive":
-            result = client.receive(args.tag, mass_g=args.mass_g, location=args.location)
-        elif verb == "merge":
-            result = client.merge(args.lot, args.inputs, mass_g=args.mass_g)
-        elif verb == "split":
-            outputs = {}
-            for item in args.output:
-                tag, _, grams = item.partition("=")
-                if not grams.isdigit():
-                    raise CliError(f"--output takes TAG=GRAMS, not {item!r}")
-                outputs[tag] = int(grams)
-            result = client.split(args.lot, outputs)
-        elif verb == "consume":
-            result = client.consume(args.tag, mass_g=args.mass_g, product=args.product)
-        else:
-            result = client.void(args.tag, args.reason, note=args.note)
-        print(json.dumps(result, indent=2))
-        return 0
-    finally:
-        if ledger:
-            ledger.close()
+    signer = Signer(args.org, KeyPair.load(Path(args.key)))
+    with _transport(args, settings) as transport:
+        result = _record(args, LedgerClient(transport, signer))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _record(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
+    """Sign and send the event a `record` verb names."""
+    verb = args.verb
+    if verb == "attach":
+        gps = {"lat": args.lat, "lon": args.lon} if args.lat and args.lon else None
+        price = {"currency": args.currency, "minor_per_kg": args.price_minor_per_kg} \
+            if args.price_minor_per_kg is not None else None
+        result = client.attach(args.tag, mineral=args.mineral, mass_g=args.mass_g, pit=args.pit, ore=args.ore,
+                               gps=gps, price_paid=price)
+    elif verb == "dispatch":
+        result = client.dispatch(args.tag, args.to, mass_g=args.mass_g, location=args.location)
+    elif verb == "receive":
+        result = client.receive(args.tag, mass_g=args.mass_g, location=args.location)
+    elif verb == "merge":
+        result = client.merge(args.lot, args.inputs, mass_g=args.mass_g)
+    elif verb == "split":
+        outputs = {}
+        for item in args.output:
+            tag, _, grams = item.partition("=")
+            if not grams.isdigit():
+                raise CliError(f"--output takes TAG=GRAMS, not {item!r}")
+            outputs[tag] = int(grams)
+        result = client.split(args.lot, outputs)
+    elif verb == "consume":
+        result = client.consume(args.tag, mass_g=args.mass_g, product=args.product)
+    else:
+        result = client.void(args.tag, args.reason, note=args.note)
+    return result
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -231,12 +233,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     settings = load_settings(args.home, args.db)
-    transport, ledger = _transport(args, settings)
-    try:
+    with _transport(args, settings) as transport:
         document = transport.tag(args.tag_id.upper())
-    finally:
-        if ledger:
-            ledger.close()
     if document is None:
         print(f"UNKNOWN: no tag {args.tag_id} was ever issued. Treat the material as untraced.")
         return 3
@@ -280,13 +278,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cmd_init(_init_defaults(args))
         settings = load_settings(args.home, args.db)
         root_path = key_paths(settings.home, settings.operator)[0]
-    transport, ledger = _transport(args, settings)
-    try:
+    with _transport(args, settings) as transport:
         report = load_demo(transport, Signer(settings.operator, KeyPair.load(root_path)),
                            tags_per_site=args.tags_per_site, seed=args.seed)
-    finally:
-        if ledger:
-            ledger.close()
     demo_keys = settings.keys_dir / "demo"
     for org, pair in report.keys.items():
         path = demo_keys / f"{org}.pem"
