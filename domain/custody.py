@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.registry import StreamHead
 from verification.encoding import parse_time
-from verification.envelope import issued_tags
+from verification.envelope import issued_among, issued_tags
 
 
 class Status(StrEnum):
@@ -98,9 +98,8 @@ def apply(
 
     if event_type == "tags_issued":
         recipient = body["stream"].removeprefix("org:")
-        for tag in issued_tags(data):
-            if only is None or tag in only:
-                tags[tag] = TagState(tag=tag, issued_to=recipient, head=head, events=1)
+        for tag in issued_tags(data) if only is None else issued_among(data, only):
+            tags[tag] = TagState(tag=tag, issued_to=recipient, head=head, events=1)
         return
     if not body["stream"].startswith("tag:"):
         return

@@ -43,6 +43,7 @@ __all__ = [
     "envelope_hash",
     "expand_tag_ranges",
     "is_stream",
+    "issued_among",
     "issued_tags",
     "prev_hashes",
     "sign_body",
@@ -355,6 +356,26 @@ def issued_tags(data: dict[str, Any]) -> list[str]:
     if not tags:
         raise EnvelopeError("/body/data", "tags_issued issues no tag (give tags or ranges)")
     return tags
+
+
+def issued_among(data: dict[str, Any], wanted: set[str]) -> list[str]:
+    """The tags of ``wanted`` that a valid ``tags_issued`` ``data`` issues, without expanding its ranges.
+
+    Equal to ``[t for t in issued_tags(data) if t in wanted]`` as a set, for data that
+    :func:`issued_tags` accepts, but costs O(len(wanted)) per range instead of O(count): a tag ``t``
+    is in range ``r`` iff ``t = r.prefix + digits`` and ``str(int(digits)).zfill(r.width) == digits``
+    with ``r.start <= int(digits) < r.start + r.count``.
+    """
+    found = [t for t in data.get("tags") or () if t in wanted]
+    for r in data.get("ranges") or ():
+        prefix, start, count, width = r["prefix"], r["start"], r["count"], r["width"]
+        for tag in wanted:
+            digits = tag[len(prefix):]
+            if tag.startswith(prefix) and digits.isascii() and digits.isdigit():
+                number = int(digits)
+                if start <= number < start + count and str(number).zfill(width) == digits:
+                    found.append(tag)
+    return found
 
 
 def prev_hashes(body: dict[str, Any]) -> dict[str, str | None]:

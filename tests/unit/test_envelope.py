@@ -661,3 +661,42 @@ def test_identifier_validators() -> None:
     )
     assert not is_tag_id("AB\u0663")  # a non-ASCII digit
     assert is_hash(HASH_A) and not is_hash(HASH_A.upper()) and not is_hash(HASH_A + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# issued_among: membership without expansion == the expansion
+# --------------------------------------------------------------------------------------------
+
+from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
+
+from verification.envelope import issued_among as _issued_among, issued_tags as _issued_tags  # noqa: E402
+
+_PREFIXES = _st.sampled_from(["A-", "AB", "KAL-", "X1", "LOT-0", "Z"])
+
+
+@_settings(max_examples=300, deadline=None)
+@_given(
+    ranges=_st.lists(
+        _st.fixed_dictionaries({
+            "prefix": _PREFIXES,
+            "start": _st.integers(0, 1200),
+            "count": _st.integers(1, 40),
+            "width": _st.integers(1, 5),
+        }),
+        min_size=0,
+        max_size=3,
+    ),
+    listed=_st.lists(_st.sampled_from(["ABC-1", "KAL-000007", "X10", "ZZZ"]), unique=True, max_size=3),
+    probes=_st.lists(
+        _st.builds(lambda p, n, w: p + str(n).zfill(w), _PREFIXES, _st.integers(0, 1300), _st.integers(1, 6)),
+        max_size=30,
+    ),
+)
+def test_issued_among_equals_the_expansion(ranges, listed, probes) -> None:
+    data = {"tags": listed, "ranges": ranges}
+    try:
+        expanded = _issued_tags(data)
+    except EnvelopeError:
+        return  # only valid issuance data is folded
+    wanted = set(probes) | set(expanded[:5]) | set(listed)
+    assert sorted(_issued_among(data, wanted)) == sorted(t for t in expanded if t in wanted)
