@@ -56,11 +56,14 @@ def check(
     registry: Registry,
     tags: Mapping[str, TagState | None],
     now: datetime,
+    payload: Strict | None = None,
 ) -> Admitted:
     """Admit `body` or raise `RuleViolation`. `tags` holds the state of every tag in `touched_tags(body)`
-    and, for `tags_issued`, of every issued tag (None where the tag does not exist)."""
+    and, for `tags_issued`, of every issued tag (None where the tag does not exist). `payload` is
+    `parse_data(body["type"], body["data"])` when the caller has it already."""
     event_type = body["type"]
-    payload = parse_data(event_type, body["data"])
+    if payload is None:
+        payload = parse_data(event_type, body["data"])
     when = parse_time(body["time"])
 
     if event_type == "ledger_created":

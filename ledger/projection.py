@@ -195,6 +195,9 @@ class ProjectionFollower:
     reads whole pages, so a burst of writes costs a few transactions rather than one per event.
     """
 
+    settle_seconds = 0.25
+    """How long to let new entries gather before catching up: the projection may lag by this much."""
+
     def __init__(self, projection: CustodyProjection):
         self.projection = projection
         self._subscription: Any = None
@@ -222,6 +225,8 @@ class ProjectionFollower:
                         return
                     for event in subscription:
                         if event.position > self.projection.position():
+                            # let a burst of commits gather, then process it in a few large pages
+                            self._stopped.wait(self.settle_seconds)
                             self.projection.catch_up()
             except Exception:  # noqa: BLE001 - keep following; retry after a pause
                 log.exception("projection follower failed; retrying")

@@ -27,7 +27,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain import custody
 from domain.errors import RuleViolation
-from domain.payloads import parse_data
+from domain.payloads import Strict, parse_data
 from domain.registry import Registry
 from domain.roles import REGISTRY_EVENT_TYPES
 from domain.rules import check, touched_tags
@@ -67,6 +67,7 @@ class Submission:
     envelope: Envelope
     canonical: bytes
     hash: str
+    payload: Strict
     future: Future[Receipt] = field(default_factory=Future)
 
     @property
@@ -80,7 +81,7 @@ def prepare(obj: Any) -> Submission:
         envelope = Envelope.from_json(obj)
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, str(exc)) from None
-    parse_data(envelope.body["type"], envelope.body["data"])
+    payload = parse_data(envelope.body["type"], envelope.body["data"])
     if envelope.body["type"] == "tags_issued":
         try:
             issued_tags(envelope.body["data"])
@@ -90,7 +91,7 @@ def prepare(obj: Any) -> Submission:
         canonical = jcs({"body": envelope.body, "sig": envelope.sig})
     except ValueError as exc:
         raise RuleViolation("envelope.malformed", "/body", str(exc)) from None
-    return Submission(envelope, canonical, sha256_hex(canonical))
+    return Submission(envelope, canonical, sha256_hex(canonical), payload)
 
 
 def stored_tags(body: dict[str, Any]) -> tuple[str, ...]:
@@ -251,7 +252,7 @@ class LedgerWriter:
                 continue
             try:
                 self._check_signature(submission, registry)
-                check(body, registry=registry, tags=tags, now=now)
+                check(body, registry=registry, tags=tags, now=now, payload=submission.payload)
             except RuleViolation as violation:
                 outcomes.append(violation)
                 continue
