@@ -27,6 +27,7 @@ from ledger.entries import read_entry
 from ledger.store.base import LogStore, StoredEvent
 from verification.canonical import jcs
 from verification.encoding import parse_time
+from verification.envelope import issued_tags
 
 NAME = "custody"
 VIEW = "tagledger_custody_view"
@@ -55,8 +56,10 @@ def state_from_json(doc: dict[str, Any]) -> TagState:
     )
 
 
-def _touched(event: StoredEvent) -> list[str]:
-    return [t.removeprefix("tag:") for t in event.tags if t.startswith("tag:")]
+def _touched(event: StoredEvent, body: dict[str, Any]) -> list[str]:
+    """The tags whose state an event changes: the tag streams it joins, and those `tags_issued` creates."""
+    joined = [t.removeprefix("tag:") for t in event.tags if t.startswith("tag:")]
+    return joined + issued_tags(body["data"]) if event.type == "tags_issued" else joined
 
 
 class CustodyProjection:
@@ -111,14 +114,14 @@ class CustodyProjection:
         return processed
 
     def _process(self, page: list[StoredEvent]) -> None:
-        wanted = {tag for event in page for tag in _touched(event)}
+        entries = [read_entry(event.data) for event in page]
+        touched = [_touched(event, entry.body) for event, entry in zip(page, entries)]
         with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
-            states = self._load(curs, wanted)
+            states = self._load(curs, {tag for tags in touched for tag in tags})
             changed: set[str] = set()
-            for event in page:
-                entry = read_entry(event.data)
+            for entry, tags in zip(entries, touched):
                 custody.apply(states, entry.body, entry.hash, entry.seq)
-                changed.update(_touched(event))
+                changed.update(tags)
             rows = [
                 (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
                 for tag in sorted(changed)

@@ -94,13 +94,16 @@ def prepare(obj: Any) -> Submission:
     return Submission(envelope, canonical, sha256_hex(canonical), payload)
 
 
-def stored_tags(body: dict[str, Any]) -> tuple[str, ...]:
-    """The DCB tags of an accepted event: the streams it joins or creates, its id, and `registry`."""
+def stored_tags(body: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The DCB tags of an accepted event: (stored with the row, index only).
+
+    Stored: the streams it joins, its id (`event:<uuid>`) and `registry` for registry events. Index only:
+    the tag streams a `tags_issued` event creates.
+    """
     streams = [body["stream"], *(body.get("links") or {})]
-    if body["type"] == "tags_issued":
-        streams += [f"tag:{t}" for t in issued_tags(body["data"])]
     extra = ["registry"] if body["type"] in REGISTRY_EVENT_TYPES else []
-    return (*streams, f"event:{body['id']}", *extra)
+    created = [f"tag:{t}" for t in issued_tags(body["data"])] if body["type"] == "tags_issued" else []
+    return (*streams, f"event:{body['id']}", *extra), tuple(created)
 
 
 class LedgerWriter:
@@ -258,7 +261,7 @@ class LedgerWriter:
                 continue
             seq = size + len(accepted)
             raw = build_entry(submission.canonical, seq, received)
-            accepted.append(StoredEvent(seq + 1, body["type"], raw, stored_tags(body)))
+            accepted.append(StoredEvent(seq + 1, body["type"], raw, *stored_tags(body)))
             registry.apply(body, submission.hash, seq)
             custody.apply(tags, body, submission.hash, seq)
             if body["type"] in REGISTRY_EVENT_TYPES:

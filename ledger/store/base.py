@@ -22,12 +22,22 @@ from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One row of the log: `position` = seq + 1, `data` = the exact log entry bytes."""
+    """One row of the log: `position` = seq + 1, `data` = the exact log entry bytes.
+
+    `tags` are stored with the row and indexed; `index_only` tags are indexed but not stored with the row
+    (the up to 10,000 tag streams a `tags_issued` event creates: every read of one of those tags would
+    otherwise carry all of them).
+    """
 
     position: int
     type: str
     data: bytes
     tags: tuple[str, ...]
+    index_only: tuple[str, ...] = ()
+
+    @property
+    def indexed(self) -> tuple[str, ...]:
+        return self.tags + self.index_only
 
     @property
     def seq(self) -> int:

@@ -76,7 +76,7 @@ class _Session(WriteSession):
         )
         self._curs.execute(
             f"INSERT INTO {TAGS} (tag, main_id) SELECT * FROM unnest(%s::text[], %s::bigint[])",
-            [[t for e in events for t in e.tags], [e.position for e in events for _ in e.tags]],
+            [[t for e in events for t in e.indexed], [e.position for e in events for _ in e.indexed]],
         )
         self._curs.execute(f"NOTIFY {MAIN}")
 

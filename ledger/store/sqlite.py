@@ -72,7 +72,7 @@ def _insert(curs: SQLiteCursor, events: Sequence[StoredEvent]) -> None:
     )
     curs.executemany(
         f"INSERT INTO {TAGS} (tag, main_id) VALUES (?, ?)",
-        [(tag, e.position) for e in events for tag in e.tags],
+        [(tag, e.position) for e in events for tag in e.indexed],
     )
 
 
@@ -193,33 +193,50 @@ class SQLiteDCBRecorder(DCBRecorder):
     def read(
         self, query: DCBQuery | None = None, *, after: int | None = None, limit: int | None = None
     ) -> DCBReadResponse:
-        head = self.store.size()
+        """As the library's PostgreSQL recorder: `head` is the last position in the store when no `limit` is
+        given, otherwise the last position returned (None if nothing is)."""
+        after = after or 0
+        head = self.store.size() if limit is None else None
         if query and query.items:
-            events = self._read_query(query, after or 0, limit)
+            events = self._read_query(query, after, limit)
         else:
-            events = self.store.read_range(after or 0, (after or 0) + (limit or head))
+            events = self.store.read_range(after, self.store.size() if limit is None else after + limit)
+        if events:
+            head = max(head or 0, events[-1].position)
         sequenced = [DCBSequencedEvent(DCBEvent(e.type, e.data, list(e.tags)), e.position) for e in events]
-        return SimpleDCBReadResponse(events=iter(sequenced), head=head if limit is None else None)
+        return SimpleDCBReadResponse(events=iter(sequenced), head=head)
 
     def _read_query(self, query: DCBQuery, after: int, limit: int | None) -> list[StoredEvent]:
+        """Events matching any item; an event matches an item if it carries all the item's tags (in the tag
+        index) and, when the item names types, is of one of them."""
         with self.store.datastore.transaction(commit=False) as curs:
             matched: dict[int, StoredEvent] = {}
             for item in query.items:
-                if item.tags:
-                    candidates = _select_tagged(curs, item.tags[:1], after)  # then filtered on all tags
+                tags = list(dict.fromkeys(item.tags))
+                if len(tags) == 1:
+                    candidates = _select_tagged(curs, tags, after)
+                elif tags:
+                    marks = ",".join("?" * len(tags))
+                    curs.execute(
+                        f"SELECT id, type, data, tags FROM {MAIN} WHERE id IN (SELECT main_id FROM {TAGS} "
+                        f"WHERE tag IN ({marks}) AND main_id > ? GROUP BY main_id HAVING COUNT(DISTINCT tag) = ?) "
+                        "ORDER BY id",
+                        [*tags, after, len(tags)],
+                    )
+                    candidates = [_row(r) for r in curs.fetchall()]
                 else:
                     curs.execute(f"SELECT id, type, data, tags FROM {MAIN} WHERE id > ? ORDER BY id", [after])
                     candidates = [_row(r) for r in curs.fetchall()]
                 for e in candidates:
-                    if set(item.tags) <= set(e.tags) and (not item.types or e.type in item.types):
+                    if not item.types or e.type in item.types:
                         matched[e.position] = e
         events = [matched[k] for k in sorted(matched)]
         return events[:limit] if limit is not None else events
 
     def append(self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None) -> int:
         with self.store.write_session() as session:
-            if condition is not None and condition.fail_if_events_match.items:
-                clash = self._read_query(condition.fail_if_events_match, condition.after or 0, 1)
+            if condition is not None:  # an empty query matches every event
+                clash = list(self.read(condition.fail_if_events_match, after=condition.after, limit=1))
                 if clash:
                     raise IntegrityError(clash)
             start = session.size()
