@@ -24,5 +24,15 @@ def create_app():  # noqa: ANN201
     patches.apply_from_env()
     ledger = Ledger.open(os.environ["TAGLEDGER_BENCH_DB"])
     if os.environ.get("TAGLEDGER_BENCH_PROJECTION", "1") == "1":
-        ledger.start_projection()
+        ledger.start_projection()  # `create_app` starts it too (idempotent); older versions only did it here
+    else:
+        # EXPERIMENT (bench --no-projection): a projection object without its follower thread, so that
+        # `start_projection()` (called by create_app) finds one and starts nothing.
+        from ledger.projection import CustodyProjection
+
+        ledger.projection = CustodyProjection(ledger.store)
+    import ledger as _ledger_pkg
+
+    print(f"bench server: code from {Path(_ledger_pkg.__file__).parent.parent}, store {ledger.store.backend}, "
+          f"patches {patches.APPLIED or 'none'}", file=sys.stderr, flush=True)
     return _create_app(ledger)

@@ -551,7 +551,22 @@ def machine_info() -> dict[str, Any]:
         settings = {"error": str(exc)}
     import sqlite3
 
+    frozen = ROOT / ".bench-source-commit"  # written by bench/frozen.sh: a snapshot of one commit
+    try:
+        if frozen.exists():
+            commit, dirty = frozen.read_text().strip(), []
+            raise StopIteration
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ledger", "api", "domain", "verification"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.split("\n")
+        dirty = [line for line in dirty if line.strip()]
+    except StopIteration:
+        pass
+    except OSError:
+        commit, dirty = "?", []
     return {
+        "git_commit": commit,
+        "uncommitted_changes_in_code": dirty,
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),

@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the tags the workload uses, about 760 per site for 20,000 events)")
     p.add_argument("--patch", type=_csv(str), default=[],
                    help="EXPERIMENT: try a suggested fix (bench/patches.py: " + ",".join(patches.PATCHES) + ")")
+    p.add_argument("--repeat", type=int, default=1, help="run every variant this many times (fresh store each)")
     p.add_argument("--py-spy", metavar="PREFIX", help="record the server with py-spy (raw stacks to PREFIX-*.txt)")
     p.add_argument("--server-log", help="append the server's output to this file")
     p.add_argument("--json", nargs="?", const="", help="write results JSON (default bench/results/ingest-*.json)")
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for m in args.modes:
         if m not in MODES:
             raise SystemExit(f"unknown mode {m}")
+    machine = common.machine_info()  # before the runs: records the code that is measured
     groups = common.groups_for_events(args.events, args.bags_per_lot)
     t0 = time.perf_counter()
     if args.patch:
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 variants = [dict(workers=w, concurrency=c) for w in args.workers for c in args.concurrency]
             else:
                 variants = [dict(workers=w, concurrency=c) for w in args.workers for c in args.batch_concurrency]
-            for v in variants:
+            for v in [v for v in variants for _ in range(args.repeat)]:
                 label = f"{mode} {backend} {v}"
                 print(f">> {label} ...", flush=True)
                 with fresh_store(backend, mode.replace("-", "")[:12]) as url:
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
           f"(ceiling for {os.cpu_count()} cores: {verify_rate * (os.cpu_count() or 1):,.0f}/s)\n")
     print_table(rows, [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)])
     if args.json is not None:
-        path = common.write_json("ingest", {"benchmark": "ingest", "args": vars(args), "machine": common.machine_info(),
+        path = common.write_json("ingest", {"benchmark": "ingest", "args": vars(args), "machine": machine,
                                             "workload": {"setup": len(wl.setup), "timed": wl.timed_events,
                                                          "tags_issued_events": len(wl.issue),
                                                          "lots": len(wl.groups), "bags_per_lot": args.bags_per_lot},

@@ -83,14 +83,14 @@ def request_plan(wl: common.Workload, n: int, rng: random.Random, mix: dict[str,
     return plan
 
 
-def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: int, concurrency: int) -> dict[str, Any]:
     rng = random.Random(11)
     mix = dict(zip(CATEGORIES, args.mix))
     warm = request_plan(wl, args.warmup, rng, mix)
     timed = request_plan(wl, args.requests, rng, mix)
 
     def split(plan: list[tuple[str, int]]) -> dict[str, Any]:
-        ws = [plan[k::args.concurrency] for k in range(args.concurrency)]
+        ws = [plan[k::concurrency] for k in range(concurrency)]
         return {"workers": [[get_request(f"/v1/tags/{t}") for t, _ in w] for w in ws],
                 "labels": [[c for _, c in w] for w in ws]}
 
@@ -121,7 +121,7 @@ def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: in
             break
     row = {
         "backend": "postgres" if url.startswith("postgres") else "sqlite", "workers": workers,
-        "concurrency": args.concurrency, "requests": r["requests"], "wall_s": round(r["wall_s"], 2),
+        "concurrency": concurrency, "requests": r["requests"], "wall_s": round(r["wall_s"], 2),
         "req_per_s": r["requests"] / r["wall_s"],
         "p50_ms": percentile(lat, 50) * 1000, "p90_ms": percentile(lat, 90) * 1000,
         "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat) * 1000 if lat else None,
@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coops", type=int, default=4)
     p.add_argument("--backends", type=_csv(str), default=["sqlite", "postgres"])
     p.add_argument("--workers", type=_csv(int), default=[1], help="uvicorn worker processes (list)")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=_csv(int), default=[1, 8],
+                   help="client connections (list; 1 = unloaded service time, 8 = loaded)")
     p.add_argument("--requests", type=int, default=2_000, help="timed requests")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--mix", type=_csv(float), default=[0.4, 0.2, 0.25, 0.15],
@@ -214,9 +215,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         args.requests = min(args.requests, 500)
         args.warmup = min(args.warmup, 50)
         args.workers = args.workers[:1]
+        args.concurrency = args.concurrency[-1:]
     if args.patch:
         patches.apply(args.patch)
         print(f"EXPERIMENT: patched {args.patch}", flush=True)
+    machine = common.machine_info()  # before the runs: records the code that is measured
     t0 = time.perf_counter()
     wl = build_workload(args.tags, args.range_size, args.fraction, args.bags_per_lot, args.sites, args.coops)
     print(f"pre-signed {len(wl.setup) + wl.timed_events} events: {wl.tags_issued_total} tags in {len(wl.issue)} "
@@ -229,9 +232,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             built = build_store(url, wl)
             print(f"   {built['entries']:,} entries in {built['build_s']} s (projection {built['projection_s']} s)",
                   flush=True)
-            for w in args.workers:
-                print(f">> GET /v1/tags/{{id}} {backend}, {w} worker(s), concurrency {args.concurrency} ...", flush=True)
-                row = run_one(url, wl, args, w)
+            for w, c in [(w, c) for w in args.workers for c in args.concurrency]:
+                print(f">> GET /v1/tags/{{id}} {backend}, {w} worker(s), concurrency {c} ...", flush=True)
+                row = run_one(url, wl, args, w, c)
                 row.update({"entries": built["entries"], "tags": wl.tags_issued_total, "build_s": built["build_s"]})
                 rows.append(row)
                 status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print_table(rows, [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)])
     if args.json is not None:
         path = common.write_json("verify", {"benchmark": "verify_latency", "args": vars(args),
-                                            "machine": common.machine_info(),
+                                            "machine": machine,
                                             "store": {"tags": wl.tags_issued_total, "bags_with_history": len(wl.bags),
                                                       "lots": len(wl.lots), "tags_issued_events": len(wl.issue)},
                                             "rows": rows}, args.json or None)
