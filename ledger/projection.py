@@ -221,16 +221,20 @@ class ProjectionFollower:
         while not self._stopped.is_set():
             try:
                 self.projection.catch_up()
+                done = self.projection.position()
                 recorder = self.projection.store.recorder
-                with recorder.subscribe(after=self.projection.position()) as subscription:
+                with recorder.subscribe(after=done) as subscription:
                     self._subscription = subscription
                     if self._stopped.is_set():
                         return
                     for event in subscription:
-                        if event.position > self.projection.position():
+                        # the subscription goes on yielding what a catch-up already processed: skip it
+                        # without asking the database (only this thread moves the position forward)
+                        if event.position > done:
                             # let a burst of commits gather, then process it in a few large pages
                             self._stopped.wait(self.settle_seconds)
                             self.projection.catch_up()
+                            done = self.projection.position()
             except Exception:  # noqa: BLE001 - keep following; retry after a pause
                 log.exception("projection follower failed; retrying")
                 self._stopped.wait(1.0)

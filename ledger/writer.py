@@ -33,9 +33,8 @@ from domain.roles import REGISTRY_EVENT_TYPES
 from domain.rules import check, touched_tags
 from ledger.entries import build_entry, read_entry
 from ledger.store.base import LogStore, StoredEvent, WriteSession
-from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
-from verification.envelope import Envelope, EnvelopeError, issued_tags, verify_signature
+from verification.envelope import Envelope, EnvelopeError, envelope_bytes, issued_tags, verify_signature
 
 
 def utcnow() -> datetime:
@@ -87,10 +86,7 @@ def prepare(obj: Any) -> Submission:
             issued_tags(envelope.body["data"])
         except EnvelopeError as exc:
             raise RuleViolation("envelope.malformed", exc.field, exc.message) from None
-    try:
-        canonical = jcs({"body": envelope.body, "sig": envelope.sig})
-    except ValueError as exc:
-        raise RuleViolation("envelope.malformed", "/body", str(exc)) from None
+    canonical = envelope_bytes(envelope)  # from the body bytes `from_json` encoded while checking the subset
     return Submission(envelope, canonical, sha256_hex(canonical), payload)
 
 

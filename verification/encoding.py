@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from datetime import datetime, timezone
@@ -133,7 +134,15 @@ def parse_time(text: str) -> datetime:
     Raises :class:`EncodingError` for anything else, including impossible dates and times
     (``2026-02-30``, hour 24, leap second 60), offsets other than ``Z``, lowercase ``t``/``z``.
     """
-    match = TIME_RE.fullmatch(text) if isinstance(text, str) else None
+    if type(text) is not str:
+        raise EncodingError(f"not a time YYYY-MM-DDTHH:MM:SS[.ffffff]Z: {text!r}")
+    return _parse_time(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_time(text: str) -> datetime:
+    """:func:`parse_time` of a ``str``, memoised: replaying a log parses the same times many times."""
+    match = TIME_RE.fullmatch(text)
     if match is None:
         raise EncodingError(f"not a time YYYY-MM-DDTHH:MM:SS[.ffffff]Z: {text!r}")
     year, month, day = map(int, match["date"].split("-"))

@@ -13,7 +13,7 @@ JSON Pointer (RFC 6901) into the envelope, as section 8 answers it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -156,7 +156,8 @@ def _check_body(body: Any) -> None:
         raise EnvelopeError("/body/data", "data is not an object")
 
 
-def _check_envelope(obj: Any, *, check_subset: bool) -> None:
+def _check_envelope(obj: Any, *, check_subset: bool) -> bytes | None:
+    """Check the structure; with ``check_subset``, also the JSON subset, returning ``jcs(body)``."""
     if type(obj) is not dict:
         raise EnvelopeError("", "the envelope is not an object")
     _check_members(obj, ENVELOPE_FIELDS, frozenset())
@@ -165,22 +166,28 @@ def _check_envelope(obj: Any, *, check_subset: bool) -> None:
         decode_signature(obj["sig"])
     except EncodingError as error:
         raise EnvelopeError("/sig", f"sig is not a base64url Ed25519 signature: {error}") from None
-    if check_subset:
-        try:
-            jcs(obj)
-        except NonCanonicalValue as error:
-            raise EnvelopeError(error.pointer, error.reason) from None
+    if not check_subset:
+        return None
+    # ``sig`` is a base64url string (checked above), always inside the subset, so the envelope is
+    # inside it exactly when the body is: encoding the body checks it and gives the signed bytes.
+    try:
+        return jcs(obj["body"])
+    except NonCanonicalValue as error:
+        raise EnvelopeError(json_pointer(("body", *error.path)), error.reason) from None
 
 
 @dataclass(frozen=True)
 class Envelope:
     """A signed event (section 4).  Build it with :meth:`from_json` to have it checked.
 
-    ``body`` is kept as given (not copied): treat it as read-only.
+    ``body`` is kept as given (not copied): treat it as read-only.  ``body_bytes`` is
+    ``jcs(body)`` when :meth:`from_json` computed it while checking (``None`` otherwise): the
+    signed bytes and the envelope bytes are derived from it instead of encoding the body again.
     """
 
     body: dict[str, Any]
     sig: str
+    body_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, obj: Any) -> Envelope:
@@ -190,8 +197,8 @@ class Envelope:
         in the order of section 4's table, that is missing, unknown, of the wrong type or
         badly encoded -- including any value outside the JSON subset of section 1.
         """
-        _check_envelope(obj, check_subset=True)
-        return cls(body=obj["body"], sig=obj["sig"])
+        body_bytes = _check_envelope(obj, check_subset=True)
+        return cls(body=obj["body"], sig=obj["sig"], body_bytes=body_bytes)
 
     @classmethod
     def _from_canonical(cls, obj: Any) -> Envelope:
@@ -202,6 +209,10 @@ class Envelope:
     def to_json(self) -> dict[str, Any]:
         """The envelope as a JSON object, ``{"body": ..., "sig": ...}``."""
         return {"body": self.body, "sig": self.sig}
+
+    def signed_bytes(self) -> bytes:
+        """``jcs(body)``, the bytes ``sig`` signs (raises :class:`NonCanonicalValue` outside the subset)."""
+        return self.body_bytes if self.body_bytes is not None else signing_bytes(self.body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,8 +226,12 @@ def signing_bytes(body: dict[str, Any]) -> bytes:
 
 
 def envelope_bytes(envelope: Envelope) -> bytes:
-    """The canonical envelope: ``jcs({"body": body, "sig": sig})``."""
-    return jcs(envelope.to_json())
+    """The canonical envelope: ``jcs({"body": body, "sig": sig})``.
+
+    JCS sorts ``"body"`` before ``"sig"``, so this is ``{"body":`` + ``jcs(body)`` + ``,"sig":``
+    + ``jcs(sig)`` + ``}``, built from the body bytes the envelope already has.
+    """
+    return b'{"body":' + envelope.signed_bytes() + b',"sig":' + jcs(envelope.sig) + b"}"
 
 
 def envelope_hash(envelope: Envelope) -> str:
@@ -238,7 +253,7 @@ def verify_signature(public_key_raw: bytes, envelope: Envelope) -> bool:
     public_key = Ed25519PublicKey.from_public_bytes(public_key_raw)
     try:
         signature = decode_signature(envelope.sig)
-        message = signing_bytes(envelope.body)
+        message = envelope.signed_bytes()
     except (EncodingError, NonCanonicalValue):
         return False
     try:
