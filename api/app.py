@@ -7,7 +7,9 @@ keys), so that what the ledger hashes is exactly what the client signed. Every e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -34,8 +36,21 @@ Every error is an RFC 9457 `application/problem+json` document naming the rule a
 """
 
 
-def create_app(ledger: Ledger) -> FastAPI:
+def create_app(ledger: Ledger, *, follow_projection: bool = True, close_ledger_on_shutdown: bool = False) -> FastAPI:
+    """The API over `ledger`.
+
+    `follow_projection=False` when another process keeps the custody projection up to date (`tagledger serve`
+    with its HTTP workers); `close_ledger_on_shutdown` when the app owns the ledger (a uvicorn worker).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_ledger_on_shutdown:
+            await asyncio.to_thread(ledger.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tagledger",
         version="1",
         description=DESCRIPTION,
@@ -46,7 +61,7 @@ def create_app(ledger: Ledger) -> FastAPI:
         ],
     )
     app.state.ledger = ledger
-    ledger.start_projection()
+    ledger.start_projection(follow=follow_projection)
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_registry.router)

@@ -428,7 +428,9 @@ def free_port() -> int:
 
 
 class Server:
-    """`uvicorn --factory _serve:create_app` on `url`, `workers` processes."""
+    """`tagledger serve` on `url` with `workers` HTTP processes; for an experiment (a patch, no projection, no
+    access log, extra uvicorn options) `uvicorn --factory _serve:create_app` instead, the projection then followed
+    in every worker."""
 
     def __init__(self, url: str, *, workers: int = 1, projection: bool = True, access_log: bool = True,
                  log_file: Path | None = None, py_spy: str | None = None, patches: Sequence[str] = (),
@@ -437,6 +439,8 @@ class Server:
         self.py_spy = py_spy
         self.patches = list(patches)
         self.uvicorn_args = list(uvicorn_args)
+        self.as_serve = projection and access_log and not self.patches and not self.uvicorn_args
+        self.home = Path(tempfile.mkdtemp(prefix="tl_bench_home_"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -445,12 +449,20 @@ class Server:
     def __enter__(self) -> Server:
         env = {**os.environ, "TAGLEDGER_BENCH_DB": self.url, "TAGLEDGER_BENCH_PROJECTION": "1" if self.projection else "0",
                "TAGLEDGER_BENCH_PATCHES": ",".join(self.patches)}
-        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--factory", "_serve:create_app",
-               "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-               "--log-level", "info"]  # `tagledger serve` runs uvicorn at log level info (access log on)
-        if not self.access_log:
-            cmd.append("--no-access-log")
-        cmd += self.uvicorn_args
+        if self.as_serve:
+            # exactly what the README's `make serve` runs: `tagledger serve` (uvicorn's supervisor, the custody
+            # projection followed in the supervising process, `--workers` HTTP worker processes, access log on)
+            cmd = [sys.executable, "-m", "ledger.cli", "--home", str(self.home), "--db", self.url, "serve",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+                   "--log-level", "info"]
+        else:
+            # experiments: bench/_serve.py in each uvicorn worker, with the variant asked for
+            cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--factory", "_serve:create_app",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+                   "--log-level", "info"]
+            if not self.access_log:
+                cmd.append("--no-access-log")
+            cmd += self.uvicorn_args
         if self.py_spy:  # py-spy as the parent of the server: collapsed stacks, one file per process
             spy = str(Path(sys.executable).with_name("py-spy"))
             cmd = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses", "--threads", "--gil",
@@ -491,6 +503,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

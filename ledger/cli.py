@@ -87,9 +87,14 @@ def _load_or_make(path: Path) -> KeyPair:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """Serve the API: this process supervises `--workers` HTTP worker processes (uvicorn) and keeps the
+    custody projection up to date, so that the projection never competes with requests for a worker's GIL."""
+    import os
 
-    from api.app import create_app
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from api.asgi import STORE_ENV
 
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
@@ -98,14 +103,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_init(_init_defaults(args))
         settings = load_settings(args.home, args.db)
         ledger = Ledger.open(settings.db)
-    ledger.start_projection()
-    app = create_app(ledger)
-    print(f"tagledger serving {settings.db} on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    os.environ[STORE_ENV] = settings.db  # the workers (spawned) inherit it
+    config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
+                            log_level=args.log_level, workers=args.workers)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        ledger.start_projection()
+        sock = config.bind_socket()
+        print(f"tagledger serving {settings.db} on http://{args.host}:{args.port} with {args.workers} worker "
+              f"process(es)  (API docs: /docs)", flush=True)
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         ledger.close()
     return 0
+
+
+DEFAULT_WORKERS = 1
+"""HTTP worker processes of `serve`. On the 2-core machines of docs/benchmarks.md one is best: the other core
+runs PostgreSQL and the projection; more workers only add contention for the write lock."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 DEV_GENESIS_AGE = timedelta(days=DEMO_DAYS + 30)
@@ -333,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--workers", type=_positive_int, default=DEFAULT_WORKERS,
+                   help=f"HTTP worker processes (default {DEFAULT_WORKERS}; see docs/benchmarks.md)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("keygen", help="make an Ed25519 key for an organisation")

@@ -41,10 +41,15 @@ class Ledger:
         self.projection: CustodyProjection | None = None
         self._follower: ProjectionFollower | None = None
 
-    def start_projection(self) -> CustodyProjection:
-        """Keep the custody projection up to date in the background (the service does this)."""
+    def start_projection(self, *, follow: bool = True) -> CustodyProjection:
+        """Open the custody projection and, with `follow`, keep it up to date in a background thread.
+
+        `follow=False` only reads it: `tagledger serve` runs the one follower in its supervising process
+        and opens the projection this way in each HTTP worker process.
+        """
         if self.projection is None:
             self.projection = CustodyProjection(self.store)
+        if follow and self._follower is None:
             self._follower = ProjectionFollower(self.projection)
             self._follower.start()
         return self.projection
