@@ -118,8 +118,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 DEFAULT_WORKERS = 1
-"""HTTP worker processes of `serve`. On the 2-core machines of docs/benchmarks.md one is best: the other core
-runs PostgreSQL and the projection; more workers only add contention for the write lock."""
+"""HTTP worker processes of `serve`. On the 2-core machines of docs/benchmarks.md a second worker gained nothing
+beyond the noise between runs (the other core runs PostgreSQL and the projection); give more cores more."""
 
 
 def _positive_int(text: str) -> int:
