@@ -33,6 +33,7 @@ NAME = "custody"
 VIEW = "tagledger_custody_view"
 TRACKING = "tagledger_projection_tracking"
 PAGE = 2000
+PROCESSOR_LOCK = 0x7461676C65646772  # PostgreSQL advisory lock key of the custody projection's processors
 
 
 def state_from_json(doc: dict[str, Any]) -> TagState:
@@ -90,10 +91,36 @@ class CustodyProjection:
     def drop(self) -> None:
         """Forget everything: the next `catch_up` rebuilds from entry #0."""
         with self._lock, self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            self._exclude_other_processors(curs)
             curs.execute(f"DROP TABLE IF EXISTS {VIEW}")
-            table = "tracking" if self.backend == "sqlite" else TRACKING
-            curs.execute(f"DELETE FROM {table} WHERE application_name = {self._ph}", [NAME])
+            curs.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = {self._ph}", [NAME])
             curs.execute(self._create_view)
+
+    # -- one processor at a time, across processes ----------------------------------------------
+    #
+    # `tagledger serve` follows the projection while `tagledger projection rebuild`, or another server on the
+    # same store, may process it too. Each transaction that changes the projection first excludes the others,
+    # then re-reads the tracked position inside the transaction, so no entry is ever applied twice or on top
+    # of a projection dropped in the meantime.
+
+    @property
+    def _tracking_table(self) -> str:
+        return "tracking" if self.backend == "sqlite" else TRACKING
+
+    def _exclude_other_processors(self, curs: Any) -> None:
+        """Hold, until the transaction ends, the lock every change to this projection takes."""
+        if self.backend == "postgres":
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", [PROCESSOR_LOCK])
+        else:
+            # SQLite has one writer at a time: take the write lock now, with a write that changes nothing
+            # (a deferred transaction takes it at its first write, and fails if another committed meanwhile)
+            curs.execute(f"UPDATE {self._tracking_table} SET notification_id = notification_id WHERE 0")
+
+    def _tracked(self, curs: Any) -> int:
+        curs.execute(f"SELECT MAX(notification_id) AS n FROM {self._tracking_table} WHERE application_name = "
+                     f"{self._ph}", [NAME])
+        row = curs.fetchone()
+        return int(row["n"] or 0) if row is not None else 0
 
     # -- processing -----------------------------------------------------------------------------
 
@@ -114,9 +141,14 @@ class CustodyProjection:
         return processed
 
     def _process(self, page: list[StoredEvent]) -> None:
-        entries = [read_entry(event.data) for event in page]
-        touched = [_touched(event, entry.body) for event, entry in zip(page, entries)]
         with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            self._exclude_other_processors(curs)
+            done = self._tracked(curs)
+            page = [event for event in page if event.position > done]
+            if not page or page[0].position != done + 1:
+                return  # another processor went ahead, or dropped the projection: `catch_up` re-reads
+            entries = [read_entry(event.data) for event in page]
+            touched = [_touched(event, entry.body) for event, entry in zip(page, entries)]
             states = self._load(curs, {tag for tags in touched for tag in tags})
             changed: set[str] = set()
             for entry, tags in zip(entries, touched):

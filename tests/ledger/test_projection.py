@@ -148,3 +148,60 @@ def test_the_service_follows_the_log_including_other_processes_writes(store_url:
     finally:
         other.close()
         world.ledger.close()
+
+
+def test_concurrent_processors_and_a_rebuild_never_apply_an_entry_twice(store_url: str, monkeypatch) -> None:
+    # `tagledger serve`'s follower and `tagledger projection rebuild` (or a second server) may process the
+    # same entries at the same time, each in its own process, while the log grows: here two stores (their own
+    # connections) in threads, a third thread writing
+    import threading
+
+    from ledger.store.base import open_store
+    from tests.ledger.world import attach_and_deliver
+
+    world = make_world(store_url, tags=60)
+    stores = [open_store(store_url) for _ in range(2)]
+    try:
+        monkeypatch.setattr(projection_module, "PAGE", 3)  # many small pages: many chances to interleave
+        processors = [CustodyProjection(store) for store in stores]
+        errors: list[BaseException] = []
+        writing = threading.Event()
+
+        def run(work) -> None:  # noqa: ANN001
+            try:
+                work()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        def write() -> None:
+            for i in range(1, 61):
+                attach_and_deliver(world, f"KAL-{i:06d}")
+            writing.set()
+
+        def follow() -> None:
+            while not writing.is_set():
+                processors[0].catch_up()
+
+        def rebuild() -> None:
+            while not writing.is_set():
+                processors[1].drop()
+                processors[1].catch_up()
+
+        threads = [threading.Thread(target=run, args=(work,)) for work in (write, follow, rebuild)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+        processors[0].catch_up()  # one more pass ends at the end of the log
+        assert processors[0].position() == world.ledger.store.size()
+
+        reference = CustodyProjection(world.ledger.store)
+        reference.drop()
+        reference.catch_up()
+        assert processors[0].rows() == reference.rows()
+        assert sum(1 for _, state in reference.rows() if b'"in_custody"' in state) == 60
+    finally:
+        for store in stores:
+            store.close()
+        world.ledger.close()
