@@ -141,17 +141,17 @@ class CustodyProjection:
         return processed
 
     def _process(self, page: list[StoredEvent]) -> None:
+        parsed = [(event, read_entry(event.data)) for event in page]  # before taking the lock
         with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
             self._exclude_other_processors(curs)
             done = self._tracked(curs)
-            page = [event for event in page if event.position > done]
-            if not page or page[0].position != done + 1:
+            parsed = [(event, entry) for event, entry in parsed if event.position > done]
+            if not parsed or parsed[0][0].position != done + 1:
                 return  # another processor went ahead, or dropped the projection: `catch_up` re-reads
-            entries = [read_entry(event.data) for event in page]
-            touched = [_touched(event, entry.body) for event, entry in zip(page, entries)]
+            touched = [_touched(event, entry.body) for event, entry in parsed]
             states = self._load(curs, {tag for tags in touched for tag in tags})
             changed: set[str] = set()
-            for entry, tags in zip(entries, touched):
+            for (_, entry), tags in zip(parsed, touched):
                 custody.apply(states, entry.body, entry.hash, entry.seq)
                 changed.update(tags)
             rows = [
@@ -166,7 +166,7 @@ class CustodyProjection:
                 "issued_to = excluded.issued_to, state = excluded.state",
                 rows,
             )
-            self.tracking._insert_tracking(curs, Tracking(NAME, page[-1].position))  # noqa: SLF001
+            self.tracking._insert_tracking(curs, Tracking(NAME, parsed[-1][0].position))  # noqa: SLF001
 
     def _load(self, curs: Any, tags: Iterable[str]) -> dict[str, TagState]:
         tags = list(tags)
