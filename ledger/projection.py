@@ -23,7 +23,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain import custody
 from domain.custody import Status, TagState
 from domain.registry import StreamHead
-from ledger.entries import read_entry
+from ledger.entries import Entry, read_entry
 from ledger.store.base import LogStore, StoredEvent
 from verification.canonical import jcs
 from verification.encoding import parse_time
@@ -100,8 +100,8 @@ class CustodyProjection:
     #
     # `tagledger serve` follows the projection while `tagledger projection rebuild`, or another server on the
     # same store, may process it too. Each transaction that changes the projection first excludes the others,
-    # then re-reads the tracked position inside the transaction, so no entry is ever applied twice or on top
-    # of a projection dropped in the meantime.
+    # then checks the tracked position inside the transaction (see `_process`), so no entry is ever applied
+    # twice or on top of a projection dropped in the meantime.
 
     @property
     def _tracking_table(self) -> str:
@@ -141,32 +141,61 @@ class CustodyProjection:
         return processed
 
     def _process(self, page: list[StoredEvent]) -> None:
-        parsed = [(event, read_entry(event.data)) for event in page]  # before taking the lock
-        with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
-            self._exclude_other_processors(curs)
+        parsed = [(event, read_entry(event.data)) for event in page]
+        transaction = self.store.datastore.transaction  # type: ignore[attr-defined]
+        if self.backend == "postgres":
+            # the advisory lock does not block the ledger's writers: hold it for the whole page
+            with transaction(commit=True) as curs:
+                self._exclude_other_processors(curs)
+                done = self._tracked(curs)
+                todo = self._after(parsed, done)
+                if todo:
+                    self._write(curs, self._fold(curs, todo), todo[-1][0].position)
+            return
+        # SQLite's lock is the whole database's write lock, which the ledger's writer needs too: read and fold in
+        # a read transaction (a snapshot), then hold the lock only to check that the projection is still where
+        # it was read (a projection at a given position is the same whoever built it) and to write
+        with transaction(commit=False) as curs:
             done = self._tracked(curs)
-            parsed = [(event, entry) for event, entry in parsed if event.position > done]
-            if not parsed or parsed[0][0].position != done + 1:
-                return  # another processor went ahead, or dropped the projection: `catch_up` re-reads
-            touched = [_touched(event, entry.body) for event, entry in parsed]
-            states = self._load(curs, {tag for tags in touched for tag in tags})
-            changed: set[str] = set()
-            for (_, entry), tags in zip(parsed, touched):
-                custody.apply(states, entry.body, entry.hash, entry.seq)
-                changed.update(tags)
-            rows = [
-                (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
-                for tag in sorted(changed)
-                if (s := states.get(tag)) is not None
-            ]
-            ph = self._ph
-            curs.executemany(
-                f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
-                "ON CONFLICT (tag) DO UPDATE SET status = excluded.status, holder = excluded.holder, "
-                "issued_to = excluded.issued_to, state = excluded.state",
-                rows,
-            )
-            self.tracking._insert_tracking(curs, Tracking(NAME, parsed[-1][0].position))  # noqa: SLF001
+            todo = self._after(parsed, done)
+            rows = self._fold(curs, todo) if todo else []
+        if not todo:
+            return
+        with transaction(commit=True) as curs:
+            self._exclude_other_processors(curs)
+            if self._tracked(curs) == done:
+                self._write(curs, rows, todo[-1][0].position)
+
+    @staticmethod
+    def _after(parsed: list[tuple[StoredEvent, Entry]], done: int) -> list[tuple[StoredEvent, Entry]]:
+        """The entries to process after position `done`: none unless they continue it exactly (another
+        processor went ahead, or dropped the projection: `catch_up` re-reads from the tracked position)."""
+        todo = [(event, entry) for event, entry in parsed if event.position > done]
+        return todo if todo and todo[0][0].position == done + 1 else []
+
+    def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> list[tuple[str, str, str | None, str, bytes]]:
+        """The view rows of the tags these entries change, from their stored states and the entries."""
+        touched = [_touched(event, entry.body) for event, entry in todo]
+        states = self._load(curs, {tag for tags in touched for tag in tags})
+        changed: set[str] = set()
+        for (_, entry), tags in zip(todo, touched):
+            custody.apply(states, entry.body, entry.hash, entry.seq)
+            changed.update(tags)
+        return [
+            (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
+            for tag in sorted(changed)
+            if (s := states.get(tag)) is not None
+        ]
+
+    def _write(self, curs: Any, rows: list[tuple[str, str, str | None, str, bytes]], position: int) -> None:
+        ph = self._ph
+        curs.executemany(
+            f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
+            "ON CONFLICT (tag) DO UPDATE SET status = excluded.status, holder = excluded.holder, "
+            "issued_to = excluded.issued_to, state = excluded.state",
+            rows,
+        )
+        self.tracking._insert_tracking(curs, Tracking(NAME, position))  # noqa: SLF001
 
     def _load(self, curs: Any, tags: Iterable[str]) -> dict[str, TagState]:
         tags = list(tags)
