@@ -17,9 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import routes_events, routes_registry, routes_tags
+from api import routes_events, routes_log, routes_registry, routes_tags
 from api.problems import from_violation, problem
 from domain.errors import RuleViolation
+from ledger.keys import KeyPair
 from ledger.service import Ledger
 
 log = logging.getLogger("tagledger.api")
@@ -36,11 +37,18 @@ Every error is an RFC 9457 `application/problem+json` document naming the rule a
 """
 
 
-def create_app(ledger: Ledger, *, follow_projection: bool = True, close_ledger_on_shutdown: bool = False) -> FastAPI:
+def create_app(
+    ledger: Ledger,
+    *,
+    follow_projection: bool = True,
+    close_ledger_on_shutdown: bool = False,
+    log_key: KeyPair | None = None,
+) -> FastAPI:
     """The API over `ledger`.
 
     `follow_projection=False` when another process keeps the custody projection up to date (`tagledger serve`
-    with its HTTP workers); `close_ledger_on_shutdown` when the app owns the ledger (a uvicorn worker).
+    with its HTTP workers); `close_ledger_on_shutdown` when the app owns the ledger (a uvicorn worker);
+    `log_key` to publish signed checkpoints from this process (`tagledger serve` does it in its supervisor).
     """
 
     @contextlib.asynccontextmanager
@@ -57,13 +65,17 @@ def create_app(ledger: Ledger, *, follow_projection: bool = True, close_ledger_o
         openapi_tags=[
             {"name": "write", "description": "Record signed custody events."},
             {"name": "verify", "description": "Public, unauthenticated verification."},
+            {"name": "log", "description": "The verifiable log: checkpoints, entries and Merkle proofs."},
             {"name": "registry", "description": "Organisations, keys and stream heads."},
         ],
     )
     app.state.ledger = ledger
     ledger.start_projection(follow=follow_projection)
+    if log_key is not None:
+        ledger.start_checkpoints(log_key)
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
+    app.include_router(routes_log.router)
     app.include_router(routes_registry.router)
 
     @app.exception_handler(RuleViolation)

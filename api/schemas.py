@@ -74,3 +74,5 @@ class TagViewOut(BaseModel):
     events: list[dict[str, Any]]
     keys: dict[str, Any]
     problems: list[str]
+    as_of: int | None = None
+    log: dict[str, Any] | None = None

@@ -108,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             log_level=args.log_level, workers=args.workers)
     try:
         ledger.start_projection()
+        _start_checkpoints(ledger, settings)
         sock = config.bind_socket()
         print(f"tagledger serving {settings.db} on http://{args.host}:{args.port} with {args.workers} worker "
               f"process(es)  (API docs: /docs)", flush=True)
@@ -115,6 +116,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return 0
+
+
+def _start_checkpoints(ledger: Ledger, settings: Settings) -> None:
+    """Publish signed checkpoints from this process, with the log key kept in the ledger's home."""
+    path = settings.keys_dir / "log.pem"
+    if not path.exists():
+        print(f"WARNING: no log key at {path}: this server publishes no checkpoints (GET /v1/log/checkpoint "
+              "answers with the last one another server signed)", file=sys.stderr, flush=True)
+        return
+    ledger.start_checkpoints(KeyPair.load(path))
 
 
 DEFAULT_WORKERS = 1

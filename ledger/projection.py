@@ -33,6 +33,7 @@ NAME = "custody"
 VIEW = "tagledger_custody_view"
 TRACKING = "tagledger_projection_tracking"
 PAGE = 2000
+SUMMARY_PAGE = 5000
 PROCESSOR_LOCK = 0x7461676C65646772  # PostgreSQL advisory lock key of the custody projection's processors
 
 
@@ -79,6 +80,7 @@ class CustodyProjection:
             f"holder TEXT, issued_to TEXT NOT NULL, state {blob} NOT NULL)"
         )
         self._lock = threading.Lock()
+        self._summary: dict[str, Any] | None = None
         self.create()
 
     # -- schema ---------------------------------------------------------------------------------
@@ -92,9 +94,9 @@ class CustodyProjection:
         """Forget everything: the next `catch_up` rebuilds from entry #0."""
         with self._lock, self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
             self._exclude_other_processors(curs)
-            curs.execute(f"DROP TABLE IF EXISTS {VIEW}")
+            # rows, not tables: on PostgreSQL the tables belong to the schema's owner, not to the service's role
+            curs.execute(f"DELETE FROM {VIEW}")
             curs.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = {self._ph}", [NAME])
-            curs.execute(self._create_view)
 
     # -- one processor at a time, across processes ----------------------------------------------
     #
@@ -225,10 +227,43 @@ class CustodyProjection:
 
     def digest(self) -> str:
         """SHA-256 over every row (tag, canonical state) in tag order: equal iff the states are equal."""
+        return str(self.summary()["digest"])
+
+    def summary(self) -> dict[str, Any]:
+        """`position`, `digest` (docs/protocol.md section 10), `tags` and `by_status`, from one snapshot.
+
+        Rows are read in pages, in byte order of the tag id (`COLLATE "C"` on PostgreSQL, whatever the
+        database's locale), so the memory used does not grow with the number of tags.
+        """
+        cached = self._summary
+        position = self.position()
+        if cached is not None and cached["position"] == position:
+            return cached
         h = hashlib.sha256()
-        for tag, state in self.rows():
-            h.update(tag.encode() + b"\n" + state + b"\n")
-        return h.hexdigest()
+        count, by_status = 0, {}
+        order = 'COLLATE "C"' if self.backend == "postgres" else ""
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            if self.backend == "postgres":
+                curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            position = self._tracked(curs)
+            last = ""
+            while True:
+                curs.execute(
+                    f"SELECT tag, status, state FROM {VIEW} WHERE tag {order} > {self._ph} ORDER BY tag {order} "
+                    f"LIMIT {SUMMARY_PAGE}", [last]
+                )
+                rows = curs.fetchall()
+                for row in rows:
+                    h.update(row["tag"].encode() + b"\n" + bytes(row["state"]) + b"\n")
+                    by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+                count += len(rows)
+                if len(rows) < SUMMARY_PAGE:
+                    break
+                last = rows[-1]["tag"]
+        summary = {"position": position, "digest": h.hexdigest(), "tags": count,
+                   "by_status": dict(sorted(by_status.items()))}
+        self._summary = summary
+        return summary
 
     def query(self, *, holder: str | None = None, status: str | None = None, limit: int = 100,
               after: str = "") -> list[dict[str, Any]]:

@@ -7,14 +7,17 @@ copy of the key registry that it keeps up to date from the log.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain import custody
 from domain.registry import Registry, StreamHead
+from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.entries import Entry, read_entry
+from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.store import LogStore, open_store
+from ledger.store.base import StoredCheckpoint
 from ledger.writer import LedgerWriter, Receipt
 from verification.encoding import b64url_decode
 from verification.envelope import Envelope, verify_signature
@@ -29,6 +32,11 @@ class TagView:
     entries: list[Entry]
     problems: list[str]
     origins: list[dict[str, Any]]
+    checkpoint: StoredCheckpoint | None = None
+    """The latest signed checkpoint (or the one at `as_of`), against which `proofs` are made."""
+    proofs: dict[int, list[bytes]] = field(default_factory=dict)
+    """Inclusion proof of each entry (by seq) that the checkpoint covers."""
+    as_of: int | None = None
 
 
 class Ledger:
@@ -40,6 +48,8 @@ class Ledger:
         self._registry_lock = threading.Lock()
         self.projection: CustodyProjection | None = None
         self._follower: ProjectionFollower | None = None
+        self.signer: CheckpointSigner | None = None
+        self._publisher: CheckpointPublisher | None = None
 
     def start_projection(self, *, follow: bool = True) -> CustodyProjection:
         """Open the custody projection and, with `follow`, keep it up to date in a background thread.
@@ -58,7 +68,41 @@ class Ledger:
     def open(cls, url: str) -> Ledger:
         return cls(open_store(url))
 
+    # -- the verifiable log ----------------------------------------------------------------------
+
+    def identity(self) -> LogIdentity:
+        """The log's name and public key, as the genesis entry declares them."""
+        params = self.registry().ledger
+        if params is None:
+            raise LookupError("this ledger has no genesis entry yet")
+        return LogIdentity(params.log_key_name, b64url_decode(params.log_public_key))
+
+    def start_checkpoints(self, key: KeyPair, *, publish_in_background: bool = True) -> CheckpointSigner:
+        """Sign checkpoints with the log key (which must be the one the genesis entry names).
+
+        With `publish_in_background`, a thread publishes one every second while entries arrive (and a last
+        one on `close`); otherwise call `publish_checkpoint`.
+        """
+        identity = self.identity()
+        if key.public_raw != identity.public_key_raw:
+            raise ValueError(f"this is not the log key {identity.origin!r} that this ledger's genesis names")
+        if self.signer is None:
+            self.signer = CheckpointSigner(self.store, identity.origin, key)
+            self.signer.publish()
+        if publish_in_background and self._publisher is None:
+            self._publisher = CheckpointPublisher(self.signer)
+            self._publisher.start()
+        return self.signer
+
+    def publish_checkpoint(self) -> StoredCheckpoint | None:
+        """Sign a checkpoint now if the log grew (needs `start_checkpoints`); return the latest checkpoint."""
+        if self.signer is None:
+            raise RuntimeError("this process does not hold the log key (see Ledger.start_checkpoints)")
+        return self.signer.publish()
+
     def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.stop()
         if self._follower is not None:
             self._follower.stop()
         self.writer.close()
@@ -92,17 +136,25 @@ class Ledger:
 
     # -- reading tags ---------------------------------------------------------------------------
 
-    def _fold_tags(self, tags: list[str]) -> dict[str, custody.TagState]:
+    def _fold_tags(self, tags: list[str], as_of: int | None = None) -> dict[str, custody.TagState]:
         states: dict[str, custody.TagState] = {}
         wanted = set(tags)
         for stored in self.store.read_tagged([f"tag:{t}" for t in tags]):
+            if as_of is not None and stored.seq >= as_of:
+                break
             entry = read_entry(stored.data)
             custody.apply(states, entry.body, entry.hash, entry.seq, only=wanted)
         return states
 
-    def tag(self, tag_id: str) -> TagView | None:
-        """The tag's verified history, or None if it was never issued."""
+    def tag(self, tag_id: str, *, as_of: int | None = None) -> TagView | None:
+        """The tag's verified history, or None if it was never issued (before log size `as_of`, if given).
+
+        With `as_of` = N, the tag as it stood when the log held its first N entries (seq < N), with proofs
+        against the checkpoint of size N if one was signed, else the latest one.
+        """
         stored = self.store.read_tagged([f"tag:{tag_id}"])
+        if as_of is not None:
+            stored = [s for s in stored if s.seq < as_of]
         if not stored:
             return None
         entries = [read_entry(s.data) for s in stored]
@@ -110,15 +162,23 @@ class Ledger:
         for entry in entries:
             custody.apply(states, entry.body, entry.hash, entry.seq, only={tag_id})
         registry = self.registry()
+        checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or self.store.latest_checkpoint()
+        proofs: dict[int, list[bytes]] = {}
+        if checkpoint is not None:
+            covered = [e.seq for e in entries if e.seq < checkpoint.size]
+            proofs = dict(zip(covered, self.store.tree.inclusion_proofs(covered, checkpoint.size)))  # type: ignore[attr-defined]
         return TagView(
             tag=tag_id,
             state=states[tag_id],
             entries=entries,
             problems=check_history(tag_id, entries, registry),
-            origins=self._origins(states[tag_id]),
+            origins=self._origins(states[tag_id], as_of=as_of),
+            checkpoint=checkpoint,
+            proofs=proofs,
+            as_of=as_of,
         )
 
-    def _origins(self, state: custody.TagState, limit: int = 10_000) -> list[dict[str, Any]]:
+    def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None) -> list[dict[str, Any]]:
         """Where the ore in this tag was mined: its own attachment, or those of the tags it came from."""
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -135,7 +195,7 @@ class Ledger:
                 if s.parent:
                     upstream.append(s.parent)
             upstream = [t for t in dict.fromkeys(upstream) if t not in seen]
-            frontier = list(self._fold_tags(upstream).values()) if upstream else []
+            frontier = list(self._fold_tags(upstream, as_of).values()) if upstream else []
         return sorted(found, key=lambda o: o["tag"])
 
 

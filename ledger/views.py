@@ -65,6 +65,7 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
     state = view.state
     signers: dict[str, Any] = {}
     events = []
+    checkpoint = view.checkpoint
     for entry in view.entries:
         body = entry.body
         key = registry.keys.get(body["key"])
@@ -80,6 +81,11 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
                 "actor_name": _org_name(registry, body["actor"]),
                 "time": body["time"],
                 "envelope": entry.envelope,
+                "log_index": entry.seq,
+                "inclusion_proof": None if entry.seq not in view.proofs else {
+                    "size": checkpoint.size,  # type: ignore[union-attr]
+                    "hashes": [h.hex() for h in view.proofs[entry.seq]],
+                },
             }
         )
     origins = [{**o, "site_name": _org_name(registry, o["site"])} for o in view.origins]
@@ -97,8 +103,16 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
         "events": events,
         "keys": signers,
         "problems": list(view.problems),
+        "as_of": view.as_of,
+        "log": None if checkpoint is None else {
+            "checkpoint": checkpoint.note,
+            "size": checkpoint.size,
+            "root": checkpoint.root.hex(),
+        },
         "verify": (
             "Each event's envelope hash is sha256(jcs(envelope)); its signature is Ed25519 over jcs(body) by the "
-            "listed key; its log entry is jcs({v:1, seq, received, envelope}). See docs/protocol.md."
+            "listed key; its log entry is jcs({v:1, seq, received, envelope}), leaf log_index of the log's Merkle "
+            "tree: its inclusion_proof leads to the root of log.checkpoint, a note signed by the log key "
+            "(GET /v1/log/key). An event with no proof yet arrived after that checkpoint. See docs/protocol.md."
         ),
     }

@@ -44,6 +44,16 @@ class StoredEvent:
         return self.position - 1
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint the ledger signed: tree `size`, `root` hash, the signed note, and when it was signed."""
+
+    size: int
+    root: bytes
+    note: str
+    signed_at: str
+
+
 class WriteSession(ABC):
     """A transaction holding the store's write lock. Reads see everything committed before it."""
 
@@ -61,7 +71,15 @@ class WriteSession(ABC):
 
     @abstractmethod
     def insert(self, events: Sequence[StoredEvent]) -> None:
-        """Insert events whose positions continue the log exactly."""
+        """Insert events whose positions continue the log exactly, and the Merkle tree nodes they complete."""
+
+    @abstractmethod
+    def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Insert Merkle tree nodes (`ledger.tree.proofs.node_id`, hash)."""
+
+    @abstractmethod
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored Merkle tree nodes by id (missing ones are absent from the answer)."""
 
 
 class LogStore(ABC):
@@ -100,6 +118,30 @@ class LogStore(ABC):
             if len(page) < batch:
                 return
             start += batch
+
+    # -- the verifiable log (Merkle tree nodes and signed checkpoints) ------------------------------
+
+    @abstractmethod
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored Merkle tree nodes by id (missing ones are absent from the answer)."""
+
+    @abstractmethod
+    def tree_size(self) -> int:
+        """Number of leaves in the stored tree (equal to `size()` unless the tree is being back-filled)."""
+
+    @abstractmethod
+    def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store a signed checkpoint; False if one of that size exists already (the same, being deterministic)."""
+
+    @abstractmethod
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    @abstractmethod
+    def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
+
+    @abstractmethod
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
+        """Signed checkpoints in increasing size, the smallest after `after_size` first."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -19,11 +20,15 @@ from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, StoredEvent, WriteSession
+from ledger.store.base import LogStore, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 TABLE_PREFIX = "tagledger_events"
 MAIN = TABLE_PREFIX + "_tt_main"
 TAGS = TABLE_PREFIX + "_tt_tag"
+NODES = "tagledger_merkle_nodes"
+CHECKPOINTS = "tagledger_checkpoints"
+WRITER_LOCK = 0x7461676C6F67  # advisory lock key held by the one transaction that appends to the log
 
 
 def _connect_kwargs(url: str) -> dict[str, Any]:
@@ -49,9 +54,28 @@ _SELECT_TAGGED = (
 )
 
 
+APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS)
+APP_ROLE = "tagledger_app"
+
+
+class SchemaError(RuntimeError):
+    """The database lacks what makes the log immutable: the service refuses to run on it."""
+
+
+def _read_nodes(curs: psycopg.Cursor[Any], ids: Sequence[int]) -> dict[int, bytes]:
+    curs.execute(f"SELECT id, hash FROM {NODES} WHERE id = ANY(%s)", [list(ids)])
+    return {int(r["id"]): bytes(r["hash"]) for r in curs.fetchall()}
+
+
+def _checkpoint(row: dict[str, Any]) -> StoredCheckpoint:
+    signed_at = row["signed_at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], signed_at)
+
+
 class _Session(WriteSession):
-    def __init__(self, curs: psycopg.Cursor[Any]):
+    def __init__(self, curs: psycopg.Cursor[Any], tree: LogTree):
         self._curs = curs
+        self._tree = tree
 
     def size(self) -> int:
         self._curs.execute(f"SELECT COALESCE(MAX(id), 0) AS n FROM {MAIN}")
@@ -78,7 +102,17 @@ class _Session(WriteSession):
             f"INSERT INTO {TAGS} (tag, main_id) SELECT * FROM unnest(%s::text[], %s::bigint[])",
             [[t for e in events for t in e.indexed], [e.position for e in events for _ in e.indexed]],
         )
+        self._tree.append(self, events)
         self._curs.execute(f"NOTIFY {MAIN}")
+
+    def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        self._curs.execute(
+            f"INSERT INTO {NODES} (id, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])",
+            [[r[0] for r in rows], [r[1] for r in rows]],
+        )
+
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        return _read_nodes(self._curs, ids)
 
 
 class PostgresLogStore(LogStore):
@@ -92,6 +126,10 @@ class PostgresLogStore(LogStore):
             self.migrate()
         self.datastore = PostgresDatastore(**kwargs, pool_size=pool_size, max_overflow=4, lock_timeout=30)
         self.recorder = PostgresDCBRecorderTT(self.datastore, events_table_name=TABLE_PREFIX)
+        self.tree = LogTree(self)
+        self.check_append_only()
+        if self.tree_size() < self.size():
+            self.tree.backfill()
 
     def _connect(self) -> psycopg.Connection[Any]:
         info = self._conninfo
@@ -124,14 +162,49 @@ class PostgresLogStore(LogStore):
                 done.append(m.name)
         return done
 
+    def check_append_only(self) -> None:
+        """Refuse a schema on which the log could be changed: every log table must have its enabled triggers
+        refusing UPDATE, DELETE and TRUNCATE, and the application role no privilege to do either."""
+        problems = []
+        with self.datastore.transaction(commit=False) as curs:
+            for table in APPEND_ONLY_TABLES:
+                curs.execute(
+                    "SELECT t.tgtype, t.tgenabled FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+                    "WHERE t.tgrelid = to_regclass(%s) AND p.proname = 'tagledger_refuse_change' AND NOT t.tgisinternal",
+                    [table],
+                )
+                refused = set()
+                for row in curs.fetchall():
+                    if row["tgenabled"] == "D":
+                        continue
+                    tgtype = int(row["tgtype"])  # pg_trigger.tgtype bits: 8 DELETE, 16 UPDATE, 32 TRUNCATE
+                    refused |= {op for bit, op in ((8, "DELETE"), (16, "UPDATE"), (32, "TRUNCATE")) if tgtype & bit}
+                missing = {"UPDATE", "DELETE", "TRUNCATE"} - refused
+                if missing:
+                    problems.append(f"{table}: no enabled trigger refusing {', '.join(sorted(missing))}")
+                curs.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE])
+                if curs.fetchone() is None:
+                    problems.append(f"role {APP_ROLE} does not exist")
+                    continue
+                curs.execute(
+                    "SELECT has_table_privilege(%s, %s, 'UPDATE') OR has_table_privilege(%s, %s, 'DELETE') "
+                    "OR has_table_privilege(%s, %s, 'TRUNCATE') AS can", [APP_ROLE, table] * 3,
+                )
+                if curs.fetchone()["can"]:
+                    problems.append(f"{table}: role {APP_ROLE} may UPDATE, DELETE or TRUNCATE it")
+        if problems:
+            raise SchemaError("refusing to run on a log that is not append-only: " + "; ".join(problems))
+
     # -- writing --------------------------------------------------------------------------------
 
     @contextmanager
     def write_session(self) -> Iterator[WriteSession]:
-        with self.datastore.transaction(commit=True) as curs:
+        # One appender at a time. An advisory lock rather than `LOCK TABLE ... IN EXCLUSIVE MODE`, which needs
+        # UPDATE, DELETE or TRUNCATE privilege: the service's role has none of these (migration 003).
+        with self.tree.transaction(), self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL lock_timeout = '30s'")
-            curs.execute(f"LOCK TABLE {MAIN} IN EXCLUSIVE MODE")
-            yield _Session(curs)
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
+            yield _Session(curs, self.tree)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -146,6 +219,44 @@ class PostgresLogStore(LogStore):
                 f"SELECT id, type, data, tags FROM {MAIN} WHERE id > %s AND id <= %s ORDER BY id", [start, end]
             )
             return [_row(r) for r in curs.fetchall()]
+
+    # -- the verifiable log ----------------------------------------------------------------------
+
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        with self.datastore.transaction(commit=False) as curs:
+            return _read_nodes(curs, ids)
+
+    def tree_size(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT MAX(id) AS n FROM {NODES} WHERE id < %s", [LEVEL_ONE])
+            row = curs.fetchone()
+            return 0 if row["n"] is None else int(row["n"]) + 1
+
+    def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"INSERT INTO {CHECKPOINTS} (size, root, note, signed_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_at],
+            )
+            return curs.rowcount == 1
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} ORDER BY size DESC LIMIT 1")
+            row = curs.fetchone()
+            return None if row is None else _checkpoint(row)
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size = %s", [size])
+            row = curs.fetchone()
+            return None if row is None else _checkpoint(row)
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size > %s ORDER BY size LIMIT %s", [after_size, limit])
+            return [_checkpoint(r) for r in curs.fetchall()]
 
     def close(self) -> None:
         self.datastore.close()

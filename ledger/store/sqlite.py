@@ -31,7 +31,8 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, StoredEvent, WriteSession
+from ledger.store.base import LogStore, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 MAIN = "tagledger_events_tt_main"
 TAGS = "tagledger_events_tt_tag"
@@ -81,9 +82,28 @@ def _size(curs: SQLiteCursor) -> int:
     return int(curs.fetchone()["n"])
 
 
+NODES = "tagledger_merkle_nodes"
+CHECKPOINTS = "tagledger_checkpoints"
+
+
+def _read_nodes(curs: SQLiteCursor, ids: Sequence[int]) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    ids = list(dict.fromkeys(ids))
+    for i in range(0, len(ids), _MAX_VARS):
+        chunk = ids[i : i + _MAX_VARS]
+        curs.execute(f"SELECT id, hash FROM {NODES} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        found.update((int(r["id"]), bytes(r["hash"])) for r in curs.fetchall())
+    return found
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], row["signed_at"])
+
+
 class _Session(WriteSession):
-    def __init__(self, curs: SQLiteCursor):
+    def __init__(self, curs: SQLiteCursor, tree: LogTree):
         self._curs = curs
+        self._tree = tree
 
     def size(self) -> int:
         return _size(self._curs)
@@ -99,6 +119,13 @@ class _Session(WriteSession):
 
     def insert(self, events: Sequence[StoredEvent]) -> None:
         _insert(self._curs, events)
+        self._tree.append(self, events)
+
+    def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        self._curs.executemany(f"INSERT INTO {NODES} (id, hash) VALUES (?, ?)", rows)
+
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        return _read_nodes(self._curs, ids)
 
 
 class SQLiteLogStore(LogStore):
@@ -114,6 +141,9 @@ class SQLiteLogStore(LogStore):
         if migrate:
             self.migrate()
         self.recorder = SQLiteDCBRecorder(self)
+        self.tree = LogTree(self)
+        if self.tree_size() < self.size():
+            self.tree.backfill()
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -163,8 +193,8 @@ class SQLiteLogStore(LogStore):
 
     @contextmanager
     def write_session(self) -> Iterator[WriteSession]:
-        with self._locked_transaction() as curs:
-            yield _Session(curs)
+        with self.tree.transaction(), self._locked_transaction() as curs:
+            yield _Session(curs, self.tree)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -179,6 +209,44 @@ class SQLiteLogStore(LogStore):
                 [start, end],
             )
             return [_row(r) for r in curs.fetchall()]
+
+    # -- the verifiable log ----------------------------------------------------------------------
+
+    def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        with self.datastore.transaction(commit=False) as curs:
+            return _read_nodes(curs, ids)
+
+    def tree_size(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT MAX(id) AS n FROM {NODES} WHERE id < ?", [LEVEL_ONE])
+            row = curs.fetchone()
+            return 0 if row["n"] is None else int(row["n"]) + 1
+
+    def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        with self._locked_transaction() as curs:
+            curs.execute(
+                f"INSERT INTO {CHECKPOINTS} (size, root, note, signed_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_at],
+            )
+            curs.execute("SELECT changes() AS n")
+            return int(curs.fetchone()["n"]) == 1
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} ORDER BY size DESC LIMIT 1")
+            row = curs.fetchone()
+            return None if row is None else _checkpoint(row)
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size = ?", [size])
+            row = curs.fetchone()
+            return None if row is None else _checkpoint(row)
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size > ? ORDER BY size LIMIT ?", [after_size, limit])
+            return [_checkpoint(r) for r in curs.fetchall()]
 
     def close(self) -> None:
         self.datastore.close()

@@ -7,8 +7,11 @@ import sqlite3
 import psycopg
 import pytest
 
+from ledger.store import migrate
 from ledger.store import StoredEvent, open_store
+from ledger.store.base import StoredCheckpoint
 from ledger.store.sqlite import sqlite_path
+from verification.merkle import leaf_hash, root_from_leaf_hashes
 
 
 def _event(position: int, tags=("tag:A",)) -> StoredEvent:
@@ -55,6 +58,10 @@ def test_positions_are_gapless_and_reads_follow_tags(store_url: str) -> None:
         "DELETE FROM tagledger_events_tt_main WHERE id = 2",
         "UPDATE tagledger_events_tt_tag SET tag = 'tag:Z'",
         "DELETE FROM tagledger_events_tt_tag",
+        "UPDATE tagledger_merkle_nodes SET hash = hash",
+        "DELETE FROM tagledger_merkle_nodes WHERE id = 0",
+        "UPDATE tagledger_checkpoints SET note = 'forged'",
+        "DELETE FROM tagledger_checkpoints",
     ],
 )
 def test_the_database_refuses_to_change_history(store_url: str, statement: str) -> None:
@@ -62,10 +69,13 @@ def test_the_database_refuses_to_change_history(store_url: str, statement: str) 
     try:
         with store.write_session() as session:
             session.insert([_event(1), _event(2)])
+        store.insert_checkpoint(StoredCheckpoint(2, store.tree.root(2), "note\n", "2026-11-23T00:00:00.000000Z"))
         with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
             _raw_execute(store_url, statement)
         assert [e.data for e in store.read_range(0, 10)] == [b'{"x":1}', b'{"x":2}']
         assert [e.tags for e in store.read_tagged(["tag:A"])] == [("tag:A",), ("tag:A",)]
+        assert store.tree.root(2) == root_from_leaf_hashes([leaf_hash(b'{"x":1}'), leaf_hash(b'{"x":2}')])
+        assert store.latest_checkpoint().note == "note\n"
     finally:
         store.close()
 
@@ -85,14 +95,15 @@ def test_postgres_refuses_truncate(fresh_pg_url: str) -> None:
 
 def test_migrations_are_recorded_and_idempotent(store_url: str) -> None:
     store = open_store(store_url)
+    every = {m.version for m in migrate.migrations_for(store.backend)}
     try:
-        assert store.applied_migrations() == {1}
+        assert store.applied_migrations() == every
         assert store.migrate() == []
     finally:
         store.close()
     again = open_store(store_url)
     try:
-        assert again.applied_migrations() == {1}
+        assert again.applied_migrations() == every
     finally:
         again.close()
 

@@ -25,6 +25,7 @@ ROLES = {
 class World:
     ledger: Ledger
     root: KeyPair
+    log_key: KeyPair = field(default_factory=KeyPair.generate)
     keys: dict[str, KeyPair] = field(default_factory=dict)
     clients: dict[str, LedgerClient] = field(default_factory=dict)
     clock: datetime = field(default_factory=lambda: datetime.now(timezone.utc) - timedelta(days=30))
@@ -46,7 +47,7 @@ def make_world(url: str, *, tags: int = 20) -> World:
     root = KeyPair.generate()
     world = World(ledger, root)
     create_ledger(ledger, name="test", operator="itsci", operator_name="ITSCI", country="CD",
-                  log_key_name="test/log", keys=GenesisKeys(root, KeyPair.generate()), time=world.tick())
+                  log_key_name="test/log", keys=GenesisKeys(root, world.log_key), time=world.tick())
     transport = LocalTransport(ledger)
     world.keys["itsci"] = root
     world.clients["itsci"] = LedgerClient(transport, Signer("itsci", root))

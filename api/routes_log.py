@@ -1,0 +1,176 @@
+"""The verifiable log, for anyone to check (docs/protocol.md sections 10-12): no credentials needed.
+
+    GET /v1/log/key                     the log's verifier key (C2SP vkey) and the operator's root key
+    GET /v1/log/checkpoint              the latest signed checkpoint (C2SP tlog-checkpoint note, text/plain)
+    GET /v1/log/checkpoints             every signed checkpoint, by size
+    GET /v1/log/entries                 the raw entries, one per line, byte for byte
+    GET /v1/log/leaf-hashes             the stored leaf hashes, 32 bytes each (to locate a damaged entry)
+    GET /v1/log/proof/inclusion         RFC 9162 inclusion proof
+    GET /v1/log/proof/consistency       RFC 9162 consistency proof
+    GET /v1/projection                  the custody projection's position and digest (to compare with a replay)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+
+from api.problems import problem, responses
+from ledger.service import Ledger
+from verification.encoding import b64url_encode
+
+router = APIRouter(tags=["log"])
+
+MAX_ENTRIES = 1000
+MAX_LEAF_HASHES = 100_000
+NDJSON = "application/x-ndjson"
+
+
+def _ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+@router.get("/v1/log/key", summary="The log's verifier key and the operator's root key")
+def log_key(request: Request) -> Any:
+    ledger = _ledger(request)
+    identity = ledger.identity()
+    params = ledger.registry().ledger
+    return {
+        "origin": identity.origin,
+        "vkey": identity.vkey,
+        "log_public_key": b64url_encode(identity.public_key_raw),
+        "operator": params.operator if params else None,
+        "root_key": params.root_key if params else None,
+    }
+
+
+@router.get(
+    "/v1/log/checkpoint",
+    summary="The latest signed checkpoint",
+    description="A C2SP tlog-checkpoint, signed as a C2SP signed-note by the log key (`GET /v1/log/key`).",
+    response_class=PlainTextResponse,
+    responses=responses(404),
+)
+def checkpoint(request: Request) -> Any:
+    latest = _ledger(request).store.latest_checkpoint()
+    if latest is None:
+        return problem(404, "log.no_checkpoint", "no checkpoint has been signed yet; try again in a second")
+    return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/v1/log/checkpoints", summary="Every signed checkpoint, by increasing size", responses=responses(400))
+def checkpoints(request: Request, after_size: int = Query(-1, ge=-1), limit: int = Query(100, ge=1, le=1000)) -> Any:
+    found = _ledger(request).store.checkpoints(after_size=after_size, limit=limit)
+    return {"checkpoints": [{"size": c.size, "root": c.root.hex(), "signed_at": c.signed_at, "note": c.note}
+                            for c in found]}
+
+
+def _range(ledger: Ledger, start: int, end: int | None, most: int) -> tuple[int, int] | Any:
+    size = ledger.store.tree_size()
+    end = min(size, start + most if end is None else end, start + most)
+    if start > size:
+        return problem(400, "log.range", f"start {start} is beyond the end of the log ({size} entries)",
+                       field="/start", size=size)
+    if end < start:
+        return problem(400, "log.range", f"end {end} is before start {start}", field="/end")
+    return start, end
+
+
+@router.get(
+    "/v1/log/entries",
+    summary="Raw log entries",
+    description=(
+        f"Entries [start, end) in order, at most {MAX_ENTRIES} per request: each line is one entry's exact bytes "
+        "(canonical JSON, which contains no newline) followed by `\\n`. Leaf i of the Merkle tree is "
+        "SHA-256(0x00 || line i without its newline)."
+    ),
+    response_class=Response,
+    responses={200: {"content": {NDJSON: {}}}, **responses(400)},
+)
+async def entries(request: Request, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)) -> Any:
+    ledger = _ledger(request)
+    bounds = _range(ledger, start, end, MAX_ENTRIES)
+    if not isinstance(bounds, tuple):
+        return bounds
+    stored = await run_in_threadpool(ledger.store.read_range, *bounds)
+    body = b"".join(event.data + b"\n" for event in stored)
+    return Response(body, media_type=NDJSON, headers={"X-Log-Start": str(bounds[0])})
+
+
+@router.get(
+    "/v1/log/leaf-hashes",
+    summary="Stored leaf hashes",
+    description=(
+        f"The Merkle tree's leaf hashes [start, end) as stored, 32 bytes each, at most {MAX_LEAF_HASHES} per request. "
+        "They are authentic if they reproduce a signed root; an auditor whose recomputed root differs uses them to "
+        "name the first entry that does not match."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **responses(400)},
+)
+async def leaf_hashes(request: Request, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)) -> Any:
+    ledger = _ledger(request)
+    bounds = _range(ledger, start, end, MAX_LEAF_HASHES)
+    if not isinstance(bounds, tuple):
+        return bounds
+    hashes = await run_in_threadpool(ledger.store.tree.leaf_hashes, *bounds)  # type: ignore[attr-defined]
+    return Response(b"".join(hashes), media_type="application/octet-stream")
+
+
+def _tree_size_problem(ledger: Ledger, size: int, field: str) -> Any:
+    tree_size = ledger.store.tree_size()
+    if size > tree_size:
+        return problem(400, "log.range", f"the log has {tree_size} entries, not {size}", field=field, size=tree_size)
+    return None
+
+
+@router.get(
+    "/v1/log/proof/inclusion",
+    summary="RFC 9162 inclusion proof of one entry",
+    description="The proof that entry `index` is leaf `index` of the tree of `size` entries (hashes in hex, leaf first).",
+    responses=responses(400),
+)
+async def inclusion_proof(request: Request, index: int = Query(ge=0), size: int = Query(ge=1)) -> Any:
+    ledger = _ledger(request)
+    if index >= size:
+        return problem(400, "log.range", f"index {index} is not in a tree of size {size}", field="/index")
+    if (bad := _tree_size_problem(ledger, size, "/size")) is not None:
+        return bad
+    tree = ledger.store.tree  # type: ignore[attr-defined]
+    proof = await run_in_threadpool(tree.inclusion_proof, index, size)
+    leaf = (await run_in_threadpool(tree.leaf_hashes, index, index + 1))[0]
+    return {"index": index, "size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in proof]}
+
+
+@router.get(
+    "/v1/log/proof/consistency",
+    summary="RFC 9162 consistency proof between two tree sizes",
+    description="The proof that the tree of `old` entries is a prefix of the tree of `new` entries (hashes in hex).",
+    responses=responses(400),
+)
+async def consistency_proof(request: Request, old: int = Query(ge=0), new: int = Query(ge=0)) -> Any:
+    ledger = _ledger(request)
+    if old > new:
+        return problem(400, "log.range", f"old size {old} is larger than new size {new}", field="/old")
+    if (bad := _tree_size_problem(ledger, new, "/new")) is not None:
+        return bad
+    proof = await run_in_threadpool(ledger.store.tree.consistency_proof, old, new)  # type: ignore[attr-defined]
+    return {"old": old, "new": new, "hashes": [h.hex() for h in proof]}
+
+
+@router.get(
+    "/v1/projection",
+    summary="The custody projection's position and digest",
+    description=(
+        "`position` = how many log entries the projection has folded; `digest` = SHA-256 over every tag's custody "
+        "state (docs/protocol.md section 10). An auditor replaying the first `position` entries must find the "
+        "same digest."
+    ),
+)
+async def projection(request: Request) -> Any:
+    ledger = _ledger(request)
+    projection = ledger.projection or ledger.start_projection(follow=False)
+    return await run_in_threadpool(projection.summary)
