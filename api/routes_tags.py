@@ -29,15 +29,20 @@ TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
     ),
     responses=responses(400, 404),
 )
-async def get_tag(tag_id: str, request: Request) -> Any:
+async def get_tag(
+    tag_id: str,
+    request: Request,
+    as_of: int | None = Query(None, ge=1, description="The tag as it stood when the log held its first `as_of` entries."),
+) -> Any:
     ledger: Ledger = request.app.state.ledger
     normalised = tag_id.strip().upper() if tag_id.isascii() else tag_id
     if not TAG_ID.fullmatch(normalised):
         return problem(400, "tag.invalid_id", f"{tag_id!r} is not a tag id (A-Z, 0-9 and '-', 3 to 40 characters)",
                        field="/tag_id")
-    view = await run_in_threadpool(ledger.tag, normalised)
+    view = await run_in_threadpool(lambda: ledger.tag(normalised, as_of=as_of))
     if view is None:
-        return problem(404, "tag.unknown", f"no tag {normalised} was ever issued by this ledger",
+        when = "" if as_of is None else f" in the first {as_of} entries of the log"
+        return problem(404, "tag.unknown", f"no tag {normalised} was ever issued by this ledger{when}",
                        verdict={"code": "unknown", "authentic": False,
                                 "summary": "Unknown: this tag was never issued. Treat the material as untraced."})
     return tag_document(view, ledger.registry())

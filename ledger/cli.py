@@ -9,6 +9,9 @@
     tagledger tag TAG_ID                verify a tag
     tagledger demo                      load a realistic data set through the signed write path
     tagledger projection rebuild|status the custody projection
+    tagledger check                     the service's own consistency check (entries, Merkle tree, checkpoints)
+    tagledger export --out FILE         a self-contained bundle for offline audit
+    tagledger audit URL|BUNDLE          the auditor's independent replay (verification/, see --help)
 
 Commands that write go to `--url` (a running ledger, over HTTP) or, without it, to the store of this home.
 """
@@ -103,6 +106,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_init(_init_defaults(args))
         settings = load_settings(args.home, args.db)
         ledger = Ledger.open(settings.db)
+    from ledger.consistency import quick_check
+
+    damage = quick_check(ledger.store, ledger.identity().verifier)
+    if damage is not None:
+        ledger.close()
+        raise CliError(f"refusing to serve: {damage}. Run `tagledger check` to find the altered entries.")
     os.environ[STORE_ENV] = settings.db  # the workers (spawned) inherit it
     config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
                             log_level=args.log_level, workers=args.workers)
@@ -340,6 +349,63 @@ def cmd_projection(args: argparse.Namespace) -> int:
         ledger.close()
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Recompute the Merkle tree from the stored entries; compare with the stored tree and every checkpoint."""
+    from ledger.consistency import check_store
+
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    try:
+        report = check_store(ledger.store, ledger.identity().verifier,
+                             progress=None if args.quiet else _progress_printer("checking"))
+    finally:
+        ledger.close()
+    if report.ok:
+        print(f"OK: {report.entries} entries and {report.checkpoints} signed checkpoints are consistent.")
+        return 0
+    where = (f"first bad entry: #{report.first_bad_seq}" if report.first_bad_seq is not None else
+             f"altered entries within [{report.suspect_range[0]}, {report.suspect_range[1]})" if report.suspect_range
+             else "see below")
+    print(f"FAILED: {len(report.problems)} problem(s); {where}", file=sys.stderr)
+    for problem in report.problems[:20]:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a self-contained audit bundle (docs/protocol.md section 12)."""
+    from ledger.bundle import export_bundle
+
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    try:
+        log_key = settings.keys_dir / "log.pem"
+        if log_key.exists():  # sign a checkpoint of everything there is, so the bundle holds all of it
+            ledger.start_checkpoints(KeyPair.load(log_key), publish_in_background=False)
+        summary = export_bundle(ledger, Path(args.out), progress=None if args.quiet else _progress_printer("exporting"))
+    finally:
+        ledger.close()
+    print(f"Wrote {args.out}: {summary.entries} entries, checkpoint of size {summary.checkpoint_size}"
+          f", projection digest at {summary.projection_position}.")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`tagledger audit URL|BUNDLE`: the auditor's replay, from `verification.audit` (which needs none of the
+    server's code; `python -m verification.audit` runs the same thing)."""
+    from verification.audit import main as audit_main
+
+    return audit_main(args.audit_args)
+
+
+def _progress_printer(label: str):  # noqa: ANN202
+    def show(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    return show
+
+
 # --- argument parsing ----------------------------------------------------------------------------
 
 
@@ -467,6 +533,20 @@ def build_parser() -> argparse.ArgumentParser:
     psub.add_parser("rebuild", help="drop it and rebuild it from the log")
     psub.add_parser("status", help="bring it up to date and show its digest")
     p.set_defaults(func=cmd_projection)
+
+    p = sub.add_parser("check", help="the service's own consistency check: entries, Merkle tree, checkpoints")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="write a self-contained bundle for offline audit")
+    p.add_argument("--out", required=True, help="the bundle file to write (a .zip)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("audit", help="replay and verify a ledger (URL) or a bundle, offline, independently",
+                       add_help=False)
+    p.add_argument("audit_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

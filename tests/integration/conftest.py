@@ -68,6 +68,8 @@ class LiveLedger:
     operator: LedgerClient
     http: httpx.Client
     orgs: dict[str, Org] = field(default_factory=dict)
+    log_key: KeyPair | None = None
+    """The log's signing key (the fixture's app publishes checkpoints with it)."""
     _clients: list[httpx.Client] = field(default_factory=list)
 
     # -- clients -------------------------------------------------------------------------------
@@ -168,11 +170,19 @@ class ServerThread:
         self.sock.close()
         assert not self.thread.is_alive(), "the uvicorn thread did not stop"
 
+    def __enter__(self) -> "ServerThread":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @pytest.fixture
 def live_ledger(store_url: str) -> Iterator[LiveLedger]:
     ledger = Ledger.open(store_url)
     root = KeyPair.generate()
+    log_key = KeyPair.generate()
     server: ServerThread | None = None
     live: LiveLedger | None = None
     try:
@@ -183,12 +193,13 @@ def live_ledger(store_url: str) -> Iterator[LiveLedger]:
             operator_name="ITSCI programme",
             country="CD",
             log_key_name="tagledger.test/log",
-            keys=GenesisKeys(root, KeyPair.generate()),
+            keys=GenesisKeys(root, log_key),
         )
-        server = ServerThread(create_app(ledger))
+        server = ServerThread(create_app(ledger, log_key=log_key))
         server.start()
         http = http_client(server.url)
-        live = LiveLedger(url=server.url, ledger=ledger, root=root, operator=None, http=http)  # type: ignore[arg-type]
+        live = LiveLedger(url=server.url, ledger=ledger, root=root, operator=None, http=http,  # type: ignore[arg-type]
+                          log_key=log_key)
         live._clients.append(http)
         live.operator = live.client_for(OPERATOR, root)
         yield live

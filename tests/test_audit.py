@@ -1,0 +1,213 @@
+"""The auditor's replay (`tagledger audit`, `verification.audit`) and the service's own check (`tagledger check`),
+on real ledgers: a clean log passes; an edited, deleted, reordered or inserted entry fails naming the entry;
+a forked log fails the consistency check; a rewritten store is caught by `check` and refused by `serve`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from api.app import create_app
+from ledger.bundle import export_bundle
+from ledger.consistency import check_store, quick_check
+from ledger.store.sqlite import sqlite_path
+from tests.integration.conftest import ServerThread
+from tests.ledger.world import World, attach_and_deliver, make_world
+from verification import audit
+from verification.checkpoint import Checkpoint, sign_checkpoint
+from verification.entry import decode_entry
+
+TAGS = ["KAL-000001", "KAL-000002", "KAL-000003"]
+
+
+def _world(url: str) -> World:
+    world = make_world(url, tags=6)
+    for tag in TAGS:
+        attach_and_deliver(world, tag)
+    world.ledger.start_checkpoints(world.log_key, publish_in_background=False)
+    world.ledger.start_projection(follow=False).catch_up()
+    return world
+
+
+@pytest.fixture
+def world(store_url: str) -> Iterator[World]:
+    w = _world(store_url)
+    try:
+        yield w
+    finally:
+        w.ledger.close()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, world: World) -> Path:
+    path = tmp_path / "ledger.zip"
+    export_bundle(world.ledger, path)
+    return path
+
+
+def _audit(*argv: str) -> tuple[int, dict]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = audit.main([*argv, "--json", "--no-progress", "--workers", "1"])
+    return status, json.loads(out.getvalue())
+
+
+def _vkey(world: World) -> str:
+    return world.ledger.identity().vkey
+
+
+def _rewrite(bundle: Path, change: Callable[[list[bytes]], list[bytes]]) -> Path:
+    """A copy of the bundle whose entries went through `change` (an intruder editing the file)."""
+    out = bundle.with_name("tampered.zip")
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "entries.ndjson":
+                lines = data.split(b"\n")[:-1]
+                data = b"".join(line + b"\n" for line in change(lines))
+            dst.writestr(item, data)
+    return out
+
+
+def test_a_clean_bundle_passes_with_the_pinned_key(world: World, bundle: Path, tmp_path: Path) -> None:
+    status, report = _audit(str(bundle), "--vkey", _vkey(world), "--state-dir", str(tmp_path / "state"))
+    assert status == 0, report
+    assert report["ok"] and report["size"] == world.ledger.store.size()
+    steps = {s["step"] for s in report["steps"]}
+    assert {"checkpoint", "replay", "merkle root", "projection"} <= steps
+    assert not report["warnings"]
+
+
+def test_the_as_of_replay_shows_a_tag_as_it_stood(world: World, bundle: Path) -> None:
+    first_attach = next(s.seq for s in world.ledger.store.iter_all() if s.type == "tag_attached")
+    status, report = _audit(str(bundle), "--no-state", "--as-of", str(first_attach), "--tag", TAGS[0])
+    assert status == 0
+    assert report["tags"][TAGS[0]]["status"] == "issued"
+    status, report = _audit(str(bundle), "--no-state", "--as-of", str(first_attach + 1), "--tag", TAGS[0])
+    assert report["tags"][TAGS[0]]["status"] == "in_custody"
+    assert report["tags"][TAGS[0]]["holder"] == "kalimbi"
+    # and the server agrees, tag by tag
+    view = world.ledger.tag(TAGS[0], as_of=first_attach + 1)
+    assert view is not None and str(view.state.status) == "in_custody"
+
+
+def _swap(lines: list[bytes], i: int) -> list[bytes]:
+    lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    return lines
+
+
+def _edit_received(lines: list[bytes], i: int) -> list[bytes]:
+    """Change entry i's receipt time by a microsecond: the signatures still verify, only the tree notices."""
+    entry = decode_entry(lines[i])
+    old = entry.received.encode()
+    new = old[:-2] + (b"0" if old[-2:-1] != b"0" else b"1") + b"Z"
+    lines[i] = lines[i].replace(b'"received":"' + old, b'"received":"' + new)
+    return lines
+
+
+TAMPERING = {
+    # name: (change, the entry the audit must name, the rule or words it must report)
+    "edited mass": (lambda ls, i: [l.replace(b'"mass_g":50000', b'"mass_g":60000', 1) if n == i else l
+                                   for n, l in enumerate(ls)], "signature.invalid"),
+    "deleted": (lambda ls, i: ls[:i] + ls[i + 1:], "entry.seq"),
+    "reordered": (_swap, "entry.seq"),
+    "inserted copy": (lambda ls, i: ls[:i] + [ls[i - 1]] + ls[i:], "entry.seq"),
+    "received edited": (_edit_received, "was altered"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_a_tampered_bundle_fails_naming_the_entry(world: World, bundle: Path, how: str) -> None:
+    change, expected = TAMPERING[how]
+    entries = [s.data for s in world.ledger.store.iter_all()]
+    target = next(i for i, raw in enumerate(entries) if b'"mass_g":50000' in raw and b"tag_attached" in raw)
+    tampered = _rewrite(bundle, lambda lines: change(list(lines), target))
+    status, report = _audit(str(tampered), "--vkey", _vkey(world), "--no-state")
+    assert status == 1, report
+    assert report["first_bad_entry"] == target
+    assert expected in report["failure"] and f"#{target}" in report["failure"]
+
+
+def test_a_forked_or_rewritten_log_fails_the_consistency_check(world: World, bundle: Path, tmp_path: Path) -> None:
+    size = world.ledger.store.size()
+    key = world.log_key.private_key
+    origin = world.ledger.identity().origin
+    real_old_root = world.ledger.store.tree.root(size - 2)
+    forged = {
+        "same size, other root": Checkpoint(origin, size, bytes(32)),
+        "smaller tree that is not a prefix": Checkpoint(origin, size - 2, bytes(reversed(real_old_root))),
+        "larger tree than the log": Checkpoint(origin, size + 5, real_old_root),
+    }
+    for name, checkpoint in forged.items():
+        kept = tmp_path / f"{name}.txt"
+        kept.write_text(sign_checkpoint(checkpoint, origin, key))
+        status, report = _audit(str(bundle), "--vkey", _vkey(world), "--no-state", "--previous", str(kept))
+        assert status == 1, (name, report)
+        assert "rewritten" in report["failure"] or "shrank" in report["failure"], (name, report["failure"])
+    # the genuine earlier checkpoint is consistent
+    kept = tmp_path / "genuine.txt"
+    kept.write_text(sign_checkpoint(Checkpoint(origin, size - 2, real_old_root), origin, key))
+    status, report = _audit(str(bundle), "--vkey", _vkey(world), "--no-state", "--previous", str(kept))
+    assert status == 0, report
+
+
+def test_the_audit_over_http_uses_the_servers_proofs_and_remembers_the_checkpoint(
+    world: World, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with ServerThread(create_app(world.ledger, follow_projection=False)) as server:
+        status, report = _audit(server.url, "--state-dir", str(state))
+        assert status == 0, report
+        assert any("trusted on first use" in w for w in report["warnings"])
+        attach_and_deliver(world, "KAL-000004")
+        world.ledger.publish_checkpoint()
+        world.ledger.projection.catch_up()
+        status, report = _audit(server.url, "--state-dir", str(state))
+        assert status == 0, report
+        assert any(s["step"] == "consistency" and "proof verifies" in s["result"] for s in report["steps"])
+        assert not report["warnings"]  # the key is now the one remembered
+
+
+def _tamper_store(url: str, seq: int) -> None:
+    """Edit one stored entry's receipt time in place, as someone with the database file or superuser would."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url))
+        try:
+            conn.execute("DROP TRIGGER tagledger_events_no_update")
+            row = conn.execute("SELECT data FROM tagledger_events_tt_main WHERE id = ?", [seq + 1]).fetchone()
+            data = _edit_received([bytes(row[0])], 0)[0]
+            conn.execute("UPDATE tagledger_events_tt_main SET data = ? WHERE id = ?", [data, seq + 1])
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            data = bytes(conn.execute("SELECT data FROM tagledger_events_tt_main WHERE id = %s", [seq + 1]).fetchone()[0])
+            conn.execute("ALTER TABLE tagledger_events_tt_main DISABLE TRIGGER tagledger_events_append_only")
+            conn.execute("UPDATE tagledger_events_tt_main SET data = %s WHERE id = %s",
+                         [_edit_received([data], 0)[0], seq + 1])
+            conn.execute("ALTER TABLE tagledger_events_tt_main ENABLE TRIGGER tagledger_events_append_only")
+
+
+def test_an_entry_edited_in_the_database_is_named_by_check_and_by_the_audit(world: World, store_url: str) -> None:
+    verifier = world.ledger.identity().verifier
+    assert check_store(world.ledger.store, verifier).ok
+    target = 9
+    _tamper_store(store_url, target)
+    report = check_store(world.ledger.store, verifier)
+    assert not report.ok and report.first_bad_seq == target
+    assert any(f"entry #{target} does not match the leaf hash" in p for p in report.problems)
+    assert quick_check(world.ledger.store, verifier) is None  # the stored tree itself is intact
+    with ServerThread(create_app(world.ledger, follow_projection=False)) as server:
+        status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
+    assert status == 1 and report["first_bad_entry"] == target
+    assert f"entry #{target} was altered" in report["failure"]

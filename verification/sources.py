@@ -1,0 +1,220 @@
+"""Where an auditor reads a log from: a running ledger over HTTP, or an exported bundle (docs/protocol.md §12).
+
+Both give the same things, each exactly as published: the log's keys, the signed checkpoint, the entries as
+bytes (in pages, never all in memory), the stored leaf hashes (to name a damaged entry), and the server's
+claim about its custody projection. Nothing here trusts what it reads: `verification.audit` checks it all.
+Only the standard library is used (`urllib`, `zipfile`).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+BUNDLE_FORMAT = "tagledger/bundle/v1"
+MANIFEST, CHECKPOINT, ENTRIES, LEAF_HASHES = "manifest.json", "checkpoint.txt", "entries.ndjson", "leaf-hashes.bin"
+HASH_SIZE = 32
+
+
+class SourceError(Exception):
+    """The source could not be read (network, HTTP error, malformed bundle)."""
+
+
+@dataclass(frozen=True)
+class LogKeys:
+    origin: str
+    vkey: str
+    root_key: str | None
+
+
+@dataclass(frozen=True)
+class ProjectionClaim:
+    """What the server says its custody projection is: `digest` after folding the first `position` entries."""
+
+    position: int
+    digest: str
+    tags: int
+
+
+class LogSource(ABC):
+    name: str
+
+    @abstractmethod
+    def keys(self) -> LogKeys: ...
+
+    @abstractmethod
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint note (text)."""
+
+    @abstractmethod
+    def projection(self) -> ProjectionClaim | None: ...
+
+    @abstractmethod
+    def entries(self, start: int, end: int) -> Iterator[bytes]:
+        """Entries [start, end) in order, each the exact bytes (without a newline); fewer if the source has
+        fewer (the audit reports that as entries missing)."""
+
+    @abstractmethod
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        """The stored leaf hashes [start, end), 32 bytes each."""
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
+        """The server's RFC 9162 consistency proof, or None if the source cannot give one (a bundle)."""
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+# -- a running ledger ---------------------------------------------------------------------------------
+
+
+class HttpSource(LogSource):
+    PAGE = 1000
+    PREFETCH = 4
+
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        self.base = url.rstrip("/")
+        self.name = self.base
+        self.timeout = timeout
+
+    def _get(self, path: str, **params: Any) -> bytes:
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        url = f"{self.base}{path}{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as answer:  # noqa: S310 - http(s) only
+                return answer.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read()[:300].decode("utf-8", "replace")
+            raise SourceError(f"GET {url}: HTTP {error.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as error:
+            raise SourceError(f"GET {url}: {error}") from None
+
+    def _json(self, path: str, **params: Any) -> Any:
+        try:
+            return json.loads(self._get(path, **params))
+        except ValueError as error:
+            raise SourceError(f"GET {path}: not JSON ({error})") from None
+
+    def keys(self) -> LogKeys:
+        doc = self._json("/v1/log/key")
+        return LogKeys(doc["origin"], doc["vkey"], doc.get("root_key"))
+
+    def checkpoint(self) -> str:
+        return self._get("/v1/log/checkpoint").decode("utf-8")
+
+    def projection(self) -> ProjectionClaim | None:
+        doc = self._json("/v1/projection")
+        return ProjectionClaim(int(doc["position"]), str(doc["digest"]), int(doc["tags"]))
+
+    def _pages(self, path: str, start: int, end: int, page: int) -> Iterator[bytes]:
+        """Fetch pages in a background thread, a few ahead, so the network overlaps the replay."""
+        pages: queue.Queue[bytes | BaseException | None] = queue.Queue(self.PREFETCH)
+        stop = threading.Event()
+
+        def fetch() -> None:
+            try:
+                for first in range(start, end, page):
+                    if stop.is_set():
+                        return
+                    pages.put(self._get(path, start=first, end=min(end, first + page)))
+                pages.put(None)
+            except BaseException as error:  # handed to the consumer
+                pages.put(error)
+
+        thread = threading.Thread(target=fetch, daemon=True)
+        thread.start()
+        try:
+            while (item := pages.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    def entries(self, start: int, end: int) -> Iterator[bytes]:
+        expected = start
+        for body in self._pages("/v1/log/entries", start, end, self.PAGE):
+            lines = body.split(b"\n")
+            if lines[-1] != b"":
+                raise SourceError(f"entries from #{expected}: the answer does not end with a newline")
+            for line in lines[:-1]:
+                yield line
+                expected += 1
+            if len(lines) == 1:  # an empty page: the server has no more (the audit reports the shortfall)
+                return
+
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        for body in self._pages("/v1/log/leaf-hashes", start, end, 100_000):
+            for i in range(0, len(body), HASH_SIZE):
+                yield body[i : i + HASH_SIZE]
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
+        doc = self._json("/v1/log/proof/consistency", old=old, new=new)
+        return [bytes.fromhex(h) for h in doc["hashes"]]
+
+
+# -- an exported bundle -------------------------------------------------------------------------------
+
+
+class BundleSource(LogSource):
+    def __init__(self, path: str):
+        self.name = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+            self.manifest = json.loads(self.zip.read(MANIFEST))
+        except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
+            raise SourceError(f"{path} is not a tagledger bundle: {error}") from None
+        if self.manifest.get("format") != BUNDLE_FORMAT:
+            raise SourceError(f"{path}: unknown bundle format {self.manifest.get('format')!r}")
+
+    def keys(self) -> LogKeys:
+        return LogKeys(self.manifest["origin"], self.manifest["vkey"], self.manifest.get("root_key"))
+
+    def checkpoint(self) -> str:
+        return self.zip.read(CHECKPOINT).decode("utf-8")
+
+    def projection(self) -> ProjectionClaim | None:
+        claim = self.manifest.get("projection")
+        if claim is None:
+            return None
+        return ProjectionClaim(int(claim["position"]), str(claim["digest"]), int(claim["tags"]))
+
+    def entries(self, start: int, end: int) -> Iterator[bytes]:
+        seq = 0
+        with self.zip.open(ENTRIES) as lines:
+            for line in lines:
+                if seq >= end:
+                    return
+                if seq >= start:
+                    if not line.endswith(b"\n"):
+                        raise SourceError(f"{ENTRIES}: entry #{seq} does not end with a newline")
+                    yield line[:-1]
+                seq += 1
+
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        with self.zip.open(LEAF_HASHES) as stored:
+            stored.seek(start * HASH_SIZE)
+            for _ in range(start, end):
+                value = stored.read(HASH_SIZE)
+                if len(value) != HASH_SIZE:
+                    return
+                yield value
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def open_source(location: str) -> LogSource:
+    if location.startswith(("http://", "https://")):
+        return HttpSource(location)
+    return BundleSource(location)
