@@ -2,9 +2,10 @@
 
 `PostgresLogStore` reuses `eventsourcing.dcb.postgres_tt.PostgresDCBRecorderTT` for reading by tags and for
 LISTEN/NOTIFY subscriptions, on a schema created from `migrations/postgres/`. Writes do not use the library's
-append functions: they take the same `LOCK TABLE ... IN EXCLUSIVE MODE` but assign positions explicitly, so
-that the log stays gapless (a `bigserial` can skip numbers) and a whole batch of envelopes commits in one
-transaction, which is what makes thousands of durable writes per second possible.
+append functions: one appender at a time holds an advisory lock (the library's `LOCK TABLE ... IN EXCLUSIVE
+MODE` needs UPDATE, DELETE or TRUNCATE privilege, which the service's role `tagledger_app` does not have) and
+assigns positions explicitly, so that the log stays gapless (a `bigserial` can skip numbers) and a whole batch
+of envelopes commits in one transaction, with the Merkle tree nodes it completes.
 """
 
 from __future__ import annotations
