@@ -102,6 +102,7 @@ def check_store(
                     matched_size = cp.size
             next_checkpoint = next(pending, None)
 
+    leaf_mismatches: list[tuple[int, bool]] = []  # (seq, a leaf hash is stored)
     check_checkpoints_at(0)
     for start in range(0, total, PAGE):
         events = store.read_range(start, min(total, start + PAGE))
@@ -117,9 +118,7 @@ def check_store(
             if stored.get(node) == expected:
                 continue
             if level == 0:
-                state = "has no stored leaf hash" if node not in stored else (
-                    "does not match the leaf hash stored when it was appended: it was altered afterwards")
-                report._bad_entry(index, f"entry #{index} {state}")
+                leaf_mismatches.append((index, node in stored))
             elif all(stored.get(n) == h for n, h in rows if node_of(n)[0] == 0):
                 first = index << level
                 report.problems.append(
@@ -136,6 +135,17 @@ def check_store(
         report.entries = end
         if progress is not None:
             progress(end, total)
+    for seq, has_leaf in leaf_mismatches:
+        if seq < matched_size:
+            # a signed checkpoint covering it is reproduced by the entries: the entry is authentic, the stored tree
+            # is what was damaged
+            report.problems.append(f"the stored leaf hash of entry #{seq} is damaged (the entry itself reproduces "
+                                   f"the signed checkpoint of size {matched_size})")
+        elif has_leaf:
+            report._bad_entry(seq, f"entry #{seq} does not match the leaf hash stored when it was appended: it was "
+                                   "altered afterwards")
+        else:
+            report._bad_entry(seq, f"entry #{seq} has no stored leaf hash")
     if next_checkpoint is not None:
         report.problems.append(
             f"a checkpoint of size {next_checkpoint.size} was signed, but the log holds only {total} entries: "

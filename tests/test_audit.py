@@ -211,3 +211,31 @@ def test_an_entry_edited_in_the_database_is_named_by_check_and_by_the_audit(worl
         status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
     assert status == 1 and report["first_bad_entry"] == target
     assert f"entry #{target} was altered" in report["failure"]
+
+
+def test_serve_refuses_a_store_whose_tree_no_longer_matches_its_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli import main
+    from ledger.keys import KeyPair
+    from ledger.service import Ledger
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "init"]) == 0
+    db = f"sqlite:///{home / 'ledger.db'}"
+    ledger = Ledger.open(db)
+    ledger.start_checkpoints(KeyPair.load(home / "keys" / "log.pem"), publish_in_background=False)
+    ledger.close()
+    assert main(["--home", str(home), "check"]) == 0
+    conn = sqlite3.connect(home / "ledger.db")
+    conn.execute("DROP TRIGGER tagledger_merkle_no_update")
+    conn.execute("UPDATE tagledger_merkle_nodes SET hash = zeroblob(32) WHERE id = 0")
+    conn.execute("CREATE TRIGGER tagledger_merkle_no_update BEFORE UPDATE ON tagledger_merkle_nodes "
+                 "BEGIN SELECT RAISE(ABORT, 'tagledger: the log is append-only (UPDATE refused)'); END")
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["--home", str(home), "serve", "--port", "0"]) == 2
+    assert "refusing to serve" in capsys.readouterr().err
+    assert main(["--home", str(home), "check", "--quiet"]) == 1
+    assert "the stored leaf hash of entry #0 is damaged" in capsys.readouterr().err

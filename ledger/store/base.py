@@ -44,6 +44,10 @@ class StoredEvent:
         return self.position - 1
 
 
+class SchemaError(RuntimeError):
+    """The database lacks what makes the log immutable: the service refuses to run on it."""
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     """A checkpoint the ledger signed: tree `size`, `root` hash, the signed note, and when it was signed."""

@@ -21,7 +21,7 @@ from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 TABLE_PREFIX = "tagledger_events"
@@ -57,10 +57,6 @@ _SELECT_TAGGED = (
 
 APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS)
 APP_ROLE = "tagledger_app"
-
-
-class SchemaError(RuntimeError):
-    """The database lacks what makes the log immutable: the service refuses to run on it."""
 
 
 def _read_nodes(curs: psycopg.Cursor[Any], ids: Sequence[int]) -> dict[int, bytes]:

@@ -31,7 +31,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 MAIN = "tagledger_events_tt_main"
@@ -142,6 +142,7 @@ class SQLiteLogStore(LogStore):
             self.migrate()
         self.recorder = SQLiteDCBRecorder(self)
         self.tree = LogTree(self)
+        self.check_append_only()
         if self.tree_size() < self.size():
             self.tree.backfill()
 
@@ -172,6 +173,18 @@ class SQLiteLogStore(LogStore):
                 curs.execute(f"INSERT INTO {migrate.TABLE} (version, name) VALUES (?, ?)", [m.version, m.name])
                 done.append(m.name)
         return done
+
+    def check_append_only(self) -> None:
+        """Refuse a database whose log tables lack their triggers refusing UPDATE and DELETE (SQLite has no
+        TRUNCATE, and no roles: whoever can write the file can change it; `tagledger check` detects that)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
+            refused = {(row["tbl_name"], op) for row in curs.fetchall() for op in ("UPDATE", "DELETE")
+                       if f"BEFORE {op} ON" in row["sql"].upper() and "RAISE(ABORT" in row["sql"].upper()}
+        missing = [f"{table}: no trigger refusing {op}" for table in (MAIN, TAGS, NODES, CHECKPOINTS)
+                   for op in ("UPDATE", "DELETE") if (table, op) not in refused]
+        if missing:
+            raise SchemaError("refusing to run on a log that is not append-only: " + "; ".join(missing))
 
     # -- writing --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 
 from ledger.store import migrate
 from ledger.store import StoredEvent, open_store
-from ledger.store.base import StoredCheckpoint
+from ledger.store.base import SchemaError, StoredCheckpoint
 from ledger.store.sqlite import sqlite_path
 from verification.merkle import leaf_hash, root_from_leaf_hashes
 
@@ -117,5 +117,30 @@ def test_failed_write_session_leaves_nothing(store_url: str) -> None:
                 raise RuntimeError("crash before commit")
         assert store.size() == 0
         assert store.read_tagged(["tag:A"]) == []
+    finally:
+        store.close()
+
+
+def test_sqlite_refuses_a_log_without_its_triggers(tmp_sqlite_url: str) -> None:
+    open_store(tmp_sqlite_url).close()
+    _raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
+    with pytest.raises(SchemaError, match="tagledger_merkle_nodes: no trigger refusing DELETE"):
+        open_store(tmp_sqlite_url)
+
+
+def test_a_store_written_before_the_tree_existed_is_back_filled(tmp_sqlite_url: str) -> None:
+    """A ledger created by a version without the Merkle tree gets its tree nodes when opened."""
+    store = open_store(tmp_sqlite_url)
+    with store.write_session() as session:
+        session.insert([_event(1), _event(2), _event(3)])
+    store.close()
+    _raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
+    _raw_execute(tmp_sqlite_url, "DELETE FROM tagledger_merkle_nodes")
+    _raw_execute(tmp_sqlite_url, """CREATE TRIGGER tagledger_merkle_no_delete BEFORE DELETE ON tagledger_merkle_nodes
+        BEGIN SELECT RAISE(ABORT, 'tagledger: the log is append-only (DELETE refused)'); END""")
+    store = open_store(tmp_sqlite_url)
+    try:
+        assert store.tree_size() == 3
+        assert store.tree.root(3) == root_from_leaf_hashes([leaf_hash(b'{"x":%d}' % i) for i in (1, 2, 3)])
     finally:
         store.close()
