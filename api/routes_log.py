@@ -62,7 +62,8 @@ def checkpoint(request: Request) -> Any:
 
 
 @router.get("/v1/log/checkpoints", summary="Every signed checkpoint, by increasing size", responses=responses(400))
-def checkpoints(request: Request, after_size: int = Query(-1, ge=-1), limit: int = Query(100, ge=1, le=1000)) -> Any:
+def checkpoints(request: Request, after_size: int = Query(-1, ge=-1, le=2**63 - 1),
+                limit: int = Query(100, ge=1, le=1000)) -> Any:
     found = _ledger(request).store.checkpoints(after_size=after_size, limit=limit)
     return {"checkpoints": [{"size": c.size, "root": c.root.hex(), "signed_at": c.signed_at, "note": c.note}
                             for c in found]}

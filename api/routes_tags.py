@@ -32,7 +32,8 @@ TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
 async def get_tag(
     tag_id: str,
     request: Request,
-    as_of: int | None = Query(None, ge=1, description="The tag as it stood when the log held its first `as_of` entries."),
+    as_of: int | None = Query(None, ge=1, le=2**63 - 1,
+                              description="The tag as it stood when the log held its first `as_of` entries."),
 ) -> Any:
     ledger: Ledger = request.app.state.ledger
     normalised = tag_id.strip().upper() if tag_id.isascii() else tag_id
