@@ -1,0 +1,267 @@
+"""The ``data`` object of each event type, and the stream each type belongs to -- docs/protocol.md section 6.
+
+:func:`check_event_shape` is the part of rule ``envelope.malformed`` that needs no state: the event type is
+one of section 6, its ``stream`` has the right kind (``ledger`` for the genesis, ``org:`` for registry
+events, ``tag:`` for tag events), ``links`` appear only on ``lot_formed`` and ``lot_split`` and name
+``tag:`` streams, and ``data`` has exactly the fields of the type's table, each of the right type and
+encoding.  It raises :class:`DataError` with a JSON Pointer into the envelope (``/body/data/mass_g``).
+
+Where section 6 is silent the check follows the ledger: strings are non-empty, masses and capacities are
+integers > 0, optional fields may also be given as ``null`` (which means absent).  It does not limit string
+lengths (the ledger's own schema refuses names over 120 and notes over 500 characters; the protocol does
+not say so, so an auditor does not hold it against a log).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from verification.canonical import MAX_SAFE_INTEGER, json_pointer
+from verification.encoding import (
+    EncodingError,
+    decode_public_key,
+    is_key_id,
+    is_org_id,
+    is_tag_id,
+    parse_time,
+)
+from verification.envelope import EnvelopeError, issued_tags
+
+__all__ = [
+    "CUSTODY_ROLES",
+    "EVENT_TYPES",
+    "REGISTRY_EVENT_TYPES",
+    "ROLES",
+    "TAG_EVENT_TYPES",
+    "DataError",
+    "check_event_shape",
+]
+
+ROLES = frozenset(
+    {"operator", "site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor"}
+)
+CUSTODY_ROLES = frozenset({"site", "cooperative", "trader", "processor", "exporter", "refiner"})
+REGISTRY_EVENT_TYPES = frozenset({"ledger_created", "org_registered", "key_added", "key_revoked", "tags_issued"})
+TAG_EVENT_TYPES = frozenset(
+    {"tag_attached", "custody_dispatched", "custody_received", "lot_formed", "lot_split", "tag_consumed",
+     "tag_voided"}
+)
+EVENT_TYPES = REGISTRY_EVENT_TYPES | TAG_EVENT_TYPES
+MINERALS = frozenset({"cobalt", "copper", "tin", "tantalum", "tungsten"})
+VOID_REASONS = frozenset({"lost", "stolen", "damaged", "other"})
+MAX_MASS_TOLERANCE_PPM = 500_000
+
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_RMI_CID = re.compile(r"CID[0-9]{6}", re.ASCII)
+_COORDINATE = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,7})?", re.ASCII)
+
+
+class DataError(ValueError):
+    """Rule ``envelope.malformed``: ``field`` is a JSON Pointer into the envelope, ``message`` says why."""
+
+    rule = "envelope.malformed"
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+# --- value checkers: each takes (value, path) and raises DataError ----------------------------------------
+
+Path = tuple[str | int, ...]
+Checker = Callable[[Any, Path], None]
+
+
+def _fail(path: Path, message: str) -> DataError:
+    return DataError(json_pointer(("body", "data", *path)), message)
+
+
+def _text(value: Any, path: Path) -> None:
+    if type(value) is not str or not value:
+        raise _fail(path, "is not a non-empty string")
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not str or regex.fullmatch(value) is None:
+            raise _fail(path, f"is not {what}")
+
+    return check
+
+
+def _predicate(test: Callable[[Any], bool], what: str) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if not test(value):
+            raise _fail(path, f"is not {what}")
+
+    return check
+
+
+def _integer(low: int, high: int = MAX_SAFE_INTEGER) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not int or not low <= value <= high:
+            raise _fail(path, f"is not an integer in [{low}, {high}]")
+
+    return check
+
+
+def _one_of(choices: frozenset[str]) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not str or value not in choices:
+            raise _fail(path, f"is not one of {', '.join(sorted(choices))}")
+
+    return check
+
+
+def _public_key(value: Any, path: Path) -> None:
+    if type(value) is not str:
+        raise _fail(path, "is not a public key (base64url string)")
+    try:
+        decode_public_key(value)
+    except EncodingError as error:
+        raise _fail(path, f"is not a public key: {error}") from None
+
+
+def _time(value: Any, path: Path) -> None:
+    try:
+        parse_time(value)
+    except EncodingError as error:
+        raise _fail(path, str(error)) from None
+
+
+def _coordinate(limit: int) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        # at most 3 + 7 digits: a float holds the value closely enough to compare it with an integer limit
+        if type(value) is not str or _COORDINATE.fullmatch(value) is None or abs(float(value)) > limit:
+            raise _fail(path, f"is not a decimal string in [-{limit}, {limit}] with at most 7 decimals")
+
+    return check
+
+
+def _object(fields: dict[str, tuple[bool, Checker]]) -> Checker:
+    """An object with exactly these members: name -> (required, checker); an optional one may be null."""
+
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not dict:
+            raise _fail(path, "is not an object")
+        for name, (required, member_check) in fields.items():
+            if name in value:
+                member = value[name]
+                if member is None and not required:
+                    continue
+                member_check(member, (*path, name))
+            elif required:
+                raise _fail((*path, name), "is required")
+        for name in sorted(value):
+            if name not in fields:
+                raise _fail((*path, name), "is not a field here")
+
+    return check
+
+
+def _list(item: Checker, low: int, high: int) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not list or not low <= len(value) <= high:
+            raise _fail(path, f"is not a list of {low}..{high} items")
+        for index, member in enumerate(value):
+            item(member, (*path, index))
+
+    return check
+
+
+_GRAMS = _integer(1)
+_ORG = _predicate(is_org_id, "an organisation id")
+_TAG = _predicate(is_tag_id, "a tag id")
+_GPS = _object({"lat": (True, _coordinate(90)), "lon": (True, _coordinate(180))})
+_MONEY = _object({"currency": (True, _pattern(_CURRENCY, "an ISO 4217 code")), "minor_per_kg": (True, _integer(0))})
+_COUNTRY_CODE = _pattern(_COUNTRY, "an ISO 3166-1 alpha-2 code")
+
+_DATA: dict[str, Checker] = {
+    "ledger_created": _object({
+        "ledger": (True, _text),
+        "operator": (True, _object({"org": (True, _ORG), "name": (True, _text), "country": (True, _COUNTRY_CODE)})),
+        "root_key": (True, _public_key),
+        "log_key": (True, _object({"name": (True, _text), "public_key": (True, _public_key)})),
+        "mass_tolerance_ppm": (True, _integer(0, MAX_MASS_TOLERANCE_PPM)),
+    }),
+    "org_registered": _object({
+        "name": (True, _text),
+        "role": (True, _one_of(ROLES)),
+        "country": (True, _COUNTRY_CODE),
+        "public_keys": (True, _list(_public_key, 1, 8)),
+        "rmi_cid": (False, _pattern(_RMI_CID, "an RMI id CID + 6 digits")),
+        "operated_by": (False, _ORG),
+        "gps": (False, _GPS),
+        "capacity_kg_per_month": (False, _integer(1)),
+    }),
+    "key_added": _object({"public_key": (True, _public_key)}),
+    "key_revoked": _object({
+        "key": (True, _predicate(is_key_id, "a key id")),
+        "reason": (True, _text),
+        "effective": (False, _time),
+    }),
+    # the tags themselves (tag ids, ranges, 1..10000 distinct) are checked by verification.envelope.issued_tags
+    "tags_issued": _object({"tags": (False, lambda value, path: None), "ranges": (False, lambda value, path: None)}),
+    "tag_attached": _object({
+        "site": (True, _ORG),
+        "mineral": (True, _one_of(MINERALS)),
+        "ore": (False, _text),
+        "mass_g": (True, _GRAMS),
+        "pit": (True, _text),
+        "gps": (False, _GPS),
+        "price_paid": (False, _MONEY),
+    }),
+    "custody_dispatched": _object({
+        "to": (True, _ORG),
+        "mass_g": (False, _GRAMS),
+        "location": (False, _text),
+        "gps": (False, _GPS),
+    }),
+    "custody_received": _object({"mass_g": (True, _GRAMS), "location": (False, _text), "gps": (False, _GPS)}),
+    "lot_formed": _object({"inputs": (True, _list(_TAG, 1, 1000)), "mass_g": (True, _GRAMS)}),
+    "lot_split": _object({
+        "outputs": (True, _list(_object({"tag": (True, _TAG), "mass_g": (True, _GRAMS)}), 2, 1000)),
+    }),
+    "tag_consumed": _object({"mass_g": (False, _GRAMS), "product": (False, _text)}),
+    "tag_voided": _object({"reason": (True, _one_of(VOID_REASONS)), "note": (False, _text)}),
+}
+
+_STREAM_KIND = {t: "org:" for t in REGISTRY_EVENT_TYPES} | {t: "tag:" for t in TAG_EVENT_TYPES}
+_STREAM_KIND["ledger_created"] = "ledger"
+_LINKED_TYPES = frozenset({"lot_formed", "lot_split"})
+
+
+def check_event_shape(body: dict[str, Any]) -> list[str] | None:
+    """Check what section 6 says of an event that needs no state; return the tags a ``tags_issued`` issues.
+
+    ``body`` is a body that :class:`verification.envelope.Envelope` accepted (section 4).  Raises
+    :class:`DataError` (rule ``envelope.malformed``).  Returns ``None`` for every other type.
+    """
+    event_type = body["type"]
+    checker = _DATA.get(event_type)
+    if checker is None:
+        raise DataError("/body/type", f"{event_type!r} is not an event type of section 6")
+    kind = _STREAM_KIND[event_type]
+    stream: str = body["stream"]
+    if (stream != kind) if kind == "ledger" else not stream.startswith(kind):
+        raise DataError("/body/stream", f"{event_type} belongs to a {kind!r} stream")
+    links = body.get("links")
+    if links is not None:
+        if event_type not in _LINKED_TYPES:
+            raise DataError("/body/links", f"{event_type} has no links")
+        if not links:
+            raise DataError("/body/links", "links, when present, is not empty")
+        for name in links:
+            if not name.startswith("tag:"):
+                raise DataError(json_pointer(("body", "links", name)), "links name tag streams")
+    checker(body["data"], ())
+    if event_type == "tags_issued":
+        try:
+            return issued_tags(body["data"])
+        except EnvelopeError as error:
+            raise DataError(error.field, error.message) from None
+    return None
