@@ -9,6 +9,7 @@ accepted event into the states of every tag stream it touches; it trusts that th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -70,8 +71,13 @@ class TagState:
             "void_reason": self.void_reason,
             "events": self.events,
             "head": {"hash": self.head.hash, "seq": self.head.seq},
-            "last_time": self.head.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "last_time": format_state_time(self.head.time),
         }
+
+
+def format_state_time(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ` with a 4-digit year (`strftime("%Y")` does not pad years before 1000)."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def tag_of(stream: str) -> str:

@@ -99,7 +99,7 @@ def _check_genesis(body: dict[str, Any], registry: Registry, payload: Strict) ->
             "the ledger already has its genesis event",
             {"stream": "ledger", "expected": body["prev"], "head": _head_json(registry.ledger_head)},
         )
-    if body["stream"] != "ledger" or body["prev"] is not None or body.get("links"):
+    if body["stream"] != "ledger" or body["prev"] is not None or "links" in body:
         raise RuleViolation("envelope.malformed", "/body/stream", "genesis is the first event of `ledger`")
     assert payload.__class__.__name__ == "LedgerCreated"
     if body["actor"] != payload.operator.org:  # type: ignore[attr-defined]

@@ -222,7 +222,8 @@ class CustodyProjection:
 
     def rows(self) -> list[tuple[str, bytes]]:
         with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
-            curs.execute(f"SELECT tag, state FROM {VIEW} ORDER BY tag")
+            order = 'COLLATE "C"' if self.backend == "postgres" else ""
+            curs.execute(f"SELECT tag, state FROM {VIEW} ORDER BY tag {order}")
             return [(r["tag"], bytes(r["state"])) for r in curs.fetchall()]
 
     def digest(self) -> str:

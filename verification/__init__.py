@@ -8,7 +8,16 @@ Modules, in the order of the specification:
 - :mod:`verification.canonical` -- canonical JSON, RFC 8785 on the protocol's subset (section 1);
 - :mod:`verification.encoding` -- hashes, keys, signatures, times and identifiers (section 2);
 - :mod:`verification.envelope` -- streams and the signed event envelope (sections 3 and 4);
-- :mod:`verification.entry` -- log entries (section 5).
+- :mod:`verification.entry` -- log entries (section 5);
+- :mod:`verification.event_data`, :mod:`verification.registry_replay`, :mod:`verification.custody_rules`,
+  :mod:`verification.custody_state` -- event payloads, the key registry as of each entry, the rules and the
+  custody state record and digest (sections 6, 7 and 10);
+- :mod:`verification.entry_checks`, :mod:`verification.event_ids`, :mod:`verification.replay`,
+  :mod:`verification.replay_errors`, :mod:`verification.parallel` -- replaying a log, on every core;
+- :mod:`verification.merkle`, :mod:`verification.note`, :mod:`verification.checkpoint` -- the RFC 9162
+  Merkle tree and proofs, C2SP signed notes and tlog-checkpoints (section 11);
+- :mod:`verification.sources`, :mod:`verification.audit` -- reading a ledger over HTTP or from a bundle
+  (section 12), and the auditor's command, ``python -m verification.audit``.
 
 Import the submodules directly; this package re-exports nothing.
 """
