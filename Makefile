@@ -25,7 +25,7 @@ export TAGLEDGER_HOME
 
 PG_REPORT    := .pytest-pg-report.json
 
-.PHONY: venv serve test bench clean
+.PHONY: venv sysdeps serve test bench clean
 
 # ---------------------------------------------------------------------------------------------
 # Environment
@@ -45,12 +45,16 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 	@$(VENV_PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# Hook for Debian packages the tests may need later (e.g. chromium for browser tests).
-# Nothing is needed now.  When it is, uncomment, add `sysdeps` to .PHONY and make `test`
-# depend on it (`test: venv sysdeps`):
-# sysdeps:
-# 	@command -v chromium >/dev/null 2>&1 || { \
-# 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# Debian packages the tests need: chromium, for the browser tests of the verification page
+# (tests/browser/).  Installed only when `command -v chromium` fails, quietly (errors still show);
+# as root, or through `sudo -n` otherwise.  If it cannot be installed, `make test` stops here; without
+# chromium the browser tests fail under CI=true and are skipped (with a banner) otherwise.
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo ">> installing Debian's chromium for the browser tests"; \
+	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	  $$sudo apt-get update -qq >/dev/null && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # The two README commands
@@ -62,7 +66,7 @@ serve: venv
 # Plain pytest (no xdist).  Then scripts/check_pg_report.py fails the target if PostgreSQL was
 # unreachable or any PostgreSQL test was skipped.  A pytest failure fails the target too (its exit
 # code wins); the check runs in either case so its message is always shown.
-test: venv
+test: venv sysdeps
 	@rm -f $(PG_REPORT)
 	@rc=0; \
 	$(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \

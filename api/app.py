@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import routes_events, routes_log, routes_registry, routes_tags
+from api import (
+    routes_events,
+    routes_labels,
+    routes_log,
+    routes_page,
+    routes_registry,
+    routes_tags,
+    routes_verify_qr,
+)
 from api.problems import from_violation, problem
 from domain.errors import RuleViolation
 from ledger.keys import KeyPair
@@ -43,12 +52,15 @@ def create_app(
     follow_projection: bool = True,
     close_ledger_on_shutdown: bool = False,
     log_key: KeyPair | None = None,
+    public_base_url: str | None = None,
 ) -> FastAPI:
     """The API over `ledger`.
 
     `follow_projection=False` when another process keeps the custody projection up to date (`tagledger serve`
     with its HTTP workers); `close_ledger_on_shutdown` when the app owns the ledger (a uvicorn worker);
-    `log_key` to publish signed checkpoints from this process (`tagledger serve` does it in its supervisor).
+    `log_key` to publish signed checkpoints from this process (`tagledger serve` does it in its supervisor);
+    `public_base_url` the ledger's public URL, which QR labels link to (default $TAGLEDGER_PUBLIC_URL, else
+    http://127.0.0.1:8000).
     """
 
     @contextlib.asynccontextmanager
@@ -66,10 +78,13 @@ def create_app(
             {"name": "write", "description": "Record signed custody events."},
             {"name": "verify", "description": "Public, unauthenticated verification."},
             {"name": "log", "description": "The verifiable log: checkpoints, entries and Merkle proofs."},
+            {"name": "labels", "description": "Signed QR labels: upload the operator's signatures, get QR codes."},
             {"name": "registry", "description": "Organisations, keys and stream heads."},
         ],
     )
     app.state.ledger = ledger
+    app.state.public_base_url = (public_base_url or os.environ.get("TAGLEDGER_PUBLIC_URL")
+                                 or "http://127.0.0.1:8000").rstrip("/")
     ledger.start_projection(follow=follow_projection)
     if log_key is not None:
         ledger.start_checkpoints(log_key)
@@ -77,6 +92,9 @@ def create_app(
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)
     app.include_router(routes_registry.router)
+    app.include_router(routes_labels.router)  # signed QR labels
+    app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label
+    app.include_router(routes_page.router)  # GET /t/{tag_id}: the verification page for people
 
     @app.exception_handler(RuleViolation)
     async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202

@@ -74,5 +74,9 @@ class TagViewOut(BaseModel):
     events: list[dict[str, Any]]
     keys: dict[str, Any]
     problems: list[str]
+    flags: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "Fraud flags, the tag's own then those inherited from the tags it came from: `code`, `summary`, "
+        "`evidence` ([{seq, hash, note}], seq null for a refused attempt), `tag`, `inherited`"))
+    flags_position: int | None = Field(None, description="Log entries the flags projection had read")
     as_of: int | None = None
     log: dict[str, Any] | None = None

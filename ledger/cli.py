@@ -5,6 +5,7 @@
     tagledger keygen --out FILE         make an organisation's Ed25519 key; prints the public key and kid
     tagledger org register|add-key|revoke-key ...   (operator) the key registry
     tagledger tags issue ORG ...        (operator) issue security tags to an organisation
+    tagledger tags labels ...           (operator) sign QR labels locally and upload them
     tagledger record VERB ...           record attach/dispatch/receive/merge/split/consume/void, signed locally
     tagledger tag TAG_ID                verify a tag
     tagledger demo                      load a realistic data set through the signed write path
@@ -113,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ledger.close()
         raise CliError(f"refusing to serve: {damage}. Run `tagledger check` to find the altered entries.")
     os.environ[STORE_ENV] = settings.db  # the workers (spawned) inherit it
+    os.environ["TAGLEDGER_PUBLIC_URL"] = settings.public_base_url  # what QR labels link to (api.routes_labels)
     config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
                             log_level=args.log_level, workers=args.workers)
     try:
@@ -224,6 +226,31 @@ def cmd_tags(args: argparse.Namespace) -> int:
         result = client.issue_tags(args.org, tags=args.tag or None, prefix=args.prefix, start=args.start,
                                    count=args.count, width=args.width)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_tag_labels(args: argparse.Namespace) -> int:
+    """Sign the labels of tags with the operator's key, here, and upload the signatures (protocol section 13)."""
+    from ledger.client.labels import upload_labels
+
+    if not args.tag and not args.prefix:
+        raise CliError("give --tag ID (repeatable) or --prefix P --count N")
+    tags = list(args.tag or [])
+    if args.prefix:
+        if not 1 <= args.count <= 1_000_000:
+            raise CliError("--count N (1 to 1,000,000) with --prefix")
+        tags += [args.prefix + str(args.start + i).zfill(args.width) for i in range(args.count)]
+    settings = load_settings(args.home, args.db)
+    key_file = Path(args.key) if args.key else key_paths(settings.home, settings.operator)[0]
+    if not key_file.exists():
+        raise CliError(f"no operator key at {key_file}: pass --key OPERATOR.pem")
+    with _transport(args, settings) as transport:
+        result = upload_labels(transport, KeyPair.load(key_file), tags, origin=args.origin)
+    base = (args.url or settings.public_base_url).rstrip("/")
+    sheet = (f"prefix={args.prefix}&start={args.start}&count={min(args.count, 60)}&width={args.width}"
+             if args.prefix and not args.tag else f"tags={','.join(tags[:60])}")
+    print(json.dumps({**result, "qr": f"{base}/v1/tags/{tags[0]}/qr.svg",
+                      "sheet": f"{base}/v1/labels/sheet.svg?{sheet}"}, indent=2))
     return 0
 
 
@@ -480,6 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--width", type=int, default=6)
     q.add_argument("--key", help="operator key file (default: the home's root key)")
     target(q)
+    q = tsub.add_parser("labels", help="sign QR labels with the operator's key (locally) and upload them")
+    q.add_argument("--tag", action="append", help="a single tag id (repeatable)")
+    q.add_argument("--prefix", help="range prefix, e.g. KAL-")
+    q.add_argument("--start", type=int, default=1)
+    q.add_argument("--count", type=int, default=0)
+    q.add_argument("--width", type=int, default=6)
+    q.add_argument("--key", help="operator key file (default: the home's root key)")
+    q.add_argument("--origin", help="the ledger's origin you expect (refuse to sign for another log)")
+    target(q)
+    q.set_defaults(func=cmd_tag_labels)
     p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("record", help="record a custody event, signed with your key")

@@ -649,6 +649,9 @@ def load_demo(
                                f"by {action.actor} at {format_time(when)}: {error}") from error
         counts[receipt_type] += 1
     assert rejected is not None
+    from ledger.client.labels import upload_labels  # the operator signs every issued tag's QR label, locally
+    upload_labels(transport, operator_signer.keys, [f"{a.args['prefix']}{i:06d}" for a in planner.actions
+                                                    if a.kind == "issue" for i in range(1, a.args["count"] + 1)])
 
     orgs_by_role: dict[str, list[str]] = {"operator": [operator_signer.org]}
     for org in ORGS:

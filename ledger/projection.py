@@ -64,39 +64,51 @@ def _touched(event: StoredEvent, body: dict[str, Any]) -> list[str]:
     return joined + issued_tags(body["data"]) if event.type == "tags_issued" else joined
 
 
-class CustodyProjection:
+class TrackedProjection:
+    """A disposable view of the log, kept with the `eventsourcing` library's tracking recorders.
+
+    Subclasses name themselves (`name`, the tracking row; `lock_key`, the PostgreSQL advisory lock of their
+    processors), list their tables (`tables`, emptied by `drop`; `_create_statements`, run by `create`) and
+    fold pages of entries (`_fold`, reading with the cursor it is given) into something `_write_rows` writes.
+    The base class reads pages, excludes the other processors of the same projection, checks the tracked
+    position inside the transaction and writes the rows and the new position together.
+    """
+
+    name: str
+    lock_key: int
+    tables: tuple[str, ...] = ()
+
     def __init__(self, store: LogStore):
         self.store = store
         self.backend = store.backend
         self._ph = "?" if self.backend == "sqlite" else "%s"
         if self.backend == "sqlite":
             self.tracking = SQLiteTrackingRecorder(store.datastore)  # type: ignore[attr-defined]
-            blob = "BLOB"
         else:
             self.tracking = PostgresTrackingRecorder(store.datastore, tracking_table_name=TRACKING)  # type: ignore[attr-defined]
-            blob = "bytea"
-        self._create_view = (
-            f"CREATE TABLE IF NOT EXISTS {VIEW} (tag TEXT PRIMARY KEY, status TEXT NOT NULL, "
-            f"holder TEXT, issued_to TEXT NOT NULL, state {blob} NOT NULL)"
-        )
         self._lock = threading.Lock()
-        self._summary: dict[str, Any] | None = None
         self.create()
 
     # -- schema ---------------------------------------------------------------------------------
 
+    def _create_statements(self) -> list[str]:
+        """`CREATE TABLE IF NOT EXISTS` (and index) statements of the projection's tables."""
+        return []
+
     def create(self) -> None:
         self.tracking.create_table()
         with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
-            curs.execute(self._create_view)
+            for statement in self._create_statements():
+                curs.execute(statement)
 
     def drop(self) -> None:
         """Forget everything: the next `catch_up` rebuilds from entry #0."""
         with self._lock, self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
             self._exclude_other_processors(curs)
             # rows, not tables: on PostgreSQL the tables belong to the schema's owner, not to the service's role
-            curs.execute(f"DELETE FROM {VIEW}")
-            curs.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = {self._ph}", [NAME])
+            for table in self.tables:
+                curs.execute(f"DELETE FROM {table}")
+            curs.execute(f"DELETE FROM {self._tracking_table} WHERE application_name = {self._ph}", [self.name])
 
     # -- one processor at a time, across processes ----------------------------------------------
     #
@@ -112,7 +124,7 @@ class CustodyProjection:
     def _exclude_other_processors(self, curs: Any) -> None:
         """Hold, until the transaction ends, the lock every change to this projection takes."""
         if self.backend == "postgres":
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", [PROCESSOR_LOCK])
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", [self.lock_key])
         else:
             # SQLite has one writer at a time: take the write lock now, with a write that changes nothing
             # (a deferred transaction takes it at its first write, and fails if another committed meanwhile)
@@ -120,14 +132,14 @@ class CustodyProjection:
 
     def _tracked(self, curs: Any) -> int:
         curs.execute(f"SELECT MAX(notification_id) AS n FROM {self._tracking_table} WHERE application_name = "
-                     f"{self._ph}", [NAME])
+                     f"{self._ph}", [self.name])
         row = curs.fetchone()
         return int(row["n"] or 0) if row is not None else 0
 
     # -- processing -----------------------------------------------------------------------------
 
     def position(self) -> int:
-        return self.tracking.max_tracking_id(NAME) or 0
+        return self.tracking.max_tracking_id(self.name) or 0
 
     def catch_up(self, limit: int | None = None) -> int:
         """Process every entry after the tracked position; returns how many were processed."""
@@ -160,13 +172,13 @@ class CustodyProjection:
         with transaction(commit=False) as curs:
             done = self._tracked(curs)
             todo = self._after(parsed, done)
-            rows = self._fold(curs, todo) if todo else []
+            folded = self._fold(curs, todo) if todo else None
         if not todo:
             return
         with transaction(commit=True) as curs:
             self._exclude_other_processors(curs)
             if self._tracked(curs) == done:
-                self._write(curs, rows, todo[-1][0].position)
+                self._write(curs, folded, todo[-1][0].position)
 
     @staticmethod
     def _after(parsed: list[tuple[StoredEvent, Entry]], done: int) -> list[tuple[StoredEvent, Entry]]:
@@ -174,6 +186,35 @@ class CustodyProjection:
         processor went ahead, or dropped the projection: `catch_up` re-reads from the tracked position)."""
         todo = [(event, entry) for event, entry in parsed if event.position > done]
         return todo if todo and todo[0][0].position == done + 1 else []
+
+    def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> Any:
+        """What these entries change, from the stored rows (read with `curs`) and the entries."""
+        raise NotImplementedError
+
+    def _write_rows(self, curs: Any, folded: Any) -> None:
+        """Write what `_fold` returned."""
+        raise NotImplementedError
+
+    def _write(self, curs: Any, folded: Any, position: int) -> None:
+        self._write_rows(curs, folded)
+        self.tracking._insert_tracking(curs, Tracking(self.name, position))  # noqa: SLF001
+
+
+class CustodyProjection(TrackedProjection):
+    name = NAME
+    lock_key = PROCESSOR_LOCK
+    tables = (VIEW,)
+
+    def __init__(self, store: LogStore):
+        self._summary: dict[str, Any] | None = None
+        super().__init__(store)
+
+    def _create_statements(self) -> list[str]:
+        blob = "BLOB" if self.backend == "sqlite" else "bytea"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {VIEW} (tag TEXT PRIMARY KEY, status TEXT NOT NULL, "
+            f"holder TEXT, issued_to TEXT NOT NULL, state {blob} NOT NULL)"
+        ]
 
     def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> list[tuple[str, str, str | None, str, bytes]]:
         """The view rows of the tags these entries change, from their stored states and the entries."""
@@ -189,7 +230,7 @@ class CustodyProjection:
             if (s := states.get(tag)) is not None
         ]
 
-    def _write(self, curs: Any, rows: list[tuple[str, str, str | None, str, bytes]], position: int) -> None:
+    def _write_rows(self, curs: Any, rows: list[tuple[str, str, str | None, str, bytes]]) -> None:
         ph = self._ph
         curs.executemany(
             f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
@@ -197,7 +238,6 @@ class CustodyProjection:
             "issued_to = excluded.issued_to, state = excluded.state",
             rows,
         )
-        self.tracking._insert_tracking(curs, Tracking(NAME, position))  # noqa: SLF001
 
     def _load(self, curs: Any, tags: Iterable[str]) -> dict[str, TagState]:
         tags = list(tags)
@@ -298,7 +338,7 @@ class ProjectionFollower:
     settle_seconds = 0.25
     """How long to let new entries gather before catching up: the projection may lag by this much."""
 
-    def __init__(self, projection: CustodyProjection):
+    def __init__(self, projection: TrackedProjection):
         self.projection = projection
         self._subscription: Any = None
         self._stopped = threading.Event()
@@ -311,6 +351,10 @@ class ProjectionFollower:
         self._stopped.set()
         if self._subscription is not None:
             self._subscription.stop()
+            # the library's PostgreSQL listener checks for a stop once a second; a notification wakes it now
+            wake = getattr(self.projection.store, "wake_listeners", None)
+            if wake is not None:
+                wake()
         self._thread.join(timeout=10)
 
     def _run(self) -> None:

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import custody
+from domain import flags as flag_rules
 from domain.registry import Registry, StreamHead
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.entries import Entry, read_entry
+from ledger.flags import FlagsProjection, rejected_attempts
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.store import LogStore, open_store
@@ -37,6 +39,10 @@ class TagView:
     proofs: dict[int, list[bytes]] = field(default_factory=dict)
     """Inclusion proof of each entry (by seq) that the checkpoint covers."""
     as_of: int | None = None
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    """Fraud flags (`domain.flags.tag_flags`): the tag's own, then those inherited from the tags it came from."""
+    flags_position: int | None = None
+    """How many log entries the flags projection had folded when `flags` was read (None: not open here)."""
 
 
 class Ledger:
@@ -48,20 +54,27 @@ class Ledger:
         self._registry_lock = threading.Lock()
         self.projection: CustodyProjection | None = None
         self._follower: ProjectionFollower | None = None
+        self.flags: FlagsProjection | None = None
+        self._flags_follower: ProjectionFollower | None = None
         self.signer: CheckpointSigner | None = None
         self._publisher: CheckpointPublisher | None = None
 
     def start_projection(self, *, follow: bool = True) -> CustodyProjection:
-        """Open the custody projection and, with `follow`, keep it up to date in a background thread.
+        """Open the custody and flags projections and, with `follow`, keep them up to date in background threads.
 
-        `follow=False` only reads it: `tagledger serve` runs the one follower in its supervising process
-        and opens the projection this way in each HTTP worker process.
+        `follow=False` only reads them: `tagledger serve` runs the followers in its supervising process
+        and opens the projections this way in each HTTP worker process.
         """
         if self.projection is None:
             self.projection = CustodyProjection(self.store)
+        if self.flags is None:
+            self.flags = FlagsProjection(self.store)
         if follow and self._follower is None:
             self._follower = ProjectionFollower(self.projection)
             self._follower.start()
+        if follow and self._flags_follower is None:
+            self._flags_follower = ProjectionFollower(self.flags)
+            self._flags_follower.start()
         return self.projection
 
     @classmethod
@@ -105,6 +118,8 @@ class Ledger:
             self._publisher.stop()
         if self._follower is not None:
             self._follower.stop()
+        if self._flags_follower is not None:
+            self._flags_follower.stop()
         self.writer.close()
         self.store.close()
 
@@ -167,19 +182,53 @@ class Ledger:
         if checkpoint is not None:
             covered = [e.seq for e in entries if e.seq < checkpoint.size]
             proofs = dict(zip(covered, self.store.tree.inclusion_proofs(covered, checkpoint.size)))  # type: ignore[attr-defined]
+        upstream: dict[str, custody.TagState] = {}
+        origins = self._origins(states[tag_id], as_of=as_of, visited=upstream)
+        flags, flags_position = self._flags(states[tag_id], upstream, as_of)
         return TagView(
             tag=tag_id,
             state=states[tag_id],
             entries=entries,
             problems=check_history(tag_id, entries, registry),
-            origins=self._origins(states[tag_id], as_of=as_of),
+            origins=origins,
             checkpoint=checkpoint,
             proofs=proofs,
             as_of=as_of,
+            flags=flags,
+            flags_position=flags_position,
         )
 
-    def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None) -> list[dict[str, Any]]:
-        """Where the ore in this tag was mined: its own attachment, or those of the tags it came from."""
+    def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState],
+               as_of: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
+        flags projection and the refused attempts kept by the writer; as of log size `as_of` if given."""
+        upstream = [s for tag, s in visited.items() if tag != state.tag]
+        tags = [state.tag, *(s.tag for s in upstream)]
+        raised = self.flags.flags_of(tags) if self.flags is not None else {}
+        attempts: dict[str, list[flag_rules.Attempt]] = {}
+        for attempt in rejected_attempts(self.store, tags):
+            if as_of is None or attempt.log_size <= as_of:
+                attempts.setdefault(attempt.tag, []).append(attempt)
+
+        def own(s: custody.TagState) -> list[flag_rules.Flag]:
+            found = [f for f in (flag_rules.visible(f, as_of) for f in raised.get(s.tag, [])) if f is not None]
+            attempted = flag_rules.attempts_flag(attempts.get(s.tag, []), s, s.head.hash)
+            return found + ([attempted] if attempted is not None else [])
+
+        def relation(s: custody.TagState) -> str:
+            if s.tag in state.inputs:
+                return "a tag that went into this lot"
+            if s.tag == state.parent:
+                return "the lot this tag was split from"
+            return "a tag upstream of this one"
+
+        shown = flag_rules.tag_flags(state.tag, own(state), [(s.tag, relation(s), own(s)) for s in upstream])
+        return shown, (self.flags.position() if self.flags is not None else None)
+
+    def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None,
+                 visited: dict[str, custody.TagState] | None = None) -> list[dict[str, Any]]:
+        """Where the ore in this tag was mined: its own attachment, or those of the tags it came from (every
+        state it reads is added to `visited`, this tag's first, then upstream, nearest first)."""
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
         frontier = [state]
@@ -189,6 +238,8 @@ class Ledger:
                 if s.tag in seen:
                     continue
                 seen.add(s.tag)
+                if visited is not None:
+                    visited[s.tag] = s
                 if s.origin is not None:
                     found.append({"tag": s.tag, **s.origin})
                 upstream.extend(s.inputs)

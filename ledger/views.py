@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.custody import Status
+from domain.flags import verdict_summary
 from domain.registry import Registry
 from ledger.service import TagView
 
@@ -29,7 +30,8 @@ def _org_name(registry: Registry, org_id: str | None) -> str | None:
 
 
 def verdict(view: TagView, registry: Registry) -> dict[str, Any]:
-    """The answer at the top: is this tag authentic, and where is it in its life?"""
+    """The answer at the top: is this tag authentic, and where is it in its life? A tag whose history verifies
+    but that has fraud flags (its own or inherited) is `flagged`, with its `custody_status` and the reasons."""
     state = view.state
     if view.problems:
         return {
@@ -55,6 +57,10 @@ def verdict(view: TagView, registry: Registry) -> dict[str, Any]:
         "authentic": state.status != Status.VOIDED,
         "summary": summaries[state.status],
     }
+    if view.flags:
+        custody = result["summary"].removeprefix("Authentic. ").replace("Authentic tag issued", "Tag issued")
+        result = {"code": "flagged", "authentic": False, "custody_status": str(state.status),
+                  "summary": verdict_summary(view.flags, custody)}
     if state.status == Status.CONSUMED:
         refiner = registry.orgs.get(state.holder or "")
         result["refiner"] = {"org": state.holder, "name": holder, "rmi_cid": refiner.rmi_cid if refiner else None}
@@ -103,6 +109,8 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
         "events": events,
         "keys": signers,
         "problems": list(view.problems),
+        "flags": list(view.flags),
+        "flags_position": view.flags_position,
         "as_of": view.as_of,
         "log": None if checkpoint is None else {
             "checkpoint": checkpoint.note,

@@ -27,6 +27,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain import custody
 from domain.errors import RuleViolation
+from domain.flags import attempt_tag
 from domain.payloads import Strict, parse_data
 from domain.registry import Registry
 from domain.roles import REGISTRY_EVENT_TYPES
@@ -186,8 +187,10 @@ class LedgerWriter:
         try:
             accepted: list[StoredEvent] = []
             with self._batch_lock, self.store.write_session() as session:
-                outcomes, accepted, registry_position = self._admit(session, batch)
+                outcomes, accepted, registry_position, refused = self._admit(session, batch)
                 session.insert(accepted)
+                if refused:  # evidence of reused tags (domain.flags); never fails the batch
+                    session.keep_rejected(refused)
         except BaseException as exc:  # nothing was committed: nobody is told "accepted"
             self._registry = Registry()
             self._registry_position = 0
@@ -213,7 +216,7 @@ class LedgerWriter:
 
     def _admit(
         self, session: WriteSession, batch: list[Submission]
-    ) -> tuple[list[Receipt | RuleViolation], list[StoredEvent], int]:
+    ) -> tuple[list[Receipt | RuleViolation], list[StoredEvent], int, list[tuple[str, str, str, int, str, bytes]]]:
         size = session.size()
         registry, registry_position = self._registry, self._registry_position
         for stored in session.read_tagged(["registry"], after=registry_position):
@@ -243,17 +246,25 @@ class LedgerWriter:
 
         outcomes: list[Receipt | RuleViolation] = []
         accepted: list[StoredEvent] = []
+        refused: list[tuple[str, str, str, int, str, bytes]] = []
         for submission in batch:
             body = submission.body
             earlier = by_id.get(body["id"])
             if earlier is not None:
                 outcomes.append(self._resubmission(earlier, submission))
                 continue
+            signed = False
             try:
                 self._check_signature(submission, registry)
+                signed = True
                 check(body, registry=registry, tags=tags, now=now, payload=submission.payload)
             except RuleViolation as violation:
                 outcomes.append(violation)
+                # a tag used after its end, signed with a registered key of its actor: kept as evidence
+                tag = attempt_tag(body, violation.rule, violation.field, tags) if signed else None
+                if tag is not None:
+                    refused.append((tag, violation.rule, received, size + len(accepted), submission.hash,
+                                    submission.canonical))
                 continue
             seq = size + len(accepted)
             raw = build_entry(submission.canonical, seq, received)
@@ -265,7 +276,7 @@ class LedgerWriter:
             receipt = Receipt(body["id"], seq, received, submission.hash)
             by_id[body["id"]] = receipt
             outcomes.append(receipt)
-        return outcomes, accepted, registry_position
+        return outcomes, accepted, registry_position, refused
 
     @staticmethod
     def _resubmission(earlier: Receipt, submission: Submission) -> Receipt | RuleViolation:

@@ -11,10 +11,12 @@ The ledger needs two things on top of the library's `DCBRecorder`:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
@@ -84,6 +86,34 @@ class WriteSession(ABC):
     @abstractmethod
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         """Stored Merkle tree nodes by id (missing ones are absent from the answer)."""
+
+    def keep_rejected(self, rows: Sequence[tuple[str, str, str, int, str, bytes]]) -> None:
+        """Keep refused envelopes as evidence in `tagledger_rejected_attempts` (migration 005): rows of (tag,
+        rule, received, log_size, hash, canonical envelope), each once (by hash), at most `MAX_ATTEMPTS_PER_TAG`
+        per tag. In a savepoint: a failure is logged and rolled back, and never fails the batch."""
+
+
+MAX_ATTEMPTS_PER_TAG = 100
+REJECTED = "tagledger_rejected_attempts"
+
+
+def keep_rejected(curs: Any, ph: str, rows: Sequence[tuple[str, str, str, int, str, bytes]]) -> None:
+    """`WriteSession.keep_rejected` on a DB-API cursor inside the write transaction (`ph`: placeholder)."""
+    if not rows:
+        return
+    curs.execute("SAVEPOINT tagledger_keep_rejected")
+    try:
+        curs.executemany(
+            f"INSERT INTO {REJECTED} (tag, rule, received, log_size, hash, envelope) "
+            f"SELECT {ph}, {ph}, {ph}, {ph}, {ph}, {ph} "
+            f"WHERE (SELECT COUNT(*) FROM {REJECTED} WHERE tag = {ph}) < {MAX_ATTEMPTS_PER_TAG} "
+            "ON CONFLICT (hash) DO NOTHING",
+            [(*row, row[0]) for row in rows],
+        )
+    except Exception:  # noqa: BLE001 - evidence is kept on a best-effort basis; the accepted entries are not
+        logging.getLogger("tagledger.writer").exception("could not keep %d refused attempt(s)", len(rows))
+        curs.execute("ROLLBACK TO SAVEPOINT tagledger_keep_rejected")
+    curs.execute("RELEASE SAVEPOINT tagledger_keep_rejected")
 
 
 class LogStore(ABC):

@@ -21,7 +21,7 @@ from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession, keep_rejected
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 TABLE_PREFIX = "tagledger_events"
@@ -55,7 +55,7 @@ _SELECT_TAGGED = (
 )
 
 
-APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS)
+APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts")
 APP_ROLE = "tagledger_app"
 
 
@@ -110,6 +110,9 @@ class _Session(WriteSession):
 
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         return _read_nodes(self._curs, ids)
+
+    def keep_rejected(self, rows: Sequence[tuple[str, str, str, int, str, bytes]]) -> None:
+        keep_rejected(self._curs, "%s", rows)
 
 
 class PostgresLogStore(LogStore):
@@ -254,6 +257,14 @@ class PostgresLogStore(LogStore):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size > %s ORDER BY size LIMIT %s", [after_size, limit])
             return [_checkpoint(r) for r in curs.fetchall()]
+
+    def wake_listeners(self) -> None:
+        """Notify the log's channel (without writing anything), so that subscriptions re-check at once."""
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(f"NOTIFY {self.recorder.channel_name}")
+        except Exception:  # noqa: BLE001 - only a speed-up of shutting down
+            pass
 
     def close(self) -> None:
         self.datastore.close()

@@ -31,7 +31,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession
+from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession, keep_rejected
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 MAIN = "tagledger_events_tt_main"
@@ -127,6 +127,9 @@ class _Session(WriteSession):
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         return _read_nodes(self._curs, ids)
 
+    def keep_rejected(self, rows: Sequence[tuple[str, str, str, int, str, bytes]]) -> None:
+        keep_rejected(self._curs, "?", rows)
+
 
 class SQLiteLogStore(LogStore):
     backend = "sqlite"
@@ -181,7 +184,7 @@ class SQLiteLogStore(LogStore):
             curs.execute("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
             refused = {(row["tbl_name"], op) for row in curs.fetchall() for op in ("UPDATE", "DELETE")
                        if f"BEFORE {op} ON" in row["sql"].upper() and "RAISE(ABORT" in row["sql"].upper()}
-        missing = [f"{table}: no trigger refusing {op}" for table in (MAIN, TAGS, NODES, CHECKPOINTS)
+        missing = [f"{table}: no trigger refusing {op}" for table in (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts")
                    for op in ("UPDATE", "DELETE") if (table, op) not in refused]
         if missing:
             raise SchemaError("refusing to run on a log that is not append-only: " + "; ".join(missing))

@@ -1,0 +1,292 @@
+"""The flags projection: fraud flags derived from the log (rules in `domain.flags`), and the refused attempts.
+
+Like the custody projection (`ledger.projection`), it follows the log, writes its rows and its position in one
+transaction, excludes its other processors across processes, and can be dropped and rebuilt to identical
+rows. Its tables (disposable; on PostgreSQL created by migration 005):
+
+- `tagledger_flags_tags`: per tag, `jcs(ChainState)`: the chain's starting mass, last positions, own flags;
+- `tagledger_flags_site_months`: per site and calendar month, the tagged mass and the attachment that took it
+  over the site's capacity;
+- `tagledger_flags_sites`: the capacity each site declared when it was registered;
+- `tagledger_flags_key_uses`: which key signed each entry that joined a tag stream, so that a backdated
+  revocation finds the entries it compromises without reading the whole log.
+
+`tagledger_rejected_attempts` (append-only, migration 005) is not part of the projection: the writer keeps
+there the signed envelopes refused because their tag's life was over (`domain.flags.attempt_tag`); the read
+side turns them into `tag.reuse` flags (`domain.flags.attempts_flag`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from domain import flags as rules
+from domain.flags import Attempt, ChainState, Evidence, Flag, KeyUse, MonthTotal
+from ledger.entries import Entry, read_entry
+from ledger.projection import TrackedProjection
+from ledger.store.base import LogStore, StoredEvent
+from verification.canonical import jcs
+
+NAME = "flags"
+PROCESSOR_LOCK = 0x7461676C666C6167  # PostgreSQL advisory lock key of the flags projection's processors
+TAGS = "tagledger_flags_tags"
+MONTHS = "tagledger_flags_site_months"
+SITES = "tagledger_flags_sites"
+USES = "tagledger_flags_key_uses"
+ATTEMPTS = "tagledger_rejected_attempts"
+EVENTS = "tagledger_events_tt_main"
+CHUNK = 500
+
+
+class FlagsProjection(TrackedProjection):
+    name = NAME
+    lock_key = PROCESSOR_LOCK
+    tables = (TAGS, MONTHS, SITES, USES)
+
+    def __init__(self, store: LogStore):
+        self._tolerance: int | None = None
+        super().__init__(store)
+
+    def _create_statements(self) -> list[str]:
+        blob = "BLOB" if self.backend == "sqlite" else "bytea"
+        integer = "INTEGER" if self.backend == "sqlite" else "bigint"
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {TAGS} (tag TEXT PRIMARY KEY, codes TEXT NOT NULL, state {blob} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {MONTHS} (site TEXT NOT NULL, month TEXT NOT NULL, "
+            f"total_g {integer} NOT NULL, crossed {blob}, PRIMARY KEY (site, month))",
+            f"CREATE TABLE IF NOT EXISTS {SITES} (site TEXT PRIMARY KEY, capacity_kg_per_month {integer} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {USES} (seq {integer} PRIMARY KEY, kid TEXT NOT NULL, time TEXT NOT NULL)",
+        ]
+        if self.backend == "sqlite":  # on PostgreSQL migration 005 creates it (the service's role owns no table)
+            statements.append(f"CREATE INDEX IF NOT EXISTS {USES}_kid_time ON {USES} (kid, time)")
+        return statements
+
+    # -- processing -----------------------------------------------------------------------------
+
+    def tolerance(self) -> int:
+        """The ledger's mass tolerance (ppm), from its genesis entry."""
+        if self._tolerance is None:
+            genesis = read_entry(self.store.read_range(0, 1)[0].data)
+            self._tolerance = int(genesis.body["data"]["mass_tolerance_ppm"])
+        return self._tolerance
+
+    def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> _Working:
+        working = _Working(self, curs)
+        working.preload_chains({t for _, entry in todo if entry.body["type"] != "tags_issued"
+                                for t in rules.tags_of(entry.body)})
+        tolerance = self.tolerance()
+        for _, entry in todo:
+            rules.apply(working, entry.body, entry.hash, entry.seq, tolerance)
+        return working
+
+    def _write_rows(self, curs: Any, working: _Working) -> None:
+        working.write(curs)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def flags_of(self, tags: Iterable[str]) -> dict[str, list[Flag]]:
+        """The flags raised on each of `tags` itself (tags with none are absent)."""
+        found: dict[str, list[Flag]] = {}
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            for row in _select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE codes <> '' AND",
+                                  "tag", list(tags)):
+                state = ChainState.from_json(json.loads(bytes(row["state"])))
+                found[row["tag"]] = state.flags
+        return found
+
+    def chain(self, tag: str) -> ChainState | None:
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            rows = _select_in(curs, self.backend, f"SELECT state FROM {TAGS} WHERE", "tag", [tag])
+        return ChainState.from_json(json.loads(bytes(rows[0]["state"]))) if rows else None
+
+    def flagged(self, *, code: str | None = None, limit: int = 100, after: str = "") -> list[dict[str, Any]]:
+        """Tags with flags of their own (not inherited), in tag order: `tag`, `codes`."""
+        ph = self._ph
+        clause, params = f"tag > {ph} AND codes <> ''", [after]
+        if code:
+            clause += f" AND (',' || codes || ',') LIKE {ph}"
+            params.append(f"%,{code},%")
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT tag, codes FROM {TAGS} WHERE {clause} ORDER BY tag LIMIT {int(limit)}", params)
+            return [{"tag": r["tag"], "codes": r["codes"].split(",")} for r in curs.fetchall()]
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of the projection's tables, in key order (to compare two builds)."""
+        order = 'COLLATE "C"' if self.backend == "postgres" else ""
+        queries = {
+            TAGS: f"SELECT tag, codes, state FROM {TAGS} ORDER BY tag {order}",
+            MONTHS: f"SELECT site, month, total_g, crossed FROM {MONTHS} ORDER BY site {order}, month {order}",
+            SITES: f"SELECT site, capacity_kg_per_month FROM {SITES} ORDER BY site {order}",
+            USES: f"SELECT seq, kid, time FROM {USES} ORDER BY seq",
+        }
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            for table, query in queries.items():
+                curs.execute(query)
+                found[table] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in
+                                      (r.values() if isinstance(r, dict) else tuple(r))) for r in curs.fetchall()]
+        return found
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for table, rows in self.rows().items():
+            for row in rows:
+                h.update(table.encode() + b"\n" + repr(row).encode() + b"\n")
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT codes FROM {TAGS} WHERE codes <> ''")
+            by_code: dict[str, int] = {}
+            flagged = 0
+            for row in curs.fetchall():
+                flagged += 1
+                for code in row["codes"].split(","):
+                    by_code[code] = by_code.get(code, 0) + 1
+        return {"position": self.position(), "flagged_tags": flagged, "by_code": dict(sorted(by_code.items()))}
+
+
+# --- the refused attempts ---------------------------------------------------------------------------------
+
+
+def rejected_attempts(store: LogStore, tags: Sequence[str]) -> list[Attempt]:
+    """The refused attempts kept for any of `tags`, in the order they were refused."""
+    if not tags:
+        return []
+    with store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+        rows = _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
+                                               f"{ATTEMPTS} WHERE", "tag", list(tags))
+    rows.sort(key=lambda r: r["id"])
+    return [Attempt(r["tag"], r["rule"], r["received"], int(r["log_size"]), r["hash"],
+                    json.loads(bytes(r["envelope"]))["body"]) for r in rows]
+
+
+# --- the working set of one page --------------------------------------------------------------------------
+
+
+def _select_in(curs: Any, backend: str, prefix: str, column: str, values: list[Any]) -> list[dict[str, Any]]:
+    """`prefix` + ` column IN (values)`, in chunks; `prefix` ends with WHERE or AND."""
+    found: list[dict[str, Any]] = []
+    for i in range(0, len(values), CHUNK):
+        chunk = values[i : i + CHUNK]
+        if backend == "sqlite":
+            curs.execute(f"{prefix} {column} IN ({','.join('?' * len(chunk))})", chunk)
+        else:
+            curs.execute(f"{prefix} {column} = ANY(%s)", [chunk])
+        found.extend(dict(r) if not isinstance(r, dict) else r for r in curs.fetchall())
+    return found
+
+
+class _Working(rules.FlagsStore):
+    """The `domain.flags.FlagsStore` of one page: rows read with the page's cursor, changes kept in memory
+    until `write`."""
+
+    def __init__(self, projection: FlagsProjection, curs: Any):
+        self.backend = projection.backend
+        self.ph = projection._ph  # noqa: SLF001
+        self.curs = curs
+        self.chains: dict[str, ChainState] = {}
+        self.stored: dict[str, bytes] = {}
+        self.capacities: dict[str, int | None] = {}
+        self.new_capacities: dict[str, int] = {}
+        self.months: dict[tuple[str, str], MonthTotal] = {}
+        self.stored_months: dict[tuple[str, str], tuple[int, bytes | None]] = {}
+        self.uses: list[tuple[int, str, str]] = []
+
+    # chains
+    def preload_chains(self, tags: Iterable[str]) -> None:
+        wanted = [t for t in tags if t not in self.chains]
+        for row in _select_in(self.curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE", "tag", wanted):
+            raw = bytes(row["state"])
+            self.stored[row["tag"]] = raw
+            self.chains[row["tag"]] = ChainState.from_json(json.loads(raw))
+        for tag in wanted:
+            self.chains.setdefault(tag, ChainState(tag))
+
+    def chain(self, tag: str) -> ChainState:
+        if tag not in self.chains:
+            self.preload_chains([tag])
+        return self.chains[tag]
+
+    # sites
+    def capacity(self, site: str) -> int | None:
+        if site not in self.capacities:
+            rows = _select_in(self.curs, self.backend, f"SELECT capacity_kg_per_month AS c FROM {SITES} WHERE",
+                              "site", [site])
+            self.capacities[site] = int(rows[0]["c"]) if rows else None
+        return self.capacities[site]
+
+    def set_capacity(self, site: str, kg_per_month: int) -> None:
+        self.capacities[site] = kg_per_month
+        self.new_capacities[site] = kg_per_month
+
+    def month(self, site: str, month: str) -> MonthTotal:
+        key = (site, month)
+        if key not in self.months:
+            self.curs.execute(f"SELECT total_g, crossed FROM {MONTHS} WHERE site = {self.ph} AND month = {self.ph}",
+                              [site, month])
+            row = self.curs.fetchone()
+            total = MonthTotal(site, month)
+            if row is not None:
+                crossed = None if row["crossed"] is None else bytes(row["crossed"])
+                total.total_g = int(row["total_g"])
+                if crossed is not None:
+                    doc = json.loads(crossed)
+                    total.crossed, total.crossed_tag = Evidence.from_json(doc["evidence"]), doc["tag"]
+                self.stored_months[key] = (total.total_g, crossed)
+            self.months[key] = total
+        return self.months[key]
+
+    # keys
+    def record_use(self, seq: int, kid: str, time: str) -> None:
+        self.uses.append((seq, kid, time))
+
+    def uses_since(self, kid: str, time: str) -> list[KeyUse]:
+        self.curs.execute(f"SELECT seq FROM {USES} WHERE kid = {self.ph} AND time >= {self.ph}", [kid, time])
+        seqs = {int(r["seq"]) for r in self.curs.fetchall()}
+        seqs.update(seq for seq, k, t in self.uses if k == kid and t >= time)
+        found = []
+        for row in _select_in(self.curs, self.backend, f"SELECT id, data FROM {EVENTS} WHERE", "id",
+                              sorted(s + 1 for s in seqs)):
+            entry = read_entry(bytes(row["data"]))
+            found.append(KeyUse(entry.seq, entry.hash, entry.body))
+        found.sort(key=lambda u: u.seq)
+        self.preload_chains({t for use in found for t in rules.tags_of(use.body)})
+        return found
+
+    # writing
+    def write(self, curs: Any) -> None:
+        ph = self.ph
+        rows = []
+        for tag, chain in sorted(self.chains.items()):
+            if chain.empty and tag not in self.stored:
+                continue
+            raw = jcs(chain.to_json())
+            if raw != self.stored.get(tag):
+                rows.append((tag, ",".join(sorted({f.code for f in chain.flags})), raw))
+        if rows:
+            curs.executemany(
+                f"INSERT INTO {TAGS} (tag, codes, state) VALUES ({ph}, {ph}, {ph}) "
+                "ON CONFLICT (tag) DO UPDATE SET codes = excluded.codes, state = excluded.state", rows)
+        if self.new_capacities:
+            curs.executemany(
+                f"INSERT INTO {SITES} (site, capacity_kg_per_month) VALUES ({ph}, {ph}) ON CONFLICT (site) "
+                "DO UPDATE SET capacity_kg_per_month = excluded.capacity_kg_per_month",
+                sorted(self.new_capacities.items()))
+        months = []
+        for key, total in sorted(self.months.items()):
+            crossed = None if total.crossed is None else jcs({"evidence": total.crossed.to_json(),
+                                                              "tag": total.crossed_tag})
+            if self.stored_months.get(key) != (total.total_g, crossed):
+                months.append((total.site, total.month, total.total_g, crossed))
+        if months:
+            curs.executemany(
+                f"INSERT INTO {MONTHS} (site, month, total_g, crossed) VALUES ({ph}, {ph}, {ph}, {ph}) "
+                "ON CONFLICT (site, month) DO UPDATE SET total_g = excluded.total_g, crossed = excluded.crossed",
+                months)
+        if self.uses:
+            curs.executemany(f"INSERT INTO {USES} (seq, kid, time) VALUES ({ph}, {ph}, {ph})", self.uses)
+

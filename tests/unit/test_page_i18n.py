@@ -1,0 +1,179 @@
+"""The verification page without a server: the message catalogue, language negotiation, number formats, and the
+rendering of documents the live tests cannot easily produce (flags, a failed integrity check, a verdict code
+this page does not know)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+from markupsafe import Markup
+
+from api.i18n import CATALOGUE, FLAG_TITLES, LANGUAGES, Messages, format_mass, negotiate
+from api.page import maybe_gzip, render, tag_page_model
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", text))
+
+
+def test_both_languages_say_the_same_things() -> None:
+    assert set(CATALOGUE) == set(LANGUAGES) == set(FLAG_TITLES)
+    assert set(CATALOGUE["en"]) == set(CATALOGUE["fr"])
+    assert set(FLAG_TITLES["en"]) == set(FLAG_TITLES["fr"])
+    for key, english in CATALOGUE["en"].items():
+        assert _placeholders(english) == _placeholders(CATALOGUE["fr"][key]), key
+        assert english.strip() and CATALOGUE["fr"][key].strip(), key
+        assert "<" not in english + CATALOGUE["fr"][key], f"{key}: catalogue strings are text, not HTML"
+    for key in CATALOGUE["en"]:  # plural pairs are complete
+        if key.endswith("_one"):
+            assert key[:-4] + "_other" in CATALOGUE["en"], key
+
+
+@pytest.mark.parametrize("header, override, expected", [
+    (None, None, "en"),
+    ("", None, "en"),
+    ("fr", None, "fr"),
+    ("FR-cd", None, "fr"),
+    ("fr-CD,fr;q=0.9,en;q=0.8", None, "fr"),
+    ("en-US,en;q=0.9,fr;q=0.8", None, "en"),
+    ("en;q=0.5, fr;q=0.8", None, "fr"),
+    ("en;q=0.8, fr;q=0.8", None, "en"),  # a tie keeps the header's order
+    ("fr;q=0.8, en;q=0.8", None, "fr"),
+    ("de-DE, ln;q=0.9, fr;q=0.3", None, "fr"),  # Lingala first, then French
+    ("sw, de", None, "en"),
+    ("fr;q=0, en", None, "en"),
+    ("fr;q=0, *", None, "en"),
+    ("en;q=0, *", None, "fr"),
+    ("*", None, "en"),
+    ("*;q=0.5, fr;q=0.6", None, "fr"),
+    ("fr;q=1.5, en", None, "en"),  # an out-of-range q is ignored
+    ("fr;q=abc, en;q=0.1", None, "en"),
+    ("garbage;;, fr", None, "fr"),
+    ("fr", "en", "en"),
+    ("en", "fr", "fr"),
+    ("en", "fr-CD", "fr"),
+    ("fr", "de", "fr"),  # an override we do not have falls back to the header
+    ("fr", "", "fr"),
+    ("," * 10_000 + "fr", None, "en"),  # long headers are cut, not parsed forever
+])
+def test_negotiate(header, override, expected) -> None:
+    assert negotiate(header, override) == expected
+
+
+def test_masses() -> None:
+    assert format_mass(49_800, "en") == "49.800\u00a0kg"
+    assert format_mass(49_800, "fr") == "49,800\u00a0kg"
+    assert format_mass(5, "en") == "0.005\u00a0kg"
+    assert format_mass(1_234_567, "en") == "1,234.567\u00a0kg"
+    assert format_mass(1_234_567, "fr") == "1\u202f234,567\u00a0kg"
+    assert format_mass(None, "en") == ""
+
+
+def test_messages_escape_values_and_choose_plurals() -> None:
+    t = Messages("en")
+    out = t("ev_custody_received", actor="<b>x</b>")
+    assert isinstance(out, Markup) and out == "Received by &lt;b&gt;x&lt;/b&gt;"
+    assert t("ev_custody_received", actor=Markup("<strong>x</strong>")) == "Received by <strong>x</strong>"
+    assert t("rel_inputs", n=1) == "This lot was formed from 1 tag:"
+    assert t("rel_inputs", n=3) == "This lot was formed from 3 tags:"
+    fr = Messages("fr")
+    assert fr("rel_inputs", n=1) == "Ce lot a été formé à partir d&#39;une étiquette\u00a0:"
+    assert fr("rel_inputs", n=2) == "Ce lot a été formé à partir de 2 étiquettes\u00a0:"
+    assert Messages("xx").lang == "en"
+
+
+def test_gzip_negotiation() -> None:
+    body = b"x" * 5000
+    assert maybe_gzip(body, "gzip, deflate, br")[1] is True
+    assert maybe_gzip(body, "br;q=1, gzip;q=0")[1] is False
+    assert maybe_gzip(body, "identity")[1] is False
+    assert maybe_gzip(body, None)[1] is False
+    assert maybe_gzip(b"small", "gzip")[1] is False
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering documents with flags, failures and unknown codes
+# ------------------------------------------------------------------------------------------------
+
+DOCUMENT = {
+    "format": "tagledger/tag-view/v1",
+    "tag": "KAL-000009",
+    "verdict": {"code": "in_custody", "authentic": True, "summary": "Authentic. In the custody of Trader."},
+    "state": {"status": "in_custody", "holder": "trader", "issued_to": "site", "mass_g": 8000, "lot": None,
+              "inputs": [], "parent": None, "outputs": [], "void_reason": None, "pending_recipient": None},
+    "origins": [{"tag": "KAL-000009", "site": "site", "site_name": "Site", "mineral": "cobalt", "ore": None,
+                 "pit": "P1", "attached_at": "2026-01-02T03:04:05.000000Z", "gps": None, "price_paid": None}],
+    "events": [
+        {"seq": 3, "received": "2026-01-01T00:00:00.000000Z", "hash": "a" * 64, "type": "tags_issued",
+         "actor": "op", "actor_name": "Operator", "time": "2026-01-01T00:00:00.000000Z", "log_index": 3,
+         "inclusion_proof": None,
+         "envelope": {"sig": "SIG1", "body": {"type": "tags_issued", "stream": "org:site", "actor": "op",
+                                              "key": "k1", "time": "2026-01-01T00:00:00.000000Z",
+                                              "data": {"tags": ["KAL-000009"]}}}},
+        {"seq": 7, "received": "2026-01-02T03:04:05.000000Z", "hash": "b" * 64, "type": "some_future_event",
+         "actor": "trader", "actor_name": "Trader <i>", "time": "2026-01-02T03:04:05.000000Z", "log_index": 7,
+         "inclusion_proof": {"size": 9, "hashes": ["c" * 64]},
+         "envelope": {"sig": "SIG2", "body": {"type": "some_future_event", "stream": "tag:KAL-000009",
+                                              "actor": "trader", "key": "k2", "time": "2026-01-02T03:04:05Z",
+                                              "data": {}}}},
+    ],
+    "keys": {"k1": {"org": "op", "public_key": "PK1", "valid_from": "2026-01-01T00:00:00Z", "revoked_from": None},
+             "k2": {"org": "trader", "public_key": "PK2", "valid_from": "2026-01-01T00:00:00Z",
+                    "revoked_from": "2026-01-01T12:00:00Z"}},
+    "problems": [],
+    "as_of": None,
+    "log": {"checkpoint": "tagledger.test/log\n9\nroot\n\n— sig\n", "size": 9, "root": "d" * 64},
+}
+
+
+def _render(document: dict, lang: str = "en") -> str:
+    t = Messages(lang)
+    model = tag_page_model(document, registry=None, t=t, lang_param=None, label=None, as_of=None,
+                           base_url="https://ledger.example")
+    return render("tag.html", t=t, switch_href="/x", page=model, tag=document["tag"], label=None)
+
+
+def test_flags_are_listed_with_their_evidence() -> None:
+    document = copy.deepcopy(DOCUMENT)
+    document["verdict"] = {"code": "flagged", "authentic": True, "summary": "Flagged.", "custody_status": "in_custody"}
+    document["flags"] = [
+        {"code": "custody.revoked_key", "summary": "Custody passed through trader, whose key k2 was revoked "
+                                                   "effective 2026-01-01T12:00:00Z",
+         "evidence": [{"seq": 7, "hash": "b" * 64, "note": "signed with k2 <after> revocation"},
+                      {"seq": 99, "hash": "e" * 64, "note": "key_revoked"}]},
+        {"code": "some.new_flag", "summary": "A flag this page has no title for", "evidence": []},
+    ]
+    page = _render(document)
+    assert 'data-verdict="flagged"' in page and "FLAGGED — check before accepting" in page
+    assert "2 warnings below. Custody status: in the custody of <strong>Trader &lt;i&gt;</strong>" in page
+    assert "Custody passed through an organisation whose key was revoked" in page
+    assert "whose key k2 was revoked effective" in page  # the server's own words, as detail
+    assert '<a href="#e7">log entry #7</a> — signed with k2 &lt;after&gt; revocation' in page
+    assert 'id="e7"' in page
+    # an entry that is not an event of this tag (a key revocation) links to the raw log entry
+    assert '<a href="/v1/log/entries?start=99&amp;end=100">log entry #99</a> — key_revoked' in page
+    assert '<li data-seq="7" class="f">' in page and '<li data-seq="3">' in page  # the evidence row stands out
+    assert "A flag this page has no title for" in page
+    fr = _render(document, "fr")
+    assert "SIGNALÉE — à vérifier avant d&#39;accepter" in fr
+    assert "La chaîne de possession passe par une organisation dont la clé a été révoquée" in fr
+    assert "entrée du journal n° 7" in fr
+
+
+def test_integrity_failure_and_unknown_codes_are_shown_not_crashed_on() -> None:
+    document = copy.deepcopy(DOCUMENT)
+    document["verdict"] = {"code": "integrity_failed", "authentic": False, "summary": "..."}
+    document["problems"] = ["entry #7: signature does not verify"]
+    page = _render(document)
+    assert 'class="box bad" id="verdict"' in page
+    assert "INTEGRITY CHECK FAILED" in page and "entry #7: signature does not verify" in page
+
+    document["verdict"] = {"code": "quarantined", "authentic": False, "summary": "Held by customs <now>."}
+    page = _render(document)
+    assert 'class="box warn" id="verdict"' in page and "Held by customs &lt;now&gt;." in page
+    assert "some_future_event by <strong>Trader &lt;i&gt;</strong>" in page
+    assert "c" * 64 in page and "Inclusion proof (tree size 9)" in page
+    assert "Not yet covered by the checkpoint" in page  # event #3 has no proof
+    assert "tagledger audit https://ledger.example --tag KAL-000009" in page
