@@ -64,9 +64,10 @@ def list_tags(request: Request, holder: str | None = None, status: str | None = 
     projection = ledger.projection or ledger.start_projection()
     if status is not None and status not in {s.value for s in Status}:
         return problem(400, "request.invalid", f"unknown status {status!r}", field="/status")
+    position = projection.position()  # before the rows: they are at least this recent
     tags = projection.query(holder=holder, status=status, limit=limit, after=after)
     return {
-        "projection_position": projection.position(),
+        "projection_position": position,
         "tags": [{**t, "mass_kg": kilograms(t["mass_g"])} for t in tags],
         "next": tags[-1]["tag"] if len(tags) == limit else None,
     }

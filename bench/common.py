@@ -516,8 +516,9 @@ def post_request(path: str, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def get_request(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n".encode()
+def get_request(path: str, headers: dict[str, str] | None = None) -> bytes:
+    fields = {"Host": "bench", "Accept": "application/json", **(headers or {})}
+    return (f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()
 
 
 def run_client(port: int, phases: list[dict[str, Any]], *, keep_bodies: bool = False) -> dict[str, Any]:

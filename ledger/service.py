@@ -202,6 +202,8 @@ class Ledger:
                as_of: int | None) -> tuple[list[dict[str, Any]], int | None]:
         """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
         flags projection and the refused attempts kept by the writer; as of log size `as_of` if given."""
+        # the position first: the flags read after it are at least that recent, never older than it says
+        position = self.flags.position() if self.flags is not None else None
         upstream = [s for tag, s in visited.items() if tag != state.tag]
         tags = [state.tag, *(s.tag for s in upstream)]
         raised = self.flags.flags_of(tags) if self.flags is not None else {}
@@ -223,7 +225,7 @@ class Ledger:
             return "a tag upstream of this one"
 
         shown = flag_rules.tag_flags(state.tag, own(state), [(s.tag, relation(s), own(s)) for s in upstream])
-        return shown, (self.flags.position() if self.flags is not None else None)
+        return shown, position
 
     def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None,
                  visited: dict[str, custody.TagState] | None = None) -> list[dict[str, Any]]:
