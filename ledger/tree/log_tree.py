@@ -114,7 +114,10 @@ class LogTree:
 
     def _proofs(self, plans: Sequence[Sequence[tuple[int, int]]]) -> list[list[bytes]]:
         """Resolve proof plans (lists of leaf ranges) from the stored nodes, with one query for all of them."""
-        found = self.store.read_nodes(proof_node_ids(r for plan in plans for r in plan))
+        return self._proofs_from(plans, self.store.read_nodes(proof_node_ids(r for plan in plans for r in plan)))
+
+    @staticmethod
+    def _proofs_from(plans: Sequence[Sequence[tuple[int, int]]], found: dict[int, bytes]) -> list[list[bytes]]:
         try:
             return [resolve(plan, found) for plan in plans]
         except KeyError as missing:
@@ -133,6 +136,14 @@ class LogTree:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves."""
         return self._proofs([inclusion_ranges(index, size)])[0]
+
+    def leaf_and_inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf `index`'s hash and its inclusion proof in the tree of `size` leaves, read in one query."""
+        plan = inclusion_ranges(index, size)
+        found = self.store.read_nodes([index, *proof_node_ids(plan)])
+        if index not in found:
+            raise TreeError(f"the stored Merkle tree lacks leaf {index}")
+        return found[index], self._proofs_from([plan], found)[0]
 
     def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
         """Inclusion proofs of several leaves in the tree of `size` leaves, read in one query."""
