@@ -285,6 +285,7 @@ class _Planner:
         self.bags: list[_Bag] = []
         self.lots: list[_Lot] = []
         self.examples: dict[str, str] = {}
+        self._example_lot_inputs: set[str] = set()
         self.fraud: _Action | None = None
         self.lot_counter = 0
         self.export_counter = 0
@@ -490,6 +491,7 @@ class _Planner:
         if example is not None:
             self.examples["consumed_lot"] = example.tag
             self.examples["consumed_bag"] = min(b.tag for b in example.inputs)
+            self._example_lot_inputs = {b.tag for b in example.inputs}
 
     def next_export_tag(self) -> str:
         self.export_counter += 1
@@ -505,7 +507,11 @@ class _Planner:
     def fraud_attempt(self) -> None:
         """The Kolwezi négociant tries to sell again a bag the comptoir has already merged into a lot."""
         merged = sorted((b for b in self.bags if b.merged_at is not None), key=lambda b: (b.merged_at, b.tag))
-        victim = next((b for b in merged if FRAUD_ACTOR in b.holders and b.merged_at < HOURS - 2.0), None)
+        # not a bag of the example lot: the refusal now flags the bag and its lot (tag.reuse), and the examples
+        # of a clean consumed bag and lot should stay clean
+        shown = {self.examples.get("consumed_bag"), *self._example_lot_inputs}
+        victim = next((b for b in merged if FRAUD_ACTOR in b.holders and b.merged_at < HOURS - 2.0
+                       and b.tag not in shown), None)
         if victim is None:
             return
         when = min(victim.merged_at + self.u(6.0, 36.0), HOURS - 1.0)
