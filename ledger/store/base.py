@@ -46,6 +46,9 @@ class StoredEvent:
         return self.position - 1
 
 
+CHECKPOINTS = "tagledger_checkpoints"
+
+
 class SchemaError(RuntimeError):
     """The database lacks what makes the log immutable: the service refuses to run on it."""
 
@@ -167,15 +170,30 @@ class LogStore(ABC):
     def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """Store a signed checkpoint; False if one of that size exists already (the same, being deterministic)."""
 
-    @abstractmethod
-    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+    placeholder = "?"
+    """The DB-API parameter marker of the backend's driver."""
 
-    @abstractmethod
-    def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
+    @staticmethod
+    def _checkpoint_of(row: Any) -> StoredCheckpoint:
+        return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], str(row["signed_at"]))
 
-    @abstractmethod
+    def _select_checkpoints(self, clause: str, params: Sequence[Any]) -> list[StoredCheckpoint]:
+        with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT size, root, note, signed_at FROM {CHECKPOINTS} {clause}", list(params))
+            return [self._checkpoint_of(row) for row in curs.fetchall()]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        found = self._select_checkpoints("ORDER BY size DESC LIMIT 1", [])
+        return found[0] if found else None
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        found = self._select_checkpoints(f"WHERE size = {self.placeholder}", [size])
+        return found[0] if found else None
+
     def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
         """Signed checkpoints in increasing size, the smallest after `after_size` first."""
+        ph = self.placeholder
+        return self._select_checkpoints(f"WHERE size > {ph} ORDER BY size LIMIT {ph}", [after_size, limit])
 
     @abstractmethod
     def close(self) -> None: ...

@@ -21,14 +21,21 @@ from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession, keep_rejected
+from ledger.store.base import (
+    CHECKPOINTS,
+    LogStore,
+    SchemaError,
+    StoredCheckpoint,
+    StoredEvent,
+    WriteSession,
+    keep_rejected,
+)
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 TABLE_PREFIX = "tagledger_events"
 MAIN = TABLE_PREFIX + "_tt_main"
 TAGS = TABLE_PREFIX + "_tt_tag"
 NODES = "tagledger_merkle_nodes"
-CHECKPOINTS = "tagledger_checkpoints"
 WRITER_LOCK = 0x7461676C6F67  # advisory lock key held by the one transaction that appends to the log
 
 
@@ -62,11 +69,6 @@ APP_ROLE = "tagledger_app"
 def _read_nodes(curs: psycopg.Cursor[Any], ids: Sequence[int]) -> dict[int, bytes]:
     curs.execute(f"SELECT id, hash FROM {NODES} WHERE id = ANY(%s)", [list(ids)])
     return {int(r["id"]): bytes(r["hash"]) for r in curs.fetchall()}
-
-
-def _checkpoint(row: dict[str, Any]) -> StoredCheckpoint:
-    signed_at = row["signed_at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], signed_at)
 
 
 class _Session(WriteSession):
@@ -117,6 +119,12 @@ class _Session(WriteSession):
 
 class PostgresLogStore(LogStore):
     backend = "postgres"
+    placeholder = "%s"
+
+    @staticmethod
+    def _checkpoint_of(row: Any) -> StoredCheckpoint:
+        signed_at = row["signed_at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], signed_at)
 
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 4):
         self.url = url
@@ -240,23 +248,6 @@ class PostgresLogStore(LogStore):
                 [checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_at],
             )
             return curs.rowcount == 1
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} ORDER BY size DESC LIMIT 1")
-            row = curs.fetchone()
-            return None if row is None else _checkpoint(row)
-
-    def checkpoint(self, size: int) -> StoredCheckpoint | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size = %s", [size])
-            row = curs.fetchone()
-            return None if row is None else _checkpoint(row)
-
-    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size > %s ORDER BY size LIMIT %s", [after_size, limit])
-            return [_checkpoint(r) for r in curs.fetchall()]
 
     def wake_listeners(self) -> None:
         """Notify the log's channel (without writing anything), so that subscriptions re-check at once."""

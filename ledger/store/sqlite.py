@@ -31,7 +31,15 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from ledger.store import migrate
-from ledger.store.base import LogStore, SchemaError, StoredCheckpoint, StoredEvent, WriteSession, keep_rejected
+from ledger.store.base import (
+    CHECKPOINTS,
+    LogStore,
+    SchemaError,
+    StoredCheckpoint,
+    StoredEvent,
+    WriteSession,
+    keep_rejected,
+)
 from ledger.tree.log_tree import LEVEL_ONE, LogTree
 
 MAIN = "tagledger_events_tt_main"
@@ -83,7 +91,6 @@ def _size(curs: SQLiteCursor) -> int:
 
 
 NODES = "tagledger_merkle_nodes"
-CHECKPOINTS = "tagledger_checkpoints"
 
 
 def _read_nodes(curs: SQLiteCursor, ids: Sequence[int]) -> dict[int, bytes]:
@@ -94,10 +101,6 @@ def _read_nodes(curs: SQLiteCursor, ids: Sequence[int]) -> dict[int, bytes]:
         curs.execute(f"SELECT id, hash FROM {NODES} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
         found.update((int(r["id"]), bytes(r["hash"])) for r in curs.fetchall())
     return found
-
-
-def _checkpoint(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], row["signed_at"])
 
 
 class _Session(WriteSession):
@@ -246,23 +249,6 @@ class SQLiteLogStore(LogStore):
             )
             curs.execute("SELECT changes() AS n")
             return int(curs.fetchone()["n"]) == 1
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} ORDER BY size DESC LIMIT 1")
-            row = curs.fetchone()
-            return None if row is None else _checkpoint(row)
-
-    def checkpoint(self, size: int) -> StoredCheckpoint | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size = ?", [size])
-            row = curs.fetchone()
-            return None if row is None else _checkpoint(row)
-
-    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[StoredCheckpoint]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT * FROM {CHECKPOINTS} WHERE size > ? ORDER BY size LIMIT ?", [after_size, limit])
-            return [_checkpoint(r) for r in curs.fetchall()]
 
     def close(self) -> None:
         self.datastore.close()
