@@ -9,7 +9,7 @@
     tagledger record VERB ...           record attach/dispatch/receive/merge/split/consume/void, signed locally
     tagledger tag TAG_ID                verify a tag
     tagledger demo                      load a realistic data set through the signed write path
-    tagledger projection rebuild|status the custody projection
+    tagledger projection rebuild|status the projections (custody state, fraud flags)
     tagledger check                     the service's own consistency check (entries, Merkle tree, checkpoints)
     tagledger export --out FILE         a self-contained bundle for offline audit
     tagledger audit URL|BUNDLE          the auditor's independent replay (verification/, see --help)
@@ -360,17 +360,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_projection(args: argparse.Namespace) -> int:
+    """Bring the projections up to date (after dropping them, with `rebuild`) and show where they stand: the
+    custody projection (with the digest an auditor's replay reproduces) and the fraud flags projection."""
+    from ledger.flags import FlagsProjection
     from ledger.projection import CustodyProjection
 
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
     try:
-        projection = CustodyProjection(ledger.store)
-        if args.projection_command == "rebuild":
-            projection.drop()
-        processed = projection.catch_up()
-        print(json.dumps({"position": projection.position(), "processed": processed,
-                          "tags": projection.count(), "digest": projection.digest()}, indent=2))
+        custody, flags = CustodyProjection(ledger.store), FlagsProjection(ledger.store)
+        report = {}
+        for name, projection in (("custody", custody), ("flags", flags)):
+            if args.projection_command == "rebuild":
+                projection.drop()
+            processed = projection.catch_up()
+            report[name] = {**projection.summary(), "processed": processed}
+        print(json.dumps(report, indent=2))
         return 0
     finally:
         ledger.close()
@@ -567,8 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("projection", help="the custody projection")
     psub = p.add_subparsers(dest="projection_command", required=True)
-    psub.add_parser("rebuild", help="drop it and rebuild it from the log")
-    psub.add_parser("status", help="bring it up to date and show its digest")
+    psub.add_parser("rebuild", help="drop the projections (custody, flags) and rebuild them from the log")
+    psub.add_parser("status", help="bring them up to date and show where they stand (custody digest, flags)")
     p.set_defaults(func=cmd_projection)
 
     p = sub.add_parser("check", help="the service's own consistency check: entries, Merkle tree, checkpoints")

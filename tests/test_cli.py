@@ -309,21 +309,24 @@ def test_projection_rebuild_matches_status(registered: Home) -> None:
     home.ok("record", "attach", "KAL-000001", *site, "--mineral", "tin", "--mass-g", 5_000, "--pit", "P1")
     home.ok("record", "dispatch", "KAL-000001", *site, "--to", TRADER)
 
-    first = home.ok("projection", "status").json()
-    assert first["position"] == home.entries()
+    both = home.ok("projection", "status").json()
+    first = both["custody"]
+    assert first["position"] == both["flags"]["position"] == home.entries()
     assert first["tags"] == 7  # four bags and three lot tags
 
-    rebuilt = home.ok("projection", "rebuild").json()
-    assert rebuilt["processed"] == home.entries()  # from entry #0
+    rebuilt_both = home.ok("projection", "rebuild").json()
+    rebuilt = rebuilt_both["custody"]
+    assert rebuilt["processed"] == rebuilt_both["flags"]["processed"] == home.entries()  # from entry #0
     assert rebuilt["digest"] == first["digest"]
+    assert rebuilt_both["flags"]["flagged_tags"] == both["flags"]["flagged_tags"]
 
-    status = home.ok("projection", "status").json()
+    status = home.ok("projection", "status").json()["custody"]
     assert status["processed"] == 0
     assert status["digest"] == rebuilt["digest"]
     assert status["position"] == rebuilt["position"] == home.entries()
 
     # the projection follows new entries, and a rebuild still agrees
     home.ok("record", "receive", "KAL-000001", "--org", TRADER, "--key", home.key(TRADER), "--mass-g", 5_000)
-    moved = home.ok("projection", "status").json()
+    moved = home.ok("projection", "status").json()["custody"]
     assert moved["processed"] == 1 and moved["digest"] != status["digest"]
-    assert home.ok("projection", "rebuild").json()["digest"] == moved["digest"]
+    assert home.ok("projection", "rebuild").json()["custody"]["digest"] == moved["digest"]

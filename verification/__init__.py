@@ -16,6 +16,7 @@ Modules, in the order of the specification:
   :mod:`verification.replay_errors`, :mod:`verification.parallel` -- replaying a log, on every core;
 - :mod:`verification.merkle`, :mod:`verification.note`, :mod:`verification.checkpoint` -- the RFC 9162
   Merkle tree and proofs, C2SP signed notes and tlog-checkpoints (section 11);
+- :mod:`verification.label` -- signed QR labels, checked offline (section 13);
 - :mod:`verification.sources`, :mod:`verification.audit` -- reading a ledger over HTTP or from a bundle
   (section 12), and the auditor's command, ``python -m verification.audit``.
 
