@@ -53,7 +53,7 @@ sysdeps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo ">> installing Debian's chromium for the browser tests"; \
 	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
-	  $$sudo apt-get update -qq >/dev/null && \
+	  $$sudo apt-get update -qq >/dev/null || echo ">> apt-get update failed; trying the package lists at hand"; \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
