@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
 
+from ledger.tree.log_tree import LEVEL_ONE
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -47,6 +49,7 @@ class StoredEvent:
 
 
 CHECKPOINTS = "tagledger_checkpoints"
+NODES = "tagledger_merkle_nodes"
 
 
 class SchemaError(RuntimeError):
@@ -162,9 +165,13 @@ class LogStore(ABC):
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         """Stored Merkle tree nodes by id (missing ones are absent from the answer)."""
 
-    @abstractmethod
     def tree_size(self) -> int:
-        """Number of leaves in the stored tree (equal to `size()` unless the tree is being back-filled)."""
+        """Number of leaves in the stored tree (equal to `size()` unless the tree is being back-filled): the
+        last leaf's id + 1, since a leaf's node id is its index."""
+        with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT MAX(id) AS n FROM {NODES} WHERE id < {self.placeholder}", [LEVEL_ONE])
+            row = curs.fetchone()
+            return 0 if row["n"] is None else int(row["n"]) + 1
 
     @abstractmethod
     def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:

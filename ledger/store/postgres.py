@@ -23,6 +23,7 @@ from eventsourcing.postgres import PostgresDatastore
 from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
+    NODES,
     LogStore,
     SchemaError,
     StoredCheckpoint,
@@ -30,12 +31,11 @@ from ledger.store.base import (
     WriteSession,
     keep_rejected,
 )
-from ledger.tree.log_tree import LEVEL_ONE, LogTree
+from ledger.tree.log_tree import LogTree
 
 TABLE_PREFIX = "tagledger_events"
 MAIN = TABLE_PREFIX + "_tt_main"
 TAGS = TABLE_PREFIX + "_tt_tag"
-NODES = "tagledger_merkle_nodes"
 WRITER_LOCK = 0x7461676C6F67  # advisory lock key held by the one transaction that appends to the log
 
 
@@ -233,12 +233,6 @@ class PostgresLogStore(LogStore):
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as curs:
             return _read_nodes(curs, ids)
-
-    def tree_size(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT MAX(id) AS n FROM {NODES} WHERE id < %s", [LEVEL_ONE])
-            row = curs.fetchone()
-            return 0 if row["n"] is None else int(row["n"]) + 1
 
     def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         with self.datastore.transaction(commit=True) as curs:

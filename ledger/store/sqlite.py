@@ -33,6 +33,7 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
+    NODES,
     LogStore,
     SchemaError,
     StoredCheckpoint,
@@ -40,7 +41,7 @@ from ledger.store.base import (
     WriteSession,
     keep_rejected,
 )
-from ledger.tree.log_tree import LEVEL_ONE, LogTree
+from ledger.tree.log_tree import LogTree
 
 MAIN = "tagledger_events_tt_main"
 TAGS = "tagledger_events_tt_tag"
@@ -90,7 +91,6 @@ def _size(curs: SQLiteCursor) -> int:
     return int(curs.fetchone()["n"])
 
 
-NODES = "tagledger_merkle_nodes"
 
 
 def _read_nodes(curs: SQLiteCursor, ids: Sequence[int]) -> dict[int, bytes]:
@@ -234,12 +234,6 @@ class SQLiteLogStore(LogStore):
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         with self.datastore.transaction(commit=False) as curs:
             return _read_nodes(curs, ids)
-
-    def tree_size(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT MAX(id) AS n FROM {NODES} WHERE id < ?", [LEVEL_ONE])
-            row = curs.fetchone()
-            return 0 if row["n"] is None else int(row["n"]) + 1
 
     def insert_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         with self._locked_transaction() as curs:

@@ -9,7 +9,6 @@ the flags projection rebuilt from scratch to identical rows (property-based).
 from __future__ import annotations
 
 import tempfile
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,7 +24,7 @@ from ledger.keys import KeyPair
 from ledger.store import base as store_base
 from ledger.views import tag_document
 from tests.ledger.test_app_role import app_url  # noqa: F401 - a fixture
-from tests.ledger.world import World, attach_and_deliver, make_world
+from tests.ledger.world import World, attach_and_deliver, example_database, make_world
 from verification.encoding import format_time
 
 KOLWEZI = {"lat": "-10.7148", "lon": "25.4667"}
@@ -447,21 +446,14 @@ def test_sqlite_flags_projection_rebuilds_to_identical_rows(ops, page, monkeypat
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, page=st.integers(1, 40))
 def test_postgres_flags_projection_rebuilds_to_identical_rows(ops, page, monkeypatch, fresh_pg_url) -> None:
-    name = "tl_" + uuid.uuid4().hex[:12]
-    admin = fresh_pg_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        world = make_world(fresh_pg_url.rsplit("/", 1)[0] + "/" + name, tags=6)
+    with example_database(fresh_pg_url) as url:
+        world = make_world(url, tags=6)
         try:
             world.ledger.start_projection(follow=False)
             _play(world, ops)
             _check_rebuild(world, page, monkeypatch)
         finally:
             world.ledger.close()
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # --- PostgreSQL: the service's role -------------------------------------------------------------------------

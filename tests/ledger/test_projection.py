@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-import uuid
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 from ledger import projection as projection_module
 from ledger.client import LedgerError
 from ledger.projection import CustodyProjection
-from tests.ledger.world import World, make_world
+from tests.ledger.world import World, example_database, make_world
 from verification.canonical import jcs
 
 HOLDERS = ["kalimbi", "coop", "trader", "depot", "exporter", "refiner"]
@@ -107,20 +105,13 @@ def test_sqlite_projection_rebuilds_to_identical_bytes(ops, page, monkeypatch) -
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, page=st.integers(1, 50))
 def test_postgres_projection_rebuilds_to_identical_bytes(ops, page, monkeypatch, fresh_pg_url) -> None:
-    name = "tl_" + uuid.uuid4().hex[:12]
-    admin = fresh_pg_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        world = make_world(fresh_pg_url.rsplit("/", 1)[0] + "/" + name, tags=6)
+    with example_database(fresh_pg_url) as url:
+        world = make_world(url, tags=6)
         try:
             _play(world, ops)
             _check_projection(world, page, monkeypatch)
         finally:
             world.ledger.close()
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_the_service_follows_the_log_including_other_processes_writes(store_url: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -66,3 +69,20 @@ def attach_and_deliver(world: World, tag: str, to: str = "trader", grams: int = 
     world.clients["kalimbi"].attach(tag, mineral="tin", mass_g=grams, pit="P1", time=world.tick())
     world.clients["kalimbi"].dispatch(tag, to, time=world.tick())
     world.clients[to].receive(tag, mass_g=grams - 100, time=world.tick())
+
+
+@contextmanager
+def example_database(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one hypothesis example (a fixture's lasts the whole test), dropped
+    afterwards; yields its URL on the same server as `pg_url`."""
+    import psycopg
+
+    name = "tl_" + uuid.uuid4().hex[:12]
+    server = pg_url.rsplit("/", 1)[0]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
