@@ -24,6 +24,7 @@ from api import (
     routes_log,
     routes_page,
     routes_registry,
+    routes_reports,
     routes_tags,
     routes_verify_qr,
 )
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(routes_labels.router)  # signed QR labels
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label
     app.include_router(routes_page.router)  # GET /t/{tag_id}: the verification page for people
+    app.include_router(routes_reports.router)  # GET /v1/reports/due-diligence/{tag_id}: for buyers
 
     @app.exception_handler(RuleViolation)
     async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202

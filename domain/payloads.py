@@ -169,6 +169,121 @@ class TagVoided(Strict):
     note: Text | None = None
 
 
+class TagScanned(Strict):
+    gps: Gps
+    location: ShortText | None = None
+    purpose: Literal["customs", "inspection", "purchase", "monitoring", "other"] | None = None
+
+
+# --- risk and remediation events (protocol section 16) -------------------------------------------
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+ACTION_ID = r"^[A-Z0-9][A-Z0-9-]{0,19}$"
+CYCLE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+Category = Literal[
+    "child_labour", "health_safety", "forced_labour", "armed_groups", "security_forces",
+    "chain_of_custody", "environment", "governance",
+]
+Severity = Literal["low", "medium", "high", "critical"]
+Concern = Literal[
+    "price", "payment_delay", "safety", "health", "water", "harassment", "illegal_taxation",
+    "land_access", "equipment", "finance", "childcare", "other",
+]
+ActionId = Annotated[str, Field(pattern=ACTION_ID)]
+Cycle = Annotated[str, Field(pattern=CYCLE)]
+Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+
+
+class EvidenceItem(Strict):
+    sha256: Annotated[str, Field(pattern=SHA256_HEX)]
+    media_type: Annotated[str, Field(pattern=r"^[a-z]+/[a-z0-9.+-]{1,60}$")]
+    name: ShortText | None = None
+
+
+def _distinct_evidence(items: list[EvidenceItem]) -> list[EvidenceItem]:
+    if len({item.sha256 for item in items}) != len(items):
+        raise ValueError("evidence items must have distinct sha256")
+    return items
+
+
+Evidence = Annotated[list[EvidenceItem], Field(min_length=1, max_length=50), AfterValidator(_distinct_evidence)]
+
+
+class DetailsCommitment(Strict):
+    sha256: Annotated[str, Field(pattern=SHA256_HEX)]
+
+
+class IncidentReported(Strict):
+    site: OrgId
+    category: Category
+    severity: Severity
+    occurred_at: Time
+    details: DetailsCommitment
+    worst_forms: bool | None = None
+    summary: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    people_affected: Count | None = None
+    referred_to: OrgId | None = None
+    evidence: Evidence | None = None
+
+
+class IncidentConfirmed(Strict):
+    severity: Severity | None = None
+    note: Text | None = None
+    evidence: Evidence | None = None
+
+
+class IncidentDismissed(Strict):
+    reason: Text
+
+
+class IncidentClosed(Strict):
+    resolution: Text
+
+
+class ActionAssigned(Strict):
+    action: ActionId
+    owner: OrgId
+    description: Text
+    cycle: Cycle
+
+
+class ActionProgress(Strict):
+    action: ActionId
+    note: Text
+    percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    evidence: Evidence | None = None
+
+
+class ActionVerified(Strict):
+    action: ActionId
+    outcome: Literal["implemented", "not_implemented"]
+    note: Text | None = None
+    evidence: Evidence | None = None
+
+
+class Workforce(Strict):
+    women: Count
+    men: Count
+
+
+def _distinct_concerns(items: list[str]) -> list[str]:
+    if len(set(items)) != len(items):
+        raise ValueError("concerns must be distinct")
+    return items
+
+
+class SiteMonitored(Strict):
+    period: Cycle
+    price_paid: Money | None = None
+    reference_price: Money | None = None
+    reference_source: ShortText | None = None
+    workforce: Workforce | None = None
+    minors_observed: Count | None = None
+    concerns: Annotated[list[Concern], Field(min_length=1, max_length=12), AfterValidator(_distinct_concerns)] | None = None
+    note: Text | None = None
+
+
 PAYLOADS: dict[str, type[Strict]] = {
     "ledger_created": LedgerCreated,
     "org_registered": OrgRegistered,
@@ -182,6 +297,15 @@ PAYLOADS: dict[str, type[Strict]] = {
     "lot_split": LotSplit,
     "tag_consumed": TagConsumed,
     "tag_voided": TagVoided,
+    "tag_scanned": TagScanned,
+    "incident_reported": IncidentReported,
+    "incident_confirmed": IncidentConfirmed,
+    "incident_dismissed": IncidentDismissed,
+    "incident_closed": IncidentClosed,
+    "action_assigned": ActionAssigned,
+    "action_progress": ActionProgress,
+    "action_verified": ActionVerified,
+    "site_monitored": SiteMonitored,
 }
 
 

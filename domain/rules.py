@@ -28,7 +28,9 @@ from domain.payloads import (
     parse_data,
 )
 from domain.registry import Registry, StreamHead
-from domain.roles import ALLOWED_ROLES, CUSTODY_ROLES, TAG_EVENT_TYPES, Role
+from domain.risk import RiskBook
+from domain.risk_rules import check_risk_event
+from domain.roles import ALLOWED_ROLES, CUSTODY_ROLES, RISK_EVENT_TYPES, STREAM_KIND, Role
 from verification.encoding import b64url_decode, key_id, parse_time
 from verification.envelope import EnvelopeError, issued_tags
 
@@ -50,6 +52,12 @@ def touched_tags(body: dict[str, Any]) -> list[str]:
     return [tag_of(s) for s in streams if isinstance(s, str) and s.startswith("tag:")]
 
 
+def touched_risk_stream(body: dict[str, Any]) -> str | None:
+    """The `incident:` or `site:` stream whose state `check` needs (in a `RiskBook`), if any."""
+    stream = body.get("stream", "")
+    return stream if stream.startswith(("incident:", "site:")) else None
+
+
 def check(
     body: dict[str, Any],
     *,
@@ -57,10 +65,12 @@ def check(
     tags: Mapping[str, TagState | None],
     now: datetime,
     payload: Strict | None = None,
+    risk: RiskBook | None = None,
 ) -> Admitted:
     """Admit `body` or raise `RuleViolation`. `tags` holds the state of every tag in `touched_tags(body)`
-    and, for `tags_issued`, of every issued tag (None where the tag does not exist). `payload` is
-    `parse_data(body["type"], body["data"])` when the caller has it already."""
+    and, for `tags_issued`, of every issued tag (None where the tag does not exist); `risk` holds the state of
+    `touched_risk_stream(body)`, if any. `payload` is `parse_data(body["type"], body["data"])` when the caller
+    has it already."""
     event_type = body["type"]
     if payload is None:
         payload = parse_data(event_type, body["data"])
@@ -79,8 +89,12 @@ def check(
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, exc.message) from None
     _check_actor_and_key(body, registry, when, event_type)
-    heads = _check_heads(body, registry, tags, created)
+    book = risk if risk is not None else RiskBook()
+    heads = _check_heads(body, registry, tags, created, book)
     _check_time(body, heads, when, now)
+    if event_type in RISK_EVENT_TYPES:
+        check_risk_event(body, payload, registry, book)
+        return Admitted(payload, [])
 
     tolerance = registry.ledger.mass_tolerance_ppm
     rule = _TYPE_RULES[event_type]
@@ -133,7 +147,7 @@ def _check_actor_and_key(
 
 def _check_stream_shape(body: dict[str, Any], event_type: str) -> None:
     stream: str = body["stream"]
-    want = "tag:" if event_type in TAG_EVENT_TYPES else "org:"
+    want = STREAM_KIND[event_type]
     if not stream.startswith(want):
         raise RuleViolation("envelope.malformed", "/body/stream", f"{event_type} belongs to a {want} stream")
     if "links" in body and not body["links"]:
@@ -151,6 +165,7 @@ def _check_heads(
     registry: Registry,
     tags: Mapping[str, TagState | None],
     created: list[str],
+    book: RiskBook,
 ) -> list[StreamHead]:
     """Each joined stream's declared previous hash must be its current head (compare-and-swap)."""
     joined = [(body["stream"], body["prev"], "/body/prev")]
@@ -160,19 +175,32 @@ def _check_heads(
         if stream.startswith("tag:"):
             state = tags.get(tag_of(stream))
             head = state.head if state else None
+        elif stream.startswith(("incident:", "site:")):
+            head = book.head_of(stream)
+            if head is None and stream.startswith("site:"):  # exists, empty, for every registered site
+                site = stream.removeprefix("site:")
+                if registry.role_of(site) != Role.SITE:
+                    raise RuleViolation("stream.unknown", "/body/stream", f"{site} is not a registered mine site")
+                if declared is not None:
+                    raise RuleViolation(
+                        "stream.conflict", pointer, f"{stream} has no event yet",
+                        {"stream": stream, "expected": declared, "head": None},
+                    )
+                continue
         else:
             head = registry.head_of(stream)
+        creates = body["type"] in ("org_registered", "incident_reported")
         if head is None:
-            if declared is not None or body["type"] != "org_registered":
+            if declared is not None or not creates:
                 what = "tag was never issued" if stream.startswith("tag:") else "stream does not exist"
                 where = "/body/stream" if pointer == "/body/prev" else pointer
                 raise RuleViolation("stream.unknown", where, f"{stream}: {what}")
             continue
-        if body["type"] == "org_registered":  # registration starts a stream; it never continues one
+        if creates:  # a registration or a report starts a stream; it never continues one
             raise RuleViolation(
                 "stream.conflict",
                 pointer,
-                f"{stream} is already registered (entry #{head.seq})",
+                f"{stream} already exists (entry #{head.seq})",
                 {"stream": stream, "expected": declared, "head": _head_json(head)},
             )
         if declared != head.hash:
@@ -359,6 +387,7 @@ _TYPE_RULES = {
     "lot_split": _lot_split,
     "tag_consumed": _tag_consumed,
     "tag_voided": _tag_voided,
+    "tag_scanned": lambda body, payload, registry, tags, tolerance: _tag(tags, body["stream"]),
 }
 
 

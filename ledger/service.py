@@ -6,23 +6,29 @@ copy of the key registry that it keeps up to date from the log.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from domain import custody
 from domain import flags as flag_rules
 from domain.registry import Registry, StreamHead
+from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.entries import Entry, read_entry
 from ledger.flags import FlagsProjection, rejected_attempts
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
+from ledger.risk_context import custody_end, tag_risk
 from ledger.store import LogStore, open_store
-from ledger.store.base import StoredCheckpoint
+from ledger.store.base import StoredCheckpoint, StoredDetails
 from ledger.writer import LedgerWriter, Receipt
-from verification.encoding import b64url_decode
+from verification.canonical import jcs
+from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
 from verification.envelope import Envelope, verify_signature
+from verification.sealed_details import DetailsError, commitment
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,10 @@ class TagView:
     """Fraud flags (`domain.flags.tag_flags`): the tag's own, then those inherited from the tags it came from."""
     flags_position: int | None = None
     """How many log entries the flags projection had folded when `flags` was read (None: not open here)."""
+    risk: dict[str, Any] | None = None
+    """The risk context of the tag's origin sites (`ledger.risk_context`, protocol 16.6)."""
+    upstream: list[str] = field(default_factory=list)
+    """Every tag the ore came through, nearest first (inputs of lots, parents of split tags), not this one."""
 
 
 class Ledger:
@@ -147,7 +157,28 @@ class Ledger:
             view = self._fold_tags([stream.removeprefix("tag:")])
             state = view.get(stream.removeprefix("tag:"))
             return state.head if state else None
+        if stream.startswith(("incident:", "site:")):
+            return self.risk_book([stream]).head_of(stream)
         return self.registry().head_of(stream)
+
+    # -- reading incidents and site monitoring (protocol section 16) ------------------------------
+
+    def risk_book(self, streams: list[str], as_of: int | None = None) -> RiskBook:
+        """The `incident:` and `site:` streams named, folded (as of log size `as_of`, if given)."""
+        book = RiskBook()
+        if streams:
+            for stored in self.store.read_tagged(sorted(set(streams))):
+                if as_of is not None and stored.seq >= as_of:
+                    break
+                entry = read_entry(stored.data)
+                book.apply(entry.body, entry.hash, entry.seq)
+        return book
+
+    def site_risk_book(self, site: str, as_of: int | None = None) -> RiskBook:
+        """Every incident of `site` and its monitoring record (as of log size `as_of`, if given)."""
+        reports = self.store.read_tagged([f"risk:{site}"])
+        incidents = [read_entry(s.data).body["stream"] for s in reports if as_of is None or s.seq < as_of]
+        return self.risk_book([*incidents, f"site:{site}"], as_of)
 
     # -- reading tags ---------------------------------------------------------------------------
 
@@ -161,7 +192,7 @@ class Ledger:
             custody.apply(states, entry.body, entry.hash, entry.seq, only=wanted)
         return states
 
-    def tag(self, tag_id: str, *, as_of: int | None = None) -> TagView | None:
+    def tag(self, tag_id: str, *, as_of: int | None = None, context: bool = True) -> TagView | None:
         """The tag's verified history, or None if it was never issued (before log size `as_of`, if given).
 
         With `as_of` = N, the tag as it stood when the log held its first N entries (seq < N), with proofs
@@ -184,7 +215,14 @@ class Ledger:
             proofs = dict(zip(covered, self.store.tree.inclusion_proofs(covered, checkpoint.size)))  # type: ignore[attr-defined]
         upstream: dict[str, custody.TagState] = {}
         origins = self._origins(states[tag_id], as_of=as_of, visited=upstream)
-        flags, flags_position = self._flags(states[tag_id], upstream, as_of)
+        flags: list[dict[str, Any]] = []
+        flags_position = risk = None
+        if context:  # the fraud flags and the risk context of the origin sites
+            flags, flags_position = self._flags(states[tag_id], upstream, as_of)
+            at = self.view_time(as_of)
+            risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
+                            lambda site: self.site_risk_book(site, as_of),
+                            lambda org: registry.orgs[org].name if org in registry.orgs else None)
         return TagView(
             tag=tag_id,
             state=states[tag_id],
@@ -196,7 +234,17 @@ class Ledger:
             as_of=as_of,
             flags=flags,
             flags_position=flags_position,
+            risk=risk,
+            upstream=[t for t in upstream if t != tag_id],
         )
+
+    def view_time(self, as_of: int | None = None) -> datetime:
+        """The time T a view is made for (protocol 16.3): now, or the `received` of entry `as_of` - 1."""
+        if as_of is not None and as_of > 0:
+            last = self.store.read_range(as_of - 1, as_of)
+            if last:
+                return parse_time(read_entry(last[0].data).received)
+        return datetime.now(timezone.utc)
 
     def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState],
                as_of: int | None) -> tuple[list[dict[str, Any]], int | None]:
@@ -250,6 +298,42 @@ class Ledger:
             upstream = [t for t in dict.fromkeys(upstream) if t not in seen]
             frontier = list(self._fold_tags(upstream, as_of).values()) if upstream else []
         return sorted(found, key=lambda o: o["tag"])
+
+    # -- sealed incident details (protocol section 16.2) -----------------------------------------
+
+    def put_sealed_details(self, incident_id: str, details: Any) -> str:
+        """Keep the sealed details of `incident_id` (outside the log, append-only) if their hash is the signed
+        commitment of its `incident_reported`; return that hash. Idempotent. Raises `DetailsRefused`: 404
+        `incident.unknown`, 400 `details.malformed`, 409 `details.mismatch`."""
+        incident = self.risk_book([f"incident:{incident_id}"]).incidents.get(incident_id)
+        if incident is None:
+            raise DetailsRefused(404, "incident.unknown", f"no incident {incident_id} was ever reported")
+        try:
+            digest = commitment(details)
+        except DetailsError as error:
+            raise DetailsRefused(400, "details.malformed", str(error)) from None
+        if digest != incident.details_sha256:
+            raise DetailsRefused(409, "details.mismatch", f"these details hash to {digest}, but the report of "
+                                 f"{incident_id} commits to {incident.details_sha256}", sha256=digest,
+                                 expected=incident.details_sha256)
+        stamp = format_time(datetime.now(timezone.utc))
+        self.store.insert_sealed_details(StoredDetails(incident_id, digest, jcs(details), stamp))
+        return digest
+
+    def sealed_details(self, incident_id: str) -> dict[str, Any] | None:
+        """The sealed details uploaded for `incident_id` (whose hash the stored row names), or None."""
+        for row in self.store.read_sealed_details(incident_id):
+            if sha256_hex(row.data) == row.sha256:
+                return json.loads(row.data)
+        return None
+
+
+class DetailsRefused(Exception):
+    """`Ledger.put_sealed_details` refused an upload: HTTP `status`, `rule`, `detail` (and `extra` members)."""
+
+    def __init__(self, status: int, rule: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.rule, self.detail, self.extra = status, rule, detail, extra
 
 
 def check_history(tag_id: str, entries: list[Entry], registry: Registry) -> list[str]:

@@ -111,6 +111,7 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
         "problems": list(view.problems),
         "flags": list(view.flags),
         "flags_position": view.flags_position,
+        "risk": view.risk,
         "as_of": view.as_of,
         "log": None if checkpoint is None else {
             "checkpoint": checkpoint.note,

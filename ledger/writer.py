@@ -31,7 +31,8 @@ from domain.flags import attempt_tag
 from domain.payloads import Strict, parse_data
 from domain.registry import Registry
 from domain.roles import REGISTRY_EVENT_TYPES
-from domain.rules import check, touched_tags
+from domain.risk import RiskBook
+from domain.rules import check, touched_risk_stream, touched_tags
 from ledger.entries import build_entry, read_entry
 from ledger.store.base import LogStore, StoredEvent, WriteSession
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
@@ -94,11 +95,14 @@ def prepare(obj: Any) -> Submission:
 def stored_tags(body: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The DCB tags of an accepted event: (stored with the row, index only).
 
-    Stored: the streams it joins, its id (`event:<uuid>`) and `registry` for registry events. Index only:
+    Stored: the streams it joins, its id (`event:<uuid>`), `registry` for registry events and
+    `risk:<site>` for an incident report (the index of a site's incidents). Index only:
     the tag streams a `tags_issued` event creates.
     """
     streams = [body["stream"], *(body.get("links") or {})]
     extra = ["registry"] if body["type"] in REGISTRY_EVENT_TYPES else []
+    if body["type"] == "incident_reported":  # a site's incidents are found by `risk:<site>`
+        extra.append(f"risk:{body['data']['site']}")
     created = [f"tag:{t}" for t in issued_tags(body["data"])] if body["type"] == "tags_issued" else []
     return (*streams, f"event:{body['id']}", *extra), tuple(created)
 
@@ -238,6 +242,13 @@ class LedgerWriter:
                 entry = read_entry(stored.data)
                 custody.apply(tags, entry.body, entry.hash, entry.seq, only=wanted)
 
+        risk = RiskBook()
+        risk_streams = {s for s in map(touched_risk_stream, (sub.body for sub in batch)) if s is not None}
+        if risk_streams:
+            for stored in session.read_tagged(sorted(risk_streams)):
+                entry = read_entry(stored.data)
+                risk.apply(entry.body, entry.hash, entry.seq)
+
         now = self.clock()
         if size:
             last = session.read_range(size - 1, size)[0]
@@ -257,7 +268,7 @@ class LedgerWriter:
             try:
                 self._check_signature(submission, registry)
                 signed = True
-                check(body, registry=registry, tags=tags, now=now, payload=submission.payload)
+                check(body, registry=registry, tags=tags, now=now, payload=submission.payload, risk=risk)
             except RuleViolation as violation:
                 outcomes.append(violation)
                 # a tag used after its end, signed with a registered key of its actor: kept as evidence
@@ -271,6 +282,7 @@ class LedgerWriter:
             accepted.append(StoredEvent(seq + 1, body["type"], raw, *stored_tags(body)))
             registry.apply(body, submission.hash, seq)
             custody.apply(tags, body, submission.hash, seq)
+            risk.apply(body, submission.hash, seq)
             if body["type"] in REGISTRY_EVENT_TYPES:
                 registry_position = seq + 1
             receipt = Receipt(body["id"], seq, received, submission.hash)

@@ -65,8 +65,11 @@ BODY_FIELDS = ("v", "id", "type", "stream", "prev", "links", "actor", "key", "ti
 OPTIONAL_BODY_FIELDS = frozenset({"links"})
 RANGE_FIELDS = ("prefix", "start", "count", "width")
 
-STREAM_RE = re.compile(r"ledger|org:[a-z0-9][a-z0-9-]{1,39}|tag:[A-Z0-9][A-Z0-9-]{2,39}", re.ASCII)
-"""A stream name (section 3): ``ledger``, ``org:<organisation id>`` or ``tag:<tag id>``."""
+STREAM_RE = re.compile(
+    r"ledger|(org|site):[a-z0-9][a-z0-9-]{1,39}|(tag|incident):[A-Z0-9][A-Z0-9-]{2,39}", re.ASCII
+)
+"""A stream name (sections 3 and 6): ``ledger``, ``org:<organisation id>``, ``tag:<tag id>``,
+``incident:<incident id>`` or ``site:<site organisation id>``."""
 _TAG_PREFIX_RE = re.compile(r"[A-Z0-9-]{0,39}", re.ASCII)
 
 
@@ -129,7 +132,7 @@ def _check_body(body: Any) -> None:
         raise EnvelopeError("/body/type", "type is not a string")
     stream = body["stream"]
     if not is_stream(stream):
-        raise EnvelopeError("/body/stream", "stream is not ledger, org:<org id> or tag:<tag id>")
+        raise EnvelopeError("/body/stream", "stream is not ledger, org:, tag:, incident: or site: with an id")
     if body["prev"] is not None and not is_hash(body["prev"]):
         raise EnvelopeError("/body/prev", "prev is neither null nor a lowercase hex SHA-256")
     if "links" in body:

@@ -105,3 +105,46 @@ class LedgerClient:
 
     def void(self, tag: str, reason: str, *, note: str | None = None, time: Time = None) -> dict[str, Any]:
         return self.record("tag_voided", f"tag:{tag}", {"reason": reason, "note": note}, time=time)
+
+    def scan(self, tag: str, *, gps: dict[str, str], location: str | None = None, purpose: str | None = None,
+             time: Time = None) -> dict[str, Any]:
+        """Record that this organisation saw the physical tag here and now (any role, any tag status)."""
+        data = {"gps": gps, "location": location, "purpose": purpose}
+        return self.record("tag_scanned", f"tag:{tag}", data, time=time)
+
+    # -- risk and remediation (protocol section 16) ---------------------------------------------------
+
+    def report_incident(self, incident: str, *, site: str, category: str, severity: str, occurred_at: str,
+                        details_sha256: str, time: Time = None, **optional: Any) -> dict[str, Any]:
+        """A monitor reports an incident; `details_sha256` commits to the sealed details (`sealed_details`)."""
+        data = {"site": site, "category": category, "severity": severity, "occurred_at": occurred_at,
+                "details": {"sha256": details_sha256}, **optional}
+        return self.record("incident_reported", f"incident:{incident}", data, time=time, new_stream=True)
+
+    def confirm_incident(self, incident: str, *, time: Time = None, **optional: Any) -> dict[str, Any]:
+        return self.record("incident_confirmed", f"incident:{incident}", dict(optional), time=time)
+
+    def dismiss_incident(self, incident: str, reason: str, *, time: Time = None) -> dict[str, Any]:
+        return self.record("incident_dismissed", f"incident:{incident}", {"reason": reason}, time=time)
+
+    def close_incident(self, incident: str, resolution: str, *, time: Time = None) -> dict[str, Any]:
+        return self.record("incident_closed", f"incident:{incident}", {"resolution": resolution}, time=time)
+
+    def assign_action(self, incident: str, action: str, *, owner: str, description: str, cycle: str,
+                      time: Time = None) -> dict[str, Any]:
+        data = {"action": action, "owner": owner, "description": description, "cycle": cycle}
+        return self.record("action_assigned", f"incident:{incident}", data, time=time)
+
+    def report_progress(self, incident: str, action: str, note: str, *, percent: int | None = None,
+                        evidence: list[dict[str, Any]] | None = None, time: Time = None) -> dict[str, Any]:
+        data = {"action": action, "note": note, "percent": percent, "evidence": evidence}
+        return self.record("action_progress", f"incident:{incident}", data, time=time)
+
+    def verify_action(self, incident: str, action: str, outcome: str, *, note: str | None = None,
+                      evidence: list[dict[str, Any]] | None = None, time: Time = None) -> dict[str, Any]:
+        data = {"action": action, "outcome": outcome, "note": note, "evidence": evidence}
+        return self.record("action_verified", f"incident:{incident}", data, time=time)
+
+    def monitor_site(self, site: str, period: str, *, time: Time = None, **observed: Any) -> dict[str, Any]:
+        """A monitor's monthly record of a site: prices paid and reference, workforce by sex, miners' concerns."""
+        return self.record("site_monitored", f"site:{site}", {"period": period, **observed}, time=time)

@@ -45,10 +45,12 @@ class World:
         return self.clients["itsci"]
 
 
-def make_world(url: str, *, tags: int = 20) -> World:
+def make_world(url: str, *, tags: int = 20, days_ago: int = 30) -> World:
+    """A ledger at `url` with its genesis, the organisations of ROLES and tags issued, its clock `days_ago` days
+    back (every event is dated by `world.tick()`)."""
     ledger = Ledger.open(url)
     root = KeyPair.generate()
-    world = World(ledger, root)
+    world = World(ledger, root, clock=datetime.now(timezone.utc) - timedelta(days=days_ago))
     create_ledger(ledger, name="test", operator="itsci", operator_name="ITSCI", country="CD",
                   log_key_name="test/log", keys=GenesisKeys(root, world.log_key), time=world.tick())
     transport = LocalTransport(ledger)

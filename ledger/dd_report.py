@@ -1,0 +1,161 @@
+"""The due-diligence report for a lot, a shipment or a bag (protocol 16.7, `tagledger/dd-report/v1`).
+
+What a buyer asks before accepting material under the OECD Guidance: where every bag in it was mined, who held
+it and where, whether the masses add up, what risks were open at those sites and how they were remediated, what
+the fraud flags say, and the proofs to check all of it without trusting the ledger: every event's envelope, its
+signer's key, its log index and inclusion proof against the signed checkpoint.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from ledger.service import Ledger, TagView
+from ledger.views import kilograms, tag_document
+
+REPORT_FORMAT = "tagledger/dd-report/v1"
+MAX_CHAIN = 2000
+"""Tags described one by one (the subject and those upstream); a bigger lot is reported truncated, and says so."""
+
+_CUSTODY_FIELDS = ("to", "mass_g", "location", "gps", "inputs", "outputs", "reason", "product", "purpose")
+
+
+def _step(event: dict[str, Any]) -> dict[str, Any]:
+    """One event of a custody chain, as a reader of the report needs it (the envelope is kept alongside)."""
+    data = event["envelope"]["body"]["data"]
+    step = {
+        "seq": event["seq"],
+        "hash": event["hash"],
+        "type": event["type"],
+        "actor": event["actor"],
+        "actor_name": event["actor_name"],
+        "time": event["time"],
+        "received": event["received"],
+    }
+    step.update({k: data.get(k) for k in _CUSTODY_FIELDS})
+    step["mass_kg"] = kilograms(data.get("mass_g"))
+    return step
+
+
+def _ppm(part: int, whole: int) -> int | None:
+    return None if whole == 0 else round(Fraction(part * 1_000_000, whole))
+
+
+def _mass_balance(subject: TagView, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Attached mass of every bag, each merge and split with its difference, and the mass at the end."""
+    attached = sum(o["mass_g"] for o in _attachments(docs))
+    steps = []
+    for doc in docs.values():
+        for event in doc["events"]:
+            if event["envelope"]["body"]["stream"] != f"tag:{doc['tag']}":
+                continue  # a merge or split is listed once, on the lot's own stream
+            data = event["envelope"]["body"]["data"]
+            if event["type"] == "lot_formed":
+                before = sum((docs[t]["state"]["mass_g"] or 0) for t in data["inputs"] if t in docs)
+                after = data["mass_g"]
+            elif event["type"] == "lot_split":
+                before = doc["state"]["mass_g"] or 0
+                after = sum(o["mass_g"] for o in data["outputs"])
+            else:
+                continue
+            steps.append({"seq": event["seq"], "type": event["type"], "tag": doc["tag"], "before_g": before,
+                          "after_g": after, "difference_g": after - before, "difference_ppm": _ppm(after - before, before)})
+    final = subject.state.mass_g or 0
+    steps.sort(key=lambda s: s["seq"])
+    return {
+        "attached_g": attached,
+        "attached_kg": kilograms(attached),
+        "final_g": final,
+        "final_kg": kilograms(final),
+        "loss_g": attached - final,
+        "loss_ppm": _ppm(attached - final, attached),
+        "steps": steps,
+        "note": "A lot's inputs may have been split off elsewhere: the balance compares the bags that reached this "
+                "tag with its final mass; a gain is a fraud flag (mass.gain, lot.heavier_than_inputs).",
+    }
+
+
+def _attachments(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for doc in docs.values():
+        origin = doc["state"]["origin"]
+        if origin is None:
+            continue
+        attach = next(e for e in doc["events"] if e["type"] == "tag_attached")
+        found.append({"tag": doc["tag"], **origin, "mass_g": attach["envelope"]["body"]["data"]["mass_g"]})
+    return sorted(found, key=lambda o: o["tag"])
+
+
+def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = None) -> dict[str, Any] | None:
+    """The report for `tag_id`, or None if it was never issued (before log size `as_of`, if given)."""
+    subject = ledger.tag(tag_id, as_of=as_of)
+    if subject is None:
+        return None
+    registry = ledger.registry()
+    chain = [tag_id, *subject.upstream]
+    truncated = len(chain) > MAX_CHAIN
+    docs: dict[str, dict[str, Any]] = {tag_id: tag_document(subject, registry)}
+    for tag in chain[1:MAX_CHAIN]:
+        view = ledger.tag(tag, as_of=as_of, context=False)  # flags and risk are the subject's, inherited
+        if view is not None:
+            docs[tag] = tag_document(view, registry)
+    subject_doc = docs[tag_id]
+    names = {o["site"]: o["site_name"] for o in subject_doc["origins"]}
+    keys: dict[str, Any] = {}
+    for doc in docs.values():
+        keys.update(doc["keys"])
+    return {
+        "format": REPORT_FORMAT,
+        "tag": tag_id,
+        "as_of": as_of,
+        "at": subject.risk["at"] if subject.risk else None,
+        "subject": {
+            "tag": tag_id,
+            "verdict": subject_doc["verdict"],
+            "status": subject_doc["state"]["status"],
+            "holder": subject_doc["state"]["holder"],
+            "holder_name": subject_doc["state"]["holder_name"],
+            "mass_g": subject_doc["state"]["mass_g"],
+            "mass_kg": subject_doc["state"]["mass_kg"],
+            "minerals": sorted({o["mineral"] for o in subject_doc["origins"]}),
+        },
+        "summary": {
+            "input_bags": len(subject_doc["origins"]),
+            "sites": len(names),
+            "tags_in_chain": len(chain),
+            "flags": len(subject_doc["flags"]),
+            "open_red_flags_in_window": subject.risk["open_red_flags_in_window"] if subject.risk else 0,
+            "unremediated_red_flags": subject.risk["unremediated"] if subject.risk else 0,
+            "integrity_problems": sum(len(d["problems"]) for d in docs.values()),
+        },
+        "inputs": _attachments(docs),
+        "chain": [
+            {
+                "tag": doc["tag"],
+                "status": doc["state"]["status"],
+                "lot": doc["state"]["lot"],
+                "parent": doc["state"]["parent"],
+                "custody": [_step(e) for e in doc["events"]],
+                "problems": doc["problems"],
+            }
+            for doc in docs.values()
+        ],
+        "truncated": truncated,
+        "mass_balance": _mass_balance(subject, docs),
+        "risk": subject.risk,
+        "flags": subject_doc["flags"],
+        "proofs": {
+            "log": subject_doc["log"],
+            "keys": keys,
+            "events": {
+                doc["tag"]: [
+                    {"seq": e["seq"], "received": e["received"], "hash": e["hash"], "log_index": e["log_index"],
+                     "inclusion_proof": e["inclusion_proof"], "envelope": e["envelope"]}
+                    for e in doc["events"]
+                ]
+                for doc in docs.values()
+            },
+        },
+        "verify": subject_doc["verify"],
+    }
