@@ -19,12 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import (
+    routes_epcis,
     routes_events,
     routes_labels,
     routes_log,
     routes_page,
     routes_registry,
     routes_reports,
+    routes_risk,
     routes_tags,
     routes_verify_qr,
 )
@@ -97,6 +99,8 @@ def create_app(
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label
     app.include_router(routes_page.router)  # GET /t/{tag_id}: the verification page for people
     app.include_router(routes_reports.router)  # GET /v1/reports/due-diligence/{tag_id}: for buyers
+    app.include_router(routes_risk.router)  # incidents, sealed details, a site's risk (protocol section 16)
+    app.include_router(routes_epcis.router)  # GET /v1/epcis/events: GS1 EPCIS 2.0 export (protocol section 17)
 
     @app.exception_handler(RuleViolation)
     async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202

@@ -61,6 +61,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "reason_stolen": "stolen",
         "reason_damaged": "damaged",
         "reason_other": "other reason",
+        # why a tag was scanned (tag_scanned.purpose)
+        "purpose_customs": "customs",
+        "purpose_inspection": "inspection",
+        "purpose_purchase": "purchase",
+        "purpose_monitoring": "monitoring",
+        "purpose_other": "other purpose",
         # labels (?s=)
         "label_valid": "Label signature valid",
         "label_valid_detail": "The QR label was signed by the ledger's operator for tag {tag}.",
@@ -117,6 +123,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ev_lot_split_output": "Split out of {parent} by {actor}",
         "ev_tag_consumed": "Consumed at {actor}",
         "ev_tag_voided": "Voided by {actor}: {reason}",
+        "ev_tag_scanned": "Scanned by {actor}",
+        "ev_tag_scanned_at": "Scanned by {actor} at {location}",
+        "ev_tag_scanned_purpose": "Scanned by {actor} ({purpose})",
+        "ev_tag_scanned_at_purpose": "Scanned by {actor} at {location} ({purpose})",
         "ev_other": "{type} by {actor}",
         "at_location": "at {location}",
         "pit": "pit: {pit}",
@@ -201,6 +211,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "reason_stolen": "volée",
         "reason_damaged": "endommagée",
         "reason_other": "autre motif",
+        "purpose_customs": "douane",
+        "purpose_inspection": "inspection",
+        "purpose_purchase": "achat",
+        "purpose_monitoring": "suivi",
+        "purpose_other": "autre motif",
         "label_valid": "Signature de l'étiquette QR valide",
         "label_valid_detail": "L'étiquette QR a été signée par l'opérateur du registre pour l'étiquette {tag}.",
         "label_invalid": "Signature de l'étiquette QR INVALIDE — étiquette peut-être contrefaite",
@@ -251,6 +266,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ev_lot_split_output": "Issue de la division de {parent} par {actor}",
         "ev_tag_consumed": "Consommée chez {actor}",
         "ev_tag_voided": "Annulée par {actor}\u00a0: {reason}",
+        "ev_tag_scanned": "Scannée par {actor}",
+        "ev_tag_scanned_at": "Scannée par {actor} à {location}",
+        "ev_tag_scanned_purpose": "Scannée par {actor} ({purpose})",
+        "ev_tag_scanned_at_purpose": "Scannée par {actor} à {location} ({purpose})",
         "ev_other": "{type} par {actor}",
         "at_location": "à {location}",
         "pit": "puits\u00a0: {pit}",
@@ -299,14 +318,15 @@ CATALOGUE: dict[str, dict[str, str]] = {
 # Titles of the fraud flags by code; an unknown code falls back to the flag's own `summary`.
 FLAG_TITLES: dict[str, dict[str, str]] = {
     "en": {
-        "tag.reuse": "Tag reuse: seen in places too far apart, or used after its end",
+        "tag.reuse": "Tag reuse: seen in places too far apart, or seen or used after its end",
         "mass.gain": "Mass gained along the chain beyond the tolerance",
         "lot.heavier_than_inputs": "A lot heavier than what it was made from",
         "site.over_capacity": "The site tagged more ore in a month than its declared capacity",
         "custody.revoked_key": "Custody passed through an organisation whose key was revoked",
     },
     "fr": {
-        "tag.reuse": "Réutilisation d'étiquette\u00a0: vue en des lieux trop éloignés, ou utilisée après sa fin",
+        "tag.reuse": "Réutilisation d'étiquette\u00a0: vue en des lieux trop éloignés, ou vue ou utilisée après sa "
+                     "fin",
         "mass.gain": "Masse en hausse le long de la chaîne au-delà de la tolérance",
         "lot.heavier_than_inputs": "Un lot plus lourd que ce dont il a été formé",
         "site.over_capacity": "Le site a étiqueté en un mois plus de minerai que sa capacité déclarée",
@@ -346,6 +366,12 @@ class Messages:
         if not reason:
             return ""
         return self._table.get(f"reason_{reason}", reason)
+
+    def purpose(self, purpose: str | None) -> str:
+        """Why a tag was scanned (`tag_scanned.purpose`), in words; an unknown value as it is."""
+        if not purpose:
+            return ""
+        return self._table.get(f"purpose_{purpose}", purpose)
 
     def mass(self, grams: int | None) -> str:
         return format_mass(grams, self.lang)

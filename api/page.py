@@ -252,9 +252,14 @@ def _event_row(t: Messages, event: dict[str, Any], tag: str, names: Names, lang:
         title = t("ev_tag_voided", actor=actor, reason=t.reason(data.get("reason")))
         if data.get("note"):
             extra.append(t("note", note=data["note"]))
+    elif kind == "tag_scanned":  # a signed sighting: no custody, but evidence (section 9.1)
+        location = data.get("location") if isinstance(data.get("location"), str) else None
+        purpose = t.purpose(data.get("purpose")) if isinstance(data.get("purpose"), str) else ""
+        key = "ev_tag_scanned" + ("_at" if location else "") + ("_purpose" if purpose else "")
+        title = t(key, actor=actor, location=location or "", purpose=purpose)
     else:
         title = t("ev_other", type=kind, actor=actor)
-    if data.get("location"):
+    if data.get("location") and kind != "tag_scanned":  # a scan's location is in its title
         extra.append(t("at_location", location=data["location"]))
     return {
         "seq": event.get("seq"),
@@ -305,8 +310,12 @@ def keys_model(document: dict[str, Any], names: Names) -> list[dict[str, Any]]:
     return rows
 
 
-def flags_model(t: Messages, document: dict[str, Any], lang: str | None) -> list[dict[str, Any]]:
+def flags_model(t: Messages, document: dict[str, Any], lang: str | None,
+                timeline: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The warnings; `timeline`: this tag's timeline rows by seq, so that an evidence item that is an event of this
+    tag also says, in the reader's language, what that event was (the `note` is the ledger's English)."""
     seqs = {event.get("seq") for event in document.get("events") or []}
+    timeline = timeline or {}
     flags = []
     for flag in document.get("flags") or []:
         if not isinstance(flag, dict):
@@ -327,6 +336,7 @@ def flags_model(t: Messages, document: dict[str, Any], lang: str | None) -> list
                 "label": t("flag_event", seq=seq) if seq is not None else t("flag_rejected"),
                 "hash": str(item.get("hash") or ""),
                 "note": str(item.get("note") or ""),
+                "event": timeline.get(seq) if isinstance(seq, int) else None,
             })
         title = t.flag_title(code)
         sources = [str(x) for x in flag.get("from") or ([flag["tag"]] if flag.get("tag") else [])]
@@ -350,14 +360,16 @@ def tag_page_model(document: dict[str, Any], *, registry: Any, t: Messages, lang
     log = document.get("log") or None
     evidence = _evidence_seqs(document)
     json_href = "/v1/tags/" + quote(tag, safe="") + (f"?as_of={as_of}" if as_of is not None else "")
+    timeline = [{**_event_row(t, e, tag, names, lang_param), "flagged": e.get("seq") in evidence}
+                for e in document.get("events") or []]
     return {
         "tag": tag,
         "verdict": verdict_model(t, document, names, lang_param),
-        "flags": flags_model(t, document, lang_param),
+        "flags": flags_model(t, document, lang_param, {row["seq"]: row for row in timeline
+                                                      if isinstance(row["seq"], int)}),
         "origin": origins_model(t, document, names, lang_param),
         "relations": relations_model(t, document, lang_param),
-        "timeline": [{**_event_row(t, e, tag, names, lang_param), "flagged": e.get("seq") in evidence}
-                     for e in document.get("events") or []],
+        "timeline": timeline,
         "proofs": proofs_model(document, names),
         "signing_keys": keys_model(document, names),
         "log": None if not log else {"note": log.get("checkpoint") or "", "size": log.get("size"),

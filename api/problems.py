@@ -27,6 +27,7 @@ class Problem(BaseModel):
 
 _TITLES = {
     400: "Bad request",
+    401: "Unauthenticated",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",

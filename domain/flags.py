@@ -2,9 +2,10 @@
 
 The admission rules (`domain.rules`) refuse what is certainly wrong. Some fraud patterns are made of events that
 are each acceptable: a bag that gains a little at every hand-over, a site that tags more ore than it can mine, a
-tag seen in two places too far apart, an event signed with a key later found to have been compromised. These
-are *flags*: the events stay in the log and custody is unchanged, but a tag's verdict becomes `flagged`, with
-the reasons and the evidence (which log entries, or which refused attempts). docs/_drafts/flags.md is the spec.
+tag seen in two places too far apart or scanned after its end, an event signed with a key later found to have
+been compromised. These are *flags*: the events stay in the log and custody is unchanged, but a tag's verdict
+becomes `flagged`, with the reasons and the evidence (which log entries, or which refused attempts).
+docs/protocol.md section 9.1 is the spec.
 
 `apply` folds one accepted entry into the flags' state, which the caller keeps (`ledger.flags` stores it in
 tables and follows the log); everything it needs beyond the entry comes through a `FlagsStore`. The other
@@ -26,7 +27,8 @@ from verification.encoding import parse_time
 from verification.envelope import issued_tags
 
 MAX_SPEED_KMH = 150
-"""Two custody events of one tag (or of one lot chain) further apart than this speed allows: `tag.reuse`."""
+"""Two positions of one tag (or of one lot chain), from custody events or signed scans, further apart than this
+speed allows: `tag.reuse`."""
 GPS_ERROR_KM = 1.0
 """Distance allowed for the error of two phones' GPS fixes before the speed rule applies."""
 EARTH_RADIUS_KM = 6371.0088
@@ -109,9 +111,14 @@ def add_flag(flags: list[Flag], new: Flag | None) -> bool:
     return True
 
 
+POSITION_TYPES = frozenset({"tag_attached", "custody_dispatched", "custody_received", "tag_scanned"})
+"""The events whose `gps` is a position of the tag for the travel rule: the custody events that carry one, and
+the signed `tag_scanned` (an organisation saw the physical tag there; anonymous page scans never count)."""
+
+
 @dataclass(frozen=True)
 class Fix:
-    """A position recorded by a custody event (`gps` of an attachment, dispatch or receipt)."""
+    """A position of a tag: the `gps` of an attachment, dispatch, receipt or signed scan (`POSITION_TYPES`)."""
 
     tag: str
     seq: int
@@ -137,7 +144,8 @@ class ChainState:
     `mass`: its current mass; `start`: the starting mass of its chain (the attached mass; for a lot, the sum of
     its inputs' starting masses; for a split output, its share of the lot's, in proportion to its mass), an
     exact fraction; `start_seq`/`start_hash`: the entry that set it; `fixes`: its last position, or, for a lot or
-    split output with no position of its own yet, the last positions of the tags it came from; `flags`: the
+    split output with no position of its own yet, the last positions of the tags it came from; `end`: the entry
+    that ended the tag's life (consumed, voided, merged into a lot, split), once there is one; `flags`: the
     flags raised on this tag itself (those of the tags it came from are inherited when it is read)."""
 
     tag: str
@@ -147,13 +155,15 @@ class ChainState:
     start_hash: str | None = None
     fixes: list[Fix] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    end: Evidence | None = None
 
     @property
     def empty(self) -> bool:
-        return self.mass is None and self.start is None and not self.fixes and not self.flags
+        return (self.mass is None and self.start is None and not self.fixes and not self.flags
+                and self.end is None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "tag": self.tag,
             "mass": self.mass,
             "start": None if self.start is None else str(self.start),
@@ -162,6 +172,9 @@ class ChainState:
             "fixes": [f.to_json() for f in self.fixes],
             "flags": [f.to_json() for f in self.flags],
         }
+        if self.end is not None:  # absent until the tag ends: the rows of live tags are as they always were
+            doc["end"] = self.end.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ChainState:
@@ -173,6 +186,7 @@ class ChainState:
             start_hash=doc["start_hash"],
             fixes=[Fix.from_json(f) for f in doc["fixes"]],
             flags=[Flag.from_json(f) for f in doc["flags"]],
+            end=None if doc.get("end") is None else Evidence.from_json(doc["end"]),
         )
 
 
@@ -240,7 +254,8 @@ def too_fast(distance_km: float, seconds: float) -> bool:
 
 
 def travel_flag(earlier: Fix, later: Fix) -> Flag | None:
-    """`tag.reuse` (a): two positions of one tag, or of one lot chain, too far apart for the time between."""
+    """`tag.reuse` (a): two positions of one tag, or of one lot chain, too far apart for the time between (a
+    position: the `gps` of a custody event or of a signed scan, `POSITION_TYPES`)."""
     distance = haversine_km(earlier.lat, earlier.lon, later.lat, later.lon)
     seconds = (parse_time(later.time) - parse_time(earlier.time)).total_seconds()
     if not too_fast(distance, seconds):
@@ -262,6 +277,40 @@ def _duration(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes / 60:,.1f} h"
+
+
+def end_evidence(tag: str, body: dict[str, Any], hash_: str, seq: int) -> Evidence:
+    """The entry that ended `tag`'s life (`tag_consumed`, `tag_voided`, the `lot_formed` it went into, the
+    `lot_split` of the lot), as evidence: what happened, who did it, when."""
+    kind, data, actor = body["type"], body["data"], body["actor"]
+    when = normalised_time(body["time"])
+    if kind == "tag_consumed":
+        what = f"consumed at {actor}"
+    elif kind == "tag_voided":
+        what = f"voided ({data['reason']}) by {actor}"
+    elif kind == "lot_formed":
+        what = f"merged into lot {tag_of(body['stream'])} by {actor}"
+    else:
+        what = f"split into {len(data['outputs'])} tags by {actor}"
+    return Evidence(seq, hash_, f"{tag} {what} on {when}")
+
+
+def scanned_after_end_flag(tag: str, end: Evidence, body: dict[str, Any], hash_: str, seq: int) -> Flag:
+    """`tag.reuse` (c): a signed `tag_scanned` of a tag whose life is over (consumed, voided, merged, split):
+    someone holds a tag that should be in a refiner's bin, in a lot's place or reported lost; the material it
+    is on now may not be what the ledger says."""
+    data = body["data"]
+    seen = f"scanned by {body['actor']}"
+    if data.get("location"):
+        seen += f" at {data['location']}"
+    if data.get("purpose"):
+        seen += f" ({data['purpose']})"
+    when = normalised_time(body["time"])
+    gps = data["gps"]
+    summary = (f"Tag {tag} was {seen} on {when} (entry #{seq}), after its life was over: {end.note} "
+               f"(entry #{end.seq}). A tag seen after its end may have been reused on other material.")
+    return Flag(TAG_REUSE, summary, [end, Evidence(seq, hash_, f"{seen} at {gps['lat']},{gps['lon']} on {when}, "
+                                                               f"after the tag's end (entry #{end.seq})")], seq)
 
 
 def merge_fixes(lists: Iterable[Sequence[Fix]]) -> list[Fix]:
@@ -407,8 +456,16 @@ def apply(store: FlagsStore, body: dict[str, Any], hash_: str, seq: int, toleran
         if data.get("mass_g") is not None:
             chain.mass = data["mass_g"]
             add_flag(chain.flags, mass_gain_flag(chain, data["mass_g"], seq, hash_, "consumed", tolerance_ppm))
+        _end(chain, body, hash_, seq)
+    elif kind == "tag_voided":
+        _end(chain, body, hash_, seq)
+    elif kind == "tag_scanned":
+        if chain.end is not None:  # seen after its end: before the travel rule, whose evidence then joins it
+            add_flag(chain.flags, scanned_after_end_flag(tag, chain.end, body, hash_, seq))
     elif kind == "lot_formed":
         inputs = [store.chain(t) for t in data["inputs"]]
+        for i in inputs:
+            _end(i, body, hash_, seq)
         parts = sum(i.mass or 0 for i in inputs)
         chain.mass = data["mass_g"]
         chain.start = sum((i.start if i.start is not None else Fraction(i.mass or 0) for i in inputs), Fraction(0))
@@ -432,12 +489,19 @@ def apply(store: FlagsStore, body: dict[str, Any], hash_: str, seq: int, toleran
         if start > 0:
             add_flag(chain.flags, mass_gain_flag(chain, total, seq, hash_, "split into outputs totalling",
                                                  tolerance_ppm))
-    gps = data.get("gps") if kind in {"tag_attached", "custody_dispatched", "custody_received"} else None
+        _end(chain, body, hash_, seq)
+    gps = data.get("gps") if kind in POSITION_TYPES else None
     if gps is not None:
         fix = Fix(tag, seq, hash_, normalised_time(body["time"]), gps["lat"], gps["lon"], kind)
         for earlier in chain.fixes:
             add_flag(chain.flags, travel_flag(earlier, fix))
         chain.fixes = [fix]
+
+
+def _end(chain: ChainState, body: dict[str, Any], hash_: str, seq: int) -> None:
+    """Remember the entry that ended the chain's tag (a tag ends once: the admission rules refuse the rest)."""
+    if chain.end is None:
+        chain.end = end_evidence(chain.tag, body, hash_, seq)
 
 
 # --- refused attempts (kept by the writer) ----------------------------------------------------------------
@@ -485,8 +549,13 @@ def attempt_tag(body: dict[str, Any], rule: str, pointer: str, tags: dict[str, T
     return tag
 
 
-def attempts_flag(attempts: Sequence[Attempt], state: TagState | None, finishing_hash: str | None) -> Flag | None:
-    """`tag.reuse` (b): events were attempted on a tag after its end; refused, kept as evidence."""
+def attempts_flag(attempts: Sequence[Attempt], state: TagState | None, finishing_hash: str | None,
+                  end_entry: Evidence | None = None) -> Flag | None:
+    """`tag.reuse` (b): events were attempted on a tag after its end; refused, kept as evidence.
+
+    `end_entry`: the entry that ended the tag (`ChainState.end`, from the flags projection). Without it the
+    tag's head (`state.head`, `finishing_hash`) stands for it, which is only right while nothing followed the
+    end: a `tag_scanned` after the end moves the head."""
     if not attempts:
         return None
     first = attempts[0]
@@ -494,7 +563,9 @@ def attempts_flag(attempts: Sequence[Attempt], state: TagState | None, finishing
     end = "ended"
     if state is not None and state.finished:
         end = str(state.status) + (f" ({state.void_reason})" if state.void_reason else "")
-        if finishing_hash is not None:
+        if end_entry is not None:
+            evidence.append(end_entry)
+        elif finishing_hash is not None:
             evidence.append(Evidence(state.head.seq, finishing_hash, f"{first.tag} {end}"))
     for a in attempts:
         evidence.append(Evidence(None, a.hash, f"{a.body['type']} by {a.body['actor']} dated {a.body['time']}, "

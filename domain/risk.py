@@ -91,17 +91,23 @@ class ActionState:
     cycle: str
     due: datetime
     assigned_seq: int
-    status: str = "open"  # or "implemented"
+    status: str = "open"  # "implemented", or "cancelled" when its incident was dismissed
     progress: int | None = None
     reports: int = 0
     last_verification: str | None = None
     implemented_at: str | None = None
+    cancelled_at: str | None = None
 
     def overdue_at(self, at: datetime) -> bool:
         return self.status == "open" and self.due <= at
 
     def implemented_by(self, at: datetime) -> bool:
         return self.implemented_at is not None and parse_time(self.implemented_at) <= at
+
+    def settled_by(self, at: datetime) -> bool:
+        """Implemented, or cancelled with its incident, at or before `at`."""
+        done = self.implemented_at or self.cancelled_at
+        return done is not None and parse_time(done) <= at
 
     def to_json(self, at: datetime) -> dict[str, Any]:
         return {
@@ -265,6 +271,10 @@ class RiskBook:
         elif kind in ("incident_dismissed", "incident_closed"):
             state.status = "dismissed" if kind == "incident_dismissed" else "closed"
             state.resolved_at = body["time"]
+            for action in state.actions.values():  # a dismissed incident needs no remedy: nothing left is due
+                if action.status == "open":
+                    action.status = "cancelled"
+                    action.cancelled_at = body["time"]
         elif kind == "action_assigned":
             state.actions[data["action"]] = ActionState(
                 action=data["action"],

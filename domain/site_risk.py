@@ -93,7 +93,7 @@ def monthly_trend(incidents: list[IncidentState], visits: list[SiteVisit], at: d
             "actions_implemented": sum(
                 1 for a in actions if a.implemented_at and month_of(parse_time(a.implemented_at)) == month
             ),
-            "actions_overdue": sum(1 for a in actions if a.due <= end and not a.implemented_by(end)),
+            "actions_overdue": sum(1 for a in actions if a.due <= end and not a.settled_by(end)),
             "price_ratio": price_ratio(visit.data) if visit else None,
             "women_share": women_share(visit.data) if visit else None,
         })

@@ -6,7 +6,9 @@
     tagledger org register|add-key|revoke-key ...   (operator) the key registry
     tagledger tags issue ORG ...        (operator) issue security tags to an organisation
     tagledger tags labels ...           (operator) sign QR labels locally and upload them
-    tagledger record VERB ...           record attach/dispatch/receive/merge/split/consume/void, signed locally
+    tagledger record VERB ...           record attach/dispatch/receive/merge/split/consume/void/scan, signed locally
+    tagledger record incident-report|incident-confirm|incident-dismiss|incident-close|action-assign|
+                     action-progress|action-verify|site-monitor ...   risk and remediation (protocol section 16)
     tagledger tag TAG_ID                verify a tag
     tagledger demo                      load a realistic data set through the signed write path
     tagledger projection rebuild|status the projections (custody state, fraud flags)
@@ -269,6 +271,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
     """Sign and send the event a `record` verb names."""
     verb = args.verb
+    if verb in RISK_VERBS:
+        return _record_risk(args, client)
     if verb == "attach":
         gps = {"lat": args.lat, "lon": args.lon} if args.lat and args.lon else None
         price = {"currency": args.currency, "minor_per_kg": args.price_minor_per_kg} \
@@ -291,9 +295,156 @@ def _record(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
         result = client.split(args.lot, outputs)
     elif verb == "consume":
         result = client.consume(args.tag, mass_g=args.mass_g, product=args.product)
+    elif verb == "scan":
+        result = client.scan(args.tag, gps={"lat": args.lat, "lon": args.lon}, location=args.location,
+                             purpose=args.purpose)
     else:
         result = client.void(args.tag, args.reason, note=args.note)
     return result
+
+
+# --- recording risk and remediation (protocol section 16) ------------------------------------------
+
+RISK_VERBS = ("incident-report", "incident-confirm", "incident-dismiss", "incident-close", "action-assign",
+              "action-progress", "action-verify", "site-monitor")
+CATEGORIES = ["child_labour", "health_safety", "forced_labour", "armed_groups", "security_forces", "chain_of_custody",
+              "environment", "governance"]
+SEVERITIES = ["low", "medium", "high", "critical"]
+CONCERNS = ["price", "payment_delay", "safety", "health", "water", "harassment", "illegal_taxation", "land_access",
+            "equipment", "finance", "childcare", "other"]
+
+
+def _evidence(paths: list[str] | None) -> list[dict[str, str]] | None:
+    """Evidence items for files kept locally: only their content hash, media type and name go in the log."""
+    import hashlib
+    import mimetypes
+
+    items = []
+    for name in paths or []:
+        path = Path(name)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise CliError(f"--evidence {name}: {exc.strerror or exc}") from None
+        media = (mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
+        items.append({"sha256": digest, "media_type": media, "name": path.name[:120]})
+    return items or None
+
+
+def _record_risk(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
+    verb = args.verb
+    if verb == "incident-report":
+        from verification.sealed_details import DetailsError, commitment, new_details
+
+        gps = {"lat": args.lat, "lon": args.lon} if args.lat and args.lon else None
+        try:
+            details = new_details(args.description, gps=gps, notes=args.notes)
+        except DetailsError as exc:
+            raise CliError(f"sealed details: {exc}") from None
+        occurred = format_time(parse_time(args.occurred_at) if args.occurred_at else datetime.now(timezone.utc))
+        optional = {"worst_forms": True if args.worst_forms else None, "summary": args.summary,
+                    "people_affected": args.people_affected, "referred_to": args.referred_to,
+                    "evidence": _evidence(args.evidence)}
+        receipt = client.report_incident(args.incident, site=args.site, category=args.category,
+                                         severity=args.severity, occurred_at=occurred,
+                                         details_sha256=commitment(details),
+                                         **{k: v for k, v in optional.items() if v is not None})
+        # the signed report carries the commitment only; the details go to the ledger, outside the log
+        uploaded = client.transport.put_details(args.incident, details)
+        return {**receipt, "details_sha256": uploaded["details_sha256"], "details_uploaded": True}
+    if verb == "incident-confirm":
+        optional = {"severity": args.severity, "note": args.note, "evidence": _evidence(args.evidence)}
+        return client.confirm_incident(args.incident, **{k: v for k, v in optional.items() if v is not None})
+    if verb == "incident-dismiss":
+        return client.dismiss_incident(args.incident, args.reason)
+    if verb == "incident-close":
+        return client.close_incident(args.incident, args.resolution)
+    if verb == "action-assign":
+        cycle = args.cycle or datetime.now(timezone.utc).strftime("%Y-%m")
+        return client.assign_action(args.incident, args.action, owner=args.owner, description=args.description,
+                                    cycle=cycle)
+    if verb == "action-progress":
+        return client.report_progress(args.incident, args.action, args.note, percent=args.percent,
+                                      evidence=_evidence(args.evidence))
+    if verb == "action-verify":
+        return client.verify_action(args.incident, args.action, args.outcome, note=args.note,
+                                    evidence=_evidence(args.evidence))
+    observed: dict[str, Any] = {"minors_observed": args.minors, "reference_source": args.reference_source,
+                                "concerns": args.concern, "note": args.note}
+    if args.price_paid is not None:
+        observed["price_paid"] = {"currency": args.currency, "minor_per_kg": args.price_paid}
+    if args.reference_price is not None:
+        observed["reference_price"] = {"currency": args.currency, "minor_per_kg": args.reference_price}
+    if (args.women is None) != (args.men is None):
+        raise CliError("give both --women and --men (the workforce by sex), or neither")
+    if args.women is not None:
+        observed["workforce"] = {"women": args.women, "men": args.men}
+    period = args.period or datetime.now(timezone.utc).strftime("%Y-%m")
+    return client.monitor_site(args.site, period, **{k: v for k, v in observed.items() if v is not None})
+
+
+def _risk_parsers(rsub: Any, target: Any) -> None:
+    """`tagledger record <risk verb>`: one subcommand per risk event (the monitor, the operator, an owner)."""
+    helps = {
+        "incident-report": "(monitor) report an incident; --description is sealed: only its hash is signed, "
+                           "the details are uploaded to the ledger for authorised readers",
+        "incident-confirm": "(monitor) confirm a reported incident (optionally re-grade its severity)",
+        "incident-dismiss": "(monitor or operator) dismiss a reported incident after checking",
+        "incident-close": "(monitor or operator) close a confirmed incident whose actions are all implemented",
+        "action-assign": "(operator) assign a corrective action to an owner, due by the end of a month",
+        "action-progress": "(the action's owner) report progress, with evidence files (only hashed)",
+        "action-verify": "(monitor) verify an action: implemented or not_implemented",
+        "site-monitor": "(monitor) the monthly record of a site: prices, workforce, minors, miners' concerns",
+    }
+    q: dict[str, argparse.ArgumentParser] = {name: rsub.add_parser(name, help=text, description=text)
+                                             for name, text in helps.items()}
+    for name, parser in q.items():
+        parser.add_argument("--org", required=True, help="your organisation id")
+        parser.add_argument("--key", required=True, help="your private key file")
+        target(parser)
+        if name != "site-monitor":
+            parser.add_argument("incident", help="the incident id, e.g. INC-2026-0042")
+        if name.startswith("action-"):
+            parser.add_argument("action", help="the action id within the incident, e.g. A1")
+        if name in {"incident-report", "incident-confirm", "action-progress", "action-verify"}:
+            parser.add_argument("--evidence", action="append", metavar="FILE",
+                                help="a photo or document kept by you: its sha256 is recorded (repeatable)")
+    r = q["incident-report"]
+    r.add_argument("--site", required=True)
+    r.add_argument("--category", required=True, choices=CATEGORIES)
+    r.add_argument("--severity", required=True, choices=SEVERITIES)
+    r.add_argument("--description", required=True, help="what happened (sealed, 1 to 4000 characters)")
+    r.add_argument("--notes", help="more sealed notes")
+    r.add_argument("--lat", help="precise position (sealed)")
+    r.add_argument("--lon")
+    r.add_argument("--occurred-at", help="when it happened (RFC 3339; default now)")
+    r.add_argument("--summary", help="a public summary (at most 200 characters)")
+    r.add_argument("--worst-forms", action="store_true", help="child labour in its worst forms (ILO C182)")
+    r.add_argument("--people-affected", type=int)
+    r.add_argument("--referred-to", help="the remediation partner (organisation id)")
+    q["incident-confirm"].add_argument("--severity", choices=SEVERITIES)
+    q["incident-confirm"].add_argument("--note")
+    q["incident-dismiss"].add_argument("--reason", required=True)
+    q["incident-close"].add_argument("--resolution", required=True)
+    q["action-assign"].add_argument("--owner", required=True, help="the organisation that must act")
+    q["action-assign"].add_argument("--description", required=True)
+    q["action-assign"].add_argument("--cycle", help="YYYY-MM: due by the end of this month (default: this month)")
+    q["action-progress"].add_argument("--note", required=True)
+    q["action-progress"].add_argument("--percent", type=int)
+    q["action-verify"].add_argument("--outcome", required=True, choices=["implemented", "not_implemented"])
+    q["action-verify"].add_argument("--note")
+    m = q["site-monitor"]
+    m.add_argument("site")
+    m.add_argument("--period", help="YYYY-MM (default: this month)")
+    m.add_argument("--price-paid", type=int, help="what miners were paid, minor units (cents) per kg")
+    m.add_argument("--reference-price", type=int, help="the reference price, minor units per kg")
+    m.add_argument("--currency", default="USD")
+    m.add_argument("--reference-source", help='e.g. "LME cash, less 30%% for transport"')
+    m.add_argument("--women", type=int)
+    m.add_argument("--men", type=int)
+    m.add_argument("--minors", type=int, help="minors observed on the site")
+    m.add_argument("--concern", action="append", choices=CONCERNS, help="raised by the miners (repeatable)")
+    m.add_argument("--note")
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -480,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("org")
     q.add_argument("--name", required=True)
     q.add_argument("--role", required=True,
-                   choices=["site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor"])
+                   choices=["site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor",
+                            "authority", "partner"])
     q.add_argument("--country", required=True)
     q.add_argument("--public-key", action="append", required=True)
     q.add_argument("--rmi-cid")
@@ -524,15 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_tag_labels)
     p.set_defaults(func=cmd_tags)
 
-    p = sub.add_parser("record", help="record a custody event, signed with your key")
+    p = sub.add_parser("record", help="record a custody event (or a scan of a tag), signed with your key")
     rsub = p.add_subparsers(dest="verb", required=True)
     verbs = {name: rsub.add_parser(name) for name in
-             ["attach", "dispatch", "receive", "merge", "split", "consume", "void"]}
+             ["attach", "dispatch", "receive", "merge", "split", "consume", "void", "scan"]}
     for name, q in verbs.items():
         q.add_argument("--org", required=True, help="your organisation id")
         q.add_argument("--key", required=True, help="your private key file")
         target(q)
-        if name in {"attach", "dispatch", "receive", "consume", "void"}:
+        if name in {"attach", "dispatch", "receive", "consume", "void", "scan"}:
             q.add_argument("tag")
     verbs["attach"].add_argument("--mineral", required=True, choices=["cobalt", "copper", "tin", "tantalum", "tungsten"])
     verbs["attach"].add_argument("--mass-g", type=int, required=True)
@@ -556,6 +708,13 @@ def build_parser() -> argparse.ArgumentParser:
     verbs["consume"].add_argument("--product")
     verbs["void"].add_argument("--reason", required=True, choices=["lost", "stolen", "damaged", "other"])
     verbs["void"].add_argument("--note")
+    verbs["scan"].description = ("record that your organisation saw the physical tag here (any role, any tag status; "
+                                 "a scan after the tag's end, or too far from its last position, flags it)")
+    verbs["scan"].add_argument("--lat", required=True, help="where the tag was seen (decimal degrees)")
+    verbs["scan"].add_argument("--lon", required=True)
+    verbs["scan"].add_argument("--location", help="the place, in words (e.g. Kigali airport)")
+    verbs["scan"].add_argument("--purpose", choices=["customs", "inspection", "purchase", "monitoring", "other"])
+    _risk_parsers(rsub, target)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("tag", help="verify a tag")

@@ -4,7 +4,8 @@ Like the custody projection (`ledger.projection`), it follows the log, writes it
 transaction, excludes its other processors across processes, and can be dropped and rebuilt to identical
 rows. Its tables (disposable; on PostgreSQL created by migration 005):
 
-- `tagledger_flags_tags`: per tag, `jcs(ChainState)`: the chain's starting mass, last positions, own flags;
+- `tagledger_flags_tags`: per tag, `jcs(ChainState)`: the chain's starting mass, last positions (custody events
+  and signed scans), the entry that ended the tag, own flags;
 - `tagledger_flags_site_months`: per site and calendar month, the tagged mass and the attachment that took it
   over the site's capacity;
 - `tagledger_flags_sites`: the capacity each site declared when it was registered;
@@ -95,6 +96,18 @@ class FlagsProjection(TrackedProjection):
                                   "tag", list(tags)):
                 state = ChainState.from_json(json.loads(bytes(row["state"])))
                 found[row["tag"]] = state.flags
+        return found
+
+    def ends_of(self, tags: Iterable[str]) -> dict[str, Evidence]:
+        """The entry that ended each of `tags` (consumed, voided, merged, split); tags still alive are absent.
+        The evidence a `tag.reuse` flag of refused attempts starts with (`domain.flags.attempts_flag`): the
+        tag's head is not it once a `tag_scanned` followed the end."""
+        found: dict[str, Evidence] = {}
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            for row in _select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE", "tag", list(tags)):
+                end = ChainState.from_json(json.loads(bytes(row["state"]))).end
+                if end is not None:
+                    found[row["tag"]] = end
         return found
 
     def chain(self, tag: str) -> ChainState | None:

@@ -11,13 +11,17 @@ import pytest
 
 import ledger.client.signer as signer_module
 from domain.custody import Status, issued_tags
+from domain.risk import RiskBook
 from ledger.client import LocalTransport, Signer
 from ledger.demo import DEMO_DAYS, DemoAlreadyLoaded, DemoReport, load_demo
 from ledger.entries import Entry, read_entry
 from ledger.genesis import GenesisKeys, create_ledger
 from ledger.keys import KeyPair
+from ledger.projection import CustodyProjection
 from ledger.service import Ledger
 from verification.encoding import parse_time
+from verification.replay import replay_sequential
+from verification.sealed_details import commitment
 
 OPERATOR = "itsci"
 TAGS_PER_SITE = 12
@@ -94,7 +98,7 @@ def test_organisations_and_keys(loaded: tuple[Ledger, DemoReport]) -> None:
     roles = {role: len(ids) for role, ids in report.orgs.items()}
     assert roles["operator"] == 1 and roles["site"] in (4, 5) and roles["cooperative"] in (1, 2)
     assert roles["trader"] in (2, 3) and roles["processor"] == roles["exporter"] == roles["refiner"] == 1
-    assert roles["monitor"] == roles["auditor"] == 1
+    assert roles["monitor"] == roles["auditor"] == roles["partner"] == 1 and roles["authority"] == 3
     countries = {registry.orgs[org].country for ids in report.orgs.values() for org in ids}
     assert {"CD", "RW"} <= countries
     for site in report.orgs["site"]:
@@ -206,6 +210,174 @@ def test_every_tag_verifies_and_the_calendar_is_realistic(loaded: tuple[Ledger, 
         for stream in (entry.body["stream"], *(entry.body.get("links") or {})):
             assert when >= last.get(stream, when)
             last[stream] = when
+
+
+# --- the monitoring cycle: incidents, corrective actions, site visits, scans (protocol section 16) ---------
+
+
+def _risk_book(ledger: Ledger) -> RiskBook:
+    streams = sorted({e.body["stream"] for e in _entries(ledger)
+                      if e.body["stream"].startswith(("incident:", "site:"))})
+    return ledger.risk_book(streams)
+
+
+def test_incidents_and_corrective_actions(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    registry = ledger.registry()
+    role = registry.role_of
+    book = _risk_book(ledger)
+    incidents = book.incidents
+    assert set(incidents) == set(report.details)
+    assert Counter(i.status for i in incidents.values()) == {"reported": 1, "confirmed": 3, "dismissed": 1,
+                                                            "closed": 2}
+    assert dict(Counter(i.status for i in incidents.values())) == report.risk["by_status"]
+    assert {"child_labour", "health_safety", "armed_groups", "governance", "chain_of_custody"} <= {
+        i.category for i in incidents.values()}
+    assert {i.site for i in incidents.values()} == set(report.orgs["site"])  # every site has at least one
+
+    # child labour in its worst forms, referred to the child-protection partner: a red flag (Annex II)
+    worst = incidents[report.risk_examples["worst_forms_incident"]]
+    assert worst.category == "child_labour" and worst.worst_forms is True and worst.red_flag
+    assert worst.annex_ii == ("serious_abuses",) and role(worst.referred_to or "") == "partner"
+    armed = incidents[report.risk_examples["overdue_incident"]]
+    assert armed.category == "armed_groups" and armed.red_flag and armed.status == "confirmed"
+    assert armed.site == report.risk_examples["red_flag_site"]
+    dismissed = incidents[report.risk_examples["dismissed_incident"]]
+    assert dismissed.status == "dismissed" and dismissed.resolved_at and not dismissed.actions
+
+    # actions: owners of every kind, monthly cycles (calendar months, never before the assignment's month)
+    actions = [(i, a) for i in incidents.values() for a in i.actions.values()]
+    assert len(actions) == report.risk["actions"] >= 8
+    assert {"site", "cooperative", "trader", "authority", "partner"} <= {role(a.owner) for _, a in actions}
+    entries = list(_entries(ledger))
+    for entry in entries:
+        body = entry.body
+        if body["type"] == "action_assigned":
+            assert body["actor"] == OPERATOR and body["data"]["cycle"] >= body["time"][:7]
+        elif body["type"] in {"incident_reported", "incident_confirmed", "action_verified", "site_monitored"}:
+            assert role(body["actor"]) == "monitor"
+        elif body["type"] == "action_progress":
+            incident = incidents[body["stream"].removeprefix("incident:")]
+            assert body["actor"] == incident.actions[body["data"]["action"]].owner
+    progress = [e.body["data"] for e in entries if e.body["type"] == "action_progress"]
+    assert sum(bool(d.get("evidence")) for d in progress) >= 5
+    assert all(len(item["sha256"]) == 64 and item["media_type"] for d in progress for item in d.get("evidence", []))
+
+    # some implemented (their incidents closed), some not implemented, some open and overdue at the end
+    now = datetime.now(timezone.utc)
+    implemented = [(i, a) for i, a in actions if a.status == "implemented"]
+    assert len(implemented) == report.risk["implemented"]
+    closed = [i for i in incidents.values() if i.status == "closed"]
+    assert closed and all(i.remediated and i.actions for i in closed)
+    assert {i.incident for i, _ in implemented} >= {i.incident for i in closed}
+    verdicts = [e.body["data"]["outcome"] for e in entries if e.body["type"] == "action_verified"]
+    assert "not_implemented" in verdicts and "implemented" in verdicts
+    overdue = sorted(f"{i.incident}/{a.action}" for i, a in actions if a.overdue_at(now))
+    assert overdue and sorted(report.risk["overdue"]) == sorted(
+        f"{i.incident}/{a.action}" for i, a in actions if a.overdue_at(parse_time(report.end)))
+    assert any(o.startswith(f"{armed.incident}/") for o in overdue)
+    assert all(i.is_open for i, a in actions if a.overdue_at(now))
+    assert any(a.status == "open" and not a.overdue_at(now) for _, a in actions)  # due after the demo's end
+    assert any(a.last_verification == "not_implemented" and a.status == "open" for _, a in actions)
+
+    summary = report.summary()
+    assert "Risk and remediation: 7 incidents" in summary and f"/v1/sites/{armed.site}/risk" in summary
+
+
+def test_sealed_details_are_uploaded_and_match_their_commitments(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    incidents = _risk_book(ledger).incidents
+    assert len(report.details) == len(incidents) == 7
+    for incident_id, incident in incidents.items():
+        stored = ledger.sealed_details(incident_id)
+        assert stored is not None, incident_id
+        assert stored == report.details[incident_id]
+        assert commitment(stored) == incident.details_sha256
+        assert stored["description"] and stored["gps"] and len(stored["salt"]) >= 22
+        assert stored["description"] != incident.summary  # the public summary is not the sealed description
+    # the log carries the commitment only, never the description
+    raw = b"".join(stored.data for stored in ledger.store.iter_all())
+    assert all(details["description"].encode() not in raw for details in report.details.values())
+
+
+def test_each_site_is_monitored_every_month(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    book = _risk_book(ledger)
+    start, end = parse_time(report.start), parse_time(report.end)
+    months: list[str] = []
+    moment = start + timedelta(days=2)
+    while moment <= end - timedelta(days=1):
+        month = moment.strftime("%Y-%m")
+        if month not in months:
+            months.append(month)
+        moment += timedelta(hours=12)
+    assert len(months) >= 2
+    total = 0
+    for site in report.orgs["site"]:
+        visits = book.visits[site]
+        periods = [v.period for v in visits]
+        assert len(periods) == len(set(periods)) and set(months) <= set(periods), (site, periods, months)
+        for visit in visits:
+            assert visit.ref.time[:7] == visit.period and visit.ref.actor == report.orgs["monitor"][0]
+            data = visit.data
+            paid, reference = data["price_paid"], data["reference_price"]
+            assert paid["currency"] == reference["currency"] == "USD"
+            assert 0.4 * reference["minor_per_kg"] < paid["minor_per_kg"] < reference["minor_per_kg"]
+            assert data["reference_source"] and data["concerns"]
+            assert data["workforce"]["women"] > 0 and data["workforce"]["men"] > data["workforce"]["women"]
+            assert data["minors_observed"] >= 0
+        total += len(visits)
+    assert total == report.risk["site_visits"] == report.counts["site_monitored"]
+    # minors are seen where the child labour incident is, and nowhere else
+    minors = {site: max(v.data["minors_observed"] for v in book.visits[site]) for site in report.orgs["site"]}
+    worst = _risk_book(ledger).incidents[report.risk_examples["worst_forms_incident"]]
+    assert minors.pop(worst.site) > 0 and set(minors.values()) == {0}
+
+
+def test_authorities_scan_tags_and_a_reused_tag_is_flagged(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    ledger.start_projection(follow=False)
+    assert ledger.flags is not None
+    ledger.flags.catch_up()
+    registry = ledger.registry()
+    scans = [e for e in _entries(ledger) if e.body["type"] == "tag_scanned"]
+    assert len(scans) == report.counts["tag_scanned"] == report.risk["scans"] >= 4
+    assert all(registry.role_of(e.body["actor"]) == "authority" and e.body["data"]["gps"] for e in scans)
+    assert {"customs", "inspection"} <= {e.body["data"]["purpose"] for e in scans}
+
+    reused = report.examples["reused_tag"]
+    (suspicious,) = [e for e in scans if e.body["stream"] == f"tag:{reused}"]
+    view = ledger.tag(reused)
+    assert view is not None and view.state.status == Status.MERGED
+    merged = next(e for e in view.entries if e.body["type"] == "lot_formed")
+    assert merged.seq < suspicious.seq  # seen after its life was over ...
+    site = registry.orgs[view.state.origin["site"]].gps
+    assert site is not None
+    gps = suspicious.body["data"]["gps"]
+    assert abs(float(gps["lat"]) - float(site["lat"])) > 5  # ... some 1,000 km from its mine site
+    codes = {f["code"] for f in view.flags if not f["inherited"]}
+    assert "tag.reuse" in codes
+    assert any(item["hash"] == suspicious.hash for f in view.flags for item in f["evidence"])
+    assert report.examples["reused_tag"] != report.examples["fraud_bag"]
+
+    # the plausible scans raise nothing; the example tags of a clean chain stay clean
+    for entry in scans:
+        tag = entry.body["stream"].removeprefix("tag:")
+        if tag != reused:
+            own = [f for f in ledger.tag(tag).flags if not f["inherited"]]
+            assert own == [], (tag, own)
+    for example in ("consumed_bag", "consumed_lot"):
+        assert ledger.tag(report.examples[example]).flags == [], example
+
+
+def test_the_demo_log_replays_with_the_auditor(loaded: tuple[Ledger, DemoReport]) -> None:
+    ledger, report = loaded
+    entries = [stored.data for stored in ledger.store.iter_all()]
+    replayed = replay_sequential(entries)  # raises ReplayError at the first entry that breaks a rule
+    assert replayed.size == len(entries) == report.total + 1 and replayed.stopped is None
+    projection = CustodyProjection(ledger.store)
+    projection.catch_up()
+    assert replayed.digest == projection.digest()
 
 
 def test_same_seed_same_story(tmp_sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

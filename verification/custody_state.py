@@ -16,6 +16,9 @@ replays the log can compare one hash with the ledger's.
 its canonical bytes; the head's hash raw) and writes its record with :meth:`TagState.canonical`.
 :func:`apply_event` folds one event that the replay has checked; it does not check rules
 (``verification.custody_rules`` does) and expects every tag stream the event joins to exist.
+:func:`state_rows`, :func:`custody_digest` and :func:`counts_by_status` take a plain dict of states, or the
+replay's :class:`verification.tag_archive.TagStates`, which keeps the finished tags' records on disk
+(:meth:`TagState.from_record` reads one back).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from verification.event_data import TAG_EVENT_TYPES
 
 __all__ = [
     "FINISHED",
+    "FINISHING_TYPES",
     "ISSUED",
     "IN_CUSTODY",
     "IN_TRANSIT",
@@ -56,6 +60,8 @@ CONSUMED = "consumed"  # consumed at the refiner `holder`
 VOIDED = "voided"  # lost, stolen, damaged...
 STATUSES = (ISSUED, IN_CUSTODY, IN_TRANSIT, MERGED, SPLIT, CONSUMED, VOIDED)
 FINISHED = frozenset({MERGED, SPLIT, CONSUMED, VOIDED})
+FINISHING_TYPES = frozenset({"lot_formed", "lot_split", "tag_consumed", "tag_voided"})
+"""The event types whose fold (:func:`apply_event`) can give a tag a status of :data:`FINISHED`."""
 
 
 # jcs of an origin object: its member names, and those of `gps` and `price_paid` (checked by
@@ -126,6 +132,27 @@ class TagState:
             b',"void_reason":', _str(self.void_reason),
             b"}",
         ))
+
+    @classmethod
+    def from_record(cls, record: bytes) -> TagState:
+        """The state whose :meth:`canonical` bytes are ``record`` (a tag's archived final state); raises
+        ``ValueError`` if ``record`` is not exactly such bytes."""
+        doc = json.loads(record)
+        head = doc["head"]
+        origin = doc["origin"]
+        state = cls.__new__(cls)
+        put = object.__setattr__  # also for a read-only subclass
+        for name in ("tag", "status", "issued_to", "holder", "pending_recipient", "dispatched_mass_g", "mass_g",
+                     "lot", "parent", "void_reason", "events", "last_time"):
+            put(state, name, doc[name])
+        put(state, "origin", None if origin is None else _ORIGIN.encode(origin).encode("utf-8"))
+        put(state, "inputs", tuple(doc["inputs"]))
+        put(state, "outputs", tuple(doc["outputs"]))
+        put(state, "head_hash", bytes.fromhex(head["hash"]))
+        put(state, "head_seq", head["seq"])
+        if state.canonical() != record:
+            raise ValueError("not the canonical bytes of a tag's state record")
+        return state
 
     def to_json(self) -> dict[str, Any]:
         """The state record as a JSON object (``jcs(state.to_json()) == state.canonical()``)."""
@@ -231,7 +258,15 @@ def apply_event(tags: dict[str, TagState], entry: CheckedEntry, seq: int) -> Non
 
 
 def state_rows(tags: Mapping[str, TagState]) -> Iterable[tuple[str, bytes]]:
-    """(tag, canonical state) for every tag, in ascending order of the tag ids' bytes."""
+    """(tag, canonical state) for every tag, in ascending order of the tag ids' bytes.
+
+    ``tags`` may be a :class:`verification.tag_archive.TagStates` (finished tags on disk): its own ``rows``
+    gives the same rows without reading every state back.
+    """
+    rows = getattr(tags, "rows", None)
+    if rows is not None:
+        yield from rows()
+        return
     # tag ids are ASCII, so the order of the strings is the order of their bytes
     for tag in sorted(tags):
         yield tag, tags[tag].canonical()
@@ -247,4 +282,7 @@ def custody_digest(tags: Mapping[str, TagState]) -> str:
 
 def counts_by_status(tags: Mapping[str, TagState]) -> dict[str, int]:
     """How many tags are in each status (only the statuses that occur), sorted by status."""
+    counts = getattr(tags, "counts", None)
+    if counts is not None:  # a TagStates: counted as tags are archived
+        return counts()
     return dict(sorted(Counter(state.status for state in tags.values()).items()))

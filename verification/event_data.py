@@ -2,9 +2,17 @@
 
 :func:`check_event_shape` is the part of rule ``envelope.malformed`` that needs no state: the event type is
 one of section 6, its ``stream`` has the right kind (``ledger`` for the genesis, ``org:`` for registry
-events, ``tag:`` for tag events), ``links`` appear only on ``lot_formed`` and ``lot_split`` and name
-``tag:`` streams, and ``data`` has exactly the fields of the type's table, each of the right type and
-encoding.  It raises :class:`DataError` with a JSON Pointer into the envelope (``/body/data/mass_g``).
+events, ``tag:`` for tag events, ``incident:`` for incident events, ``site:`` for ``site_monitored``),
+``links`` appear only on ``lot_formed`` and ``lot_split`` and name ``tag:`` streams, and ``data`` has exactly
+the fields of the type's table, each of the right type and encoding.  It raises :class:`DataError` with a
+JSON Pointer into the envelope (``/body/data/mass_g``).
+
+For the risk events this includes the shapes of section 6 "Risk and remediation": evidence items and lists
+(1..50 items, distinct by ``sha256``: a repeated ``sha256`` is ``envelope.malformed`` at the list, as the
+ledger refuses it with the schema), cycles, action ids, the details commitment, ``summary`` of at most 200
+characters, distinct ``concerns``.  The *cross-field* checks of ``incident_reported`` (``worst_forms`` only for
+``child_labour``, ``occurred_at`` not after ``time``) are type rules, checked after the streams and the
+time like the ledger does (:mod:`verification.risk_replay`).
 
 Where section 6 is silent the check follows the ledger: strings are non-empty, masses and capacities are
 integers > 0, optional fields may also be given as ``null`` (which means absent).  It does not limit string
@@ -32,31 +40,54 @@ from verification.envelope import EnvelopeError, issued_tags
 __all__ = [
     "CUSTODY_ROLES",
     "EVENT_TYPES",
+    "INCIDENT_EVENT_TYPES",
     "REGISTRY_EVENT_TYPES",
+    "RISK_EVENT_TYPES",
     "ROLES",
+    "SITE_EVENT_TYPES",
     "TAG_EVENT_TYPES",
     "DataError",
     "check_event_shape",
 ]
 
 ROLES = frozenset(
-    {"operator", "site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor"}
+    {"operator", "site", "cooperative", "trader", "processor", "exporter", "refiner", "auditor", "monitor",
+     "authority", "partner"}
 )
 CUSTODY_ROLES = frozenset({"site", "cooperative", "trader", "processor", "exporter", "refiner"})
 REGISTRY_EVENT_TYPES = frozenset({"ledger_created", "org_registered", "key_added", "key_revoked", "tags_issued"})
 TAG_EVENT_TYPES = frozenset(
     {"tag_attached", "custody_dispatched", "custody_received", "lot_formed", "lot_split", "tag_consumed",
-     "tag_voided"}
+     "tag_voided", "tag_scanned"}
 )
-EVENT_TYPES = REGISTRY_EVENT_TYPES | TAG_EVENT_TYPES
+INCIDENT_EVENT_TYPES = frozenset(
+    {"incident_reported", "incident_confirmed", "incident_dismissed", "incident_closed", "action_assigned",
+     "action_progress", "action_verified"}
+)
+SITE_EVENT_TYPES = frozenset({"site_monitored"})
+RISK_EVENT_TYPES = INCIDENT_EVENT_TYPES | SITE_EVENT_TYPES
+EVENT_TYPES = REGISTRY_EVENT_TYPES | TAG_EVENT_TYPES | RISK_EVENT_TYPES
 MINERALS = frozenset({"cobalt", "copper", "tin", "tantalum", "tungsten"})
 VOID_REASONS = frozenset({"lost", "stolen", "damaged", "other"})
+SCAN_PURPOSES = frozenset({"customs", "inspection", "purchase", "monitoring", "other"})
+CATEGORIES = frozenset({"child_labour", "health_safety", "forced_labour", "armed_groups", "security_forces",
+                        "chain_of_custody", "environment", "governance"})
+SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+OUTCOMES = frozenset({"implemented", "not_implemented"})
+CONCERNS = frozenset({"price", "payment_delay", "safety", "health", "water", "harassment", "illegal_taxation",
+                      "land_access", "equipment", "finance", "childcare", "other"})
+MAX_SUMMARY = 200
+MAX_EVIDENCE = 50
 MAX_MASS_TOLERANCE_PPM = 500_000
 
 _COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 _RMI_CID = re.compile(r"CID[0-9]{6}", re.ASCII)
 _COORDINATE = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,7})?", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9.+-]{1,60}", re.ASCII)
+_ACTION_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{0,19}", re.ASCII)
+_CYCLE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
 
 
 class DataError(ValueError):
@@ -173,12 +204,50 @@ def _list(item: Checker, low: int, high: int) -> Checker:
     return check
 
 
+def _distinct(items: Checker, key: Callable[[Any], Any], what: str) -> Checker:
+    """A list that passes ``items`` and whose members are distinct by ``key`` (else the list is the field)."""
+
+    def check(value: Any, path: Path) -> None:
+        items(value, path)
+        if len({key(member) for member in value}) != len(value):
+            raise _fail(path, f"has a repeated {what}")
+
+    return check
+
+
+def _boolean(value: Any, path: Path) -> None:
+    if type(value) is not bool:
+        raise _fail(path, "is not true or false")
+
+
+def _text_up_to(limit: int) -> Checker:
+    def check(value: Any, path: Path) -> None:
+        if type(value) is not str or not 1 <= len(value) <= limit:
+            raise _fail(path, f"is not a string of 1..{limit} characters")
+
+    return check
+
+
 _GRAMS = _integer(1)
 _ORG = _predicate(is_org_id, "an organisation id")
 _TAG = _predicate(is_tag_id, "a tag id")
 _GPS = _object({"lat": (True, _coordinate(90)), "lon": (True, _coordinate(180))})
 _MONEY = _object({"currency": (True, _pattern(_CURRENCY, "an ISO 4217 code")), "minor_per_kg": (True, _integer(0))})
 _COUNTRY_CODE = _pattern(_COUNTRY, "an ISO 3166-1 alpha-2 code")
+_COUNT = _integer(0)
+_ACTION = _pattern(_ACTION_ID, "an action id")
+_CYCLE_MONTH = _pattern(_CYCLE, "a cycle YYYY-MM")
+_EVIDENCE = _distinct(
+    _list(_object({
+        "sha256": (True, _pattern(_SHA256, "a lowercase hex SHA-256")),
+        "media_type": (True, _pattern(_MEDIA_TYPE, "a media type")),
+        "name": (False, _text),
+    }), 1, MAX_EVIDENCE),
+    lambda item: item["sha256"],
+    "sha256",
+)
+"""An evidence list (section 6, "Risk and remediation"): 1..50 items ``{sha256, media_type, name?}``, distinct
+by ``sha256``."""
 
 _DATA: dict[str, Checker] = {
     "ledger_created": _object({
@@ -228,9 +297,69 @@ _DATA: dict[str, Checker] = {
     }),
     "tag_consumed": _object({"mass_g": (False, _GRAMS), "product": (False, _text)}),
     "tag_voided": _object({"reason": (True, _one_of(VOID_REASONS)), "note": (False, _text)}),
+    "tag_scanned": _object({
+        "gps": (True, _GPS),
+        "location": (False, _text),
+        "purpose": (False, _one_of(SCAN_PURPOSES)),
+    }),
+    # risk and remediation (section 6 "Risk and remediation", section 16); members in the ledger's order, so
+    # that the first bad member reported is the same
+    "incident_reported": _object({
+        "site": (True, _ORG),
+        "category": (True, _one_of(CATEGORIES)),
+        "severity": (True, _one_of(SEVERITIES)),
+        "occurred_at": (True, _time),
+        "details": (True, _object({"sha256": (True, _pattern(_SHA256, "a lowercase hex SHA-256"))})),
+        "worst_forms": (False, _boolean),
+        "summary": (False, _text_up_to(MAX_SUMMARY)),
+        "people_affected": (False, _COUNT),
+        "referred_to": (False, _ORG),
+        "evidence": (False, _EVIDENCE),
+    }),
+    "incident_confirmed": _object({
+        "severity": (False, _one_of(SEVERITIES)),
+        "note": (False, _text),
+        "evidence": (False, _EVIDENCE),
+    }),
+    "incident_dismissed": _object({"reason": (True, _text)}),
+    "incident_closed": _object({"resolution": (True, _text)}),
+    "action_assigned": _object({
+        "action": (True, _ACTION),
+        "owner": (True, _ORG),
+        "description": (True, _text),
+        "cycle": (True, _CYCLE_MONTH),
+    }),
+    "action_progress": _object({
+        "action": (True, _ACTION),
+        "note": (True, _text),
+        "percent": (False, _integer(0, 100)),
+        "evidence": (False, _EVIDENCE),
+    }),
+    "action_verified": _object({
+        "action": (True, _ACTION),
+        "outcome": (True, _one_of(OUTCOMES)),
+        "note": (False, _text),
+        "evidence": (False, _EVIDENCE),
+    }),
+    "site_monitored": _object({
+        "period": (True, _CYCLE_MONTH),
+        "price_paid": (False, _MONEY),
+        "reference_price": (False, _MONEY),
+        "reference_source": (False, _text),
+        "workforce": (False, _object({"women": (True, _COUNT), "men": (True, _COUNT)})),
+        "minors_observed": (False, _COUNT),
+        "concerns": (False, _distinct(_list(_one_of(CONCERNS), 1, len(CONCERNS)), lambda concern: concern,
+                                      "concern")),
+        "note": (False, _text),
+    }),
 }
 
-_STREAM_KIND = {t: "org:" for t in REGISTRY_EVENT_TYPES} | {t: "tag:" for t in TAG_EVENT_TYPES}
+_STREAM_KIND = (
+    {t: "org:" for t in REGISTRY_EVENT_TYPES}
+    | {t: "tag:" for t in TAG_EVENT_TYPES}
+    | {t: "incident:" for t in INCIDENT_EVENT_TYPES}
+    | {t: "site:" for t in SITE_EVENT_TYPES}
+)
 _STREAM_KIND["ledger_created"] = "ledger"
 _LINKED_TYPES = frozenset({"lot_formed", "lot_split"})
 
@@ -245,6 +374,14 @@ def check_event_shape(body: dict[str, Any]) -> list[str] | None:
     checker = _DATA.get(event_type)
     if checker is None:
         raise DataError("/body/type", f"{event_type!r} is not an event type of section 6")
+    # the ledger's order: the data (its schema), the tags issued, then the kind of stream and the links
+    checker(body["data"], ())
+    issued = None
+    if event_type == "tags_issued":
+        try:
+            issued = issued_tags(body["data"])
+        except EnvelopeError as error:
+            raise DataError(error.field, error.message) from None
     kind = _STREAM_KIND[event_type]
     stream: str = body["stream"]
     if (stream != kind) if kind == "ledger" else not stream.startswith(kind):
@@ -258,10 +395,4 @@ def check_event_shape(body: dict[str, Any]) -> list[str] | None:
         for name in links:
             if not name.startswith("tag:"):
                 raise DataError(json_pointer(("body", "links", name)), "links name tag streams")
-    checker(body["data"], ())
-    if event_type == "tags_issued":
-        try:
-            return issued_tags(body["data"])
-        except EnvelopeError as error:
-            raise DataError(error.field, error.message) from None
-    return None
+    return issued

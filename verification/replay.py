@@ -23,15 +23,19 @@ For each entry, in this order (the order of section 7, after the log's own rules
    (``tag.already_issued``);
 7. ``time`` is not before the last event of any stream it joins (``time.before_previous``) nor more than
    300 s after ``received`` (``time.in_future``: ``received`` is the ledger's clock when it accepted it);
-8. the rules of the registry events (:class:`verification.registry_replay.KeyRegistry`) and the custody
-   rules (:mod:`verification.custody_rules`).
+8. the rules of the registry events (:class:`verification.registry_replay.KeyRegistry`), the custody
+   rules (:mod:`verification.custody_rules`) and the risk rules (:mod:`verification.risk_replay`; its
+   ``incident:`` and ``site:`` streams are checked in step 6 like the others).
 
 Then the entry is folded into the key registry and the tags' custody states
 (:mod:`verification.custody_state`), and its leaf hash appended to the Merkle tree
 (:class:`verification.merkle.CompactRange`).
 
-Memory is proportional to the number of organisations, keys and tags, plus under 9 bytes per entry for
-the event ids (:mod:`verification.event_ids`): nothing else is kept per entry.
+Memory is proportional to the number of organisations, keys and *live* tags (issued, in custody or in
+transit), plus under 9 bytes per entry for the event ids (:mod:`verification.event_ids`) and about 18 bytes
+per finished tag: a tag that is merged, split, consumed or voided takes no more custody events (only
+``tag_scanned``), so its state goes to a temporary file (:mod:`verification.tag_archive`) and is read back
+from there when an event names it.
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ from verification.custody_rules import check_tag_event
 from verification.custody_state import TagState, apply_event, counts_by_status, custody_digest, state_rows
 from verification.encoding import EncodingError, decode_public_key, format_time, key_id, parse_time
 from verification.entry_checks import CheckedEntry, EntryProblem, SignatureChecker, check_entry, normalize_time
-from verification.event_data import CUSTODY_ROLES, REGISTRY_EVENT_TYPES, TAG_EVENT_TYPES
+from verification.event_data import CUSTODY_ROLES, REGISTRY_EVENT_TYPES, RISK_EVENT_TYPES, ROLES, TAG_EVENT_TYPES
 from verification.event_ids import FingerprintSet
 from verification.merkle import CompactRange
 from verification.registry_replay import Head, KeyRegistry
 from verification.replay_errors import ReplayError, RuleBroken
+from verification.risk_replay import ALLOWED_ROLES as RISK_ALLOWED_ROLES
+from verification.risk_replay import CREATING_TYPES, RISK_STREAM_PREFIXES, RiskStreams, check_empty_site_stream
+from verification.tag_archive import TagStates
 
 __all__ = [
     "ALLOWED_ROLES",
@@ -69,6 +76,8 @@ ALLOWED_ROLES: dict[str, frozenset[str]] = {
     **{kind: CUSTODY_ROLES for kind in TAG_EVENT_TYPES},
     "tag_consumed": frozenset({"refiner"}),
     "tag_voided": CUSTODY_ROLES | _OPERATOR,
+    "tag_scanned": ROLES,  # any registered organisation may record that it saw a tag
+    **RISK_ALLOWED_ROLES,  # incidents, actions, site monitoring (verification.risk_replay)
 }
 """Rule ``actor.role``: the roles whose members may record each event type (section 7, "Actors")."""
 
@@ -105,11 +114,12 @@ class Replayer:
         id_key: bytes | None = None,
     ) -> None:
         self.registry = KeyRegistry()
-        self.tags: dict[str, TagState] = {}
+        self.risk = RiskStreams()  # the incident: and site: streams (verification.risk_replay)
+        self.id_key = id_key if id_key is not None else os.urandom(16)
+        self.tags = TagStates(self.id_key)  # every tag; only the live ones in memory (verification.tag_archive)
         self.size = 0
         self.last_received: str | None = None
         self.tree = CompactRange()
-        self.id_key = id_key if id_key is not None else os.urandom(16)
         self.failure: ReplayError | None = None
         self._ids = FingerprintSet()
         self._pins = (pinned_root_key, pinned_log_key, pinned_log_key_name)
@@ -183,6 +193,8 @@ class Replayer:
         if entry.type in TAG_EVENT_TYPES:
             assert registry.ledger is not None
             check_tag_event(entry, self.tags, registry.role_of, registry.ledger.mass_tolerance_ppm)
+        elif entry.type in RISK_EVENT_TYPES:
+            self.risk.check_event(entry, registry.role_of)
         else:
             registry.check_event(entry)
 
@@ -233,16 +245,21 @@ class Replayer:
                     heads.append((state.head_hash, state.head_seq, state.last_time))
                     continue  # the common case, without building a Head
                 head = None if state is None else Head(state.head_hash, state.head_seq, state.last_time)
+            elif stream.startswith(RISK_STREAM_PREFIXES):
+                head = self.risk.head(stream)
+                if head is None and stream.startswith("site:"):  # exists, empty, for every registered site
+                    check_empty_site_stream(stream, declared, pointer, self.registry.role_of)
+                    continue
             else:
                 head = self.registry.head(stream)
             if head is None:
-                if declared is not None or entry.type != "org_registered":
+                if declared is not None or entry.type not in CREATING_TYPES:
                     what = "the tag was never issued" if stream.startswith("tag:") else "the stream does not exist"
                     where = "/body/stream" if pointer == "/body/prev" else pointer
                     raise RuleBroken("stream.unknown", where, f"{stream}: {what}")
                 continue
-            if entry.type == "org_registered":
-                raise RuleBroken("stream.conflict", pointer, f"{stream} is already registered (entry #{head.seq})")
+            if entry.type in CREATING_TYPES:  # a registration or an incident report never continues a stream
+                raise RuleBroken("stream.conflict", pointer, f"{stream} already exists (entry #{head.seq})")
             if declared != head.hash:
                 named = "null" if declared is None else declared.hex()
                 raise RuleBroken("stream.conflict", pointer, f"{stream}: the event names {named} as the previous "
@@ -277,11 +294,14 @@ class Replayer:
         self._ids.add(entry.id_fingerprint)
         if entry.type in REGISTRY_EVENT_TYPES:
             self.registry.apply(entry, seq)
+        elif entry.type in RISK_EVENT_TYPES:
+            self.risk.apply(entry, seq)
         try:
             apply_event(self.tags, entry, seq)
         except (KeyError, TypeError, ValueError) as error:  # only if a rule above has a gap
             self.failure = ReplayError(seq, "custody.unapplicable", f"the custody fold cannot apply it: {error!r}")
             raise self.failure from None
+        self.tags.archive_finished(entry)
         self.tree.append(entry.leaf)
         self.last_received = entry.received
         self.size = seq + 1
@@ -349,8 +369,8 @@ class ReplayResult:
         return self.replayer.registry
 
     def state(self, tag: str) -> TagState | None:
-        """The custody state of ``tag`` (None if it was never issued)."""
-        return self.replayer.tags.get(tag)
+        """The custody state of ``tag`` (None if it was never issued; a finished tag's as a read-only copy)."""
+        return self.replayer.tags.peek(tag)
 
     def rows(self) -> Iterator[tuple[str, bytes]]:
         """(tag, jcs(state)) for every tag, in the digest's order."""

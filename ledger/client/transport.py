@@ -1,6 +1,7 @@
 """How a client reaches a ledger: over HTTP (`HttpTransport`) or in-process (`LocalTransport`).
 
-Both answer the same three questions: submit an envelope, what is the head of a stream, show me a tag.
+Both answer the same questions: submit an envelope, what is the head of a stream, show me a tag; and both
+upload an incident's sealed details (`put_details`, protocol 16.2).
 A refusal comes back as `LedgerError` carrying the RFC 9457 problem document.
 """
 
@@ -38,6 +39,10 @@ class Transport(ABC):
     @abstractmethod
     def tag(self, tag_id: str) -> dict[str, Any] | None: ...
 
+    def put_details(self, incident: str, details: dict[str, Any]) -> dict[str, Any]:
+        """Upload an incident's sealed details (protocol 16.2): `{"incident", "details_sha256"}`."""
+        raise NotImplementedError
+
 
 class HttpTransport(Transport):
     def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
@@ -61,6 +66,12 @@ class HttpTransport(Transport):
         response = self.http.get(f"/v1/tags/{tag_id}")
         if response.status_code == 404:
             return None
+        if response.status_code >= 400:
+            raise LedgerError(response.status_code, _problem(response))
+        return response.json()
+
+    def put_details(self, incident: str, details: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.put(f"/v1/incidents/{incident}/details", json=details)
         if response.status_code >= 400:
             raise LedgerError(response.status_code, _problem(response))
         return response.json()
@@ -89,6 +100,15 @@ class LocalTransport(Transport):
 
         view = self.ledger.tag(tag_id)
         return None if view is None else tag_document(view, self.ledger.registry())
+
+    def put_details(self, incident: str, details: dict[str, Any]) -> dict[str, Any]:
+        from ledger.service import DetailsRefused
+
+        try:
+            digest = self.ledger.put_sealed_details(incident, details)
+        except DetailsRefused as refused:
+            raise LedgerError(refused.status, {"rule": refused.rule, "detail": refused.detail, **refused.extra}) from None
+        return {"incident": incident, "details_sha256": digest}
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class StoredEvent:
 
 CHECKPOINTS = "tagledger_checkpoints"
 NODES = "tagledger_merkle_nodes"
+SEALED_DETAILS = "tagledger_sealed_details"
 
 
 class SchemaError(RuntimeError):
@@ -64,6 +65,16 @@ class StoredCheckpoint:
     root: bytes
     note: str
     signed_at: str
+
+
+@dataclass(frozen=True)
+class StoredDetails:
+    """An incident's sealed details (protocol 16.2): `data` = jcs(details), whose SHA-256 is `sha256`."""
+
+    incident: str
+    sha256: str
+    data: bytes
+    stored_at: str
 
 
 class WriteSession(ABC):
@@ -201,6 +212,23 @@ class LogStore(ABC):
         """Signed checkpoints in increasing size, the smallest after `after_size` first."""
         ph = self.placeholder
         return self._select_checkpoints(f"WHERE size > {ph} ORDER BY size LIMIT {ph}", [after_size, limit])
+
+    # -- sealed incident details (protocol section 16.2; migration 006) ---------------------------
+
+    def insert_sealed_details(self, details: StoredDetails) -> bool:
+        """Store an incident's sealed details unless (incident, sha256) is stored already (append-only: never
+        replaced); True if this call stored them."""
+        raise NotImplementedError
+
+    def read_sealed_details(self, incident: str) -> list[StoredDetails]:
+        """The sealed details stored for `incident` (at most one per sha256), oldest first."""
+        with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(
+                f"SELECT incident, sha256, details, stored_at FROM {SEALED_DETAILS} WHERE incident = "
+                f"{self.placeholder} ORDER BY stored_at, sha256", [incident],
+            )
+            return [StoredDetails(r["incident"], r["sha256"], bytes(r["details"]), r["stored_at"])
+                    for r in curs.fetchall()]
 
     @abstractmethod
     def close(self) -> None: ...

@@ -24,9 +24,11 @@ from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    SEALED_DETAILS,
     LogStore,
     SchemaError,
     StoredCheckpoint,
+    StoredDetails,
     StoredEvent,
     WriteSession,
     keep_rejected,
@@ -62,7 +64,8 @@ _SELECT_TAGGED = (
 )
 
 
-APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts")
+APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts",
+                      SEALED_DETAILS)
 APP_ROLE = "tagledger_app"
 
 
@@ -240,6 +243,15 @@ class PostgresLogStore(LogStore):
                 f"INSERT INTO {CHECKPOINTS} (size, root, note, signed_at) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
                 [checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_at],
+            )
+            return curs.rowcount == 1
+
+    def insert_sealed_details(self, details: StoredDetails) -> bool:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"INSERT INTO {SEALED_DETAILS} (incident, sha256, details, stored_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (incident, sha256) DO NOTHING",
+                [details.incident, details.sha256, details.data, details.stored_at],
             )
             return curs.rowcount == 1
 

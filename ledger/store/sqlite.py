@@ -34,9 +34,11 @@ from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    SEALED_DETAILS,
     LogStore,
     SchemaError,
     StoredCheckpoint,
+    StoredDetails,
     StoredEvent,
     WriteSession,
     keep_rejected,
@@ -47,6 +49,8 @@ MAIN = "tagledger_events_tt_main"
 TAGS = "tagledger_events_tt_tag"
 POLL_SECONDS = 0.2
 _MAX_VARS = 900  # stay under SQLite's bound-parameter limit
+APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts",
+                      SEALED_DETAILS)
 
 
 def sqlite_path(url: str) -> str:
@@ -187,7 +191,7 @@ class SQLiteLogStore(LogStore):
             curs.execute("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
             refused = {(row["tbl_name"], op) for row in curs.fetchall() for op in ("UPDATE", "DELETE")
                        if f"BEFORE {op} ON" in row["sql"].upper() and "RAISE(ABORT" in row["sql"].upper()}
-        missing = [f"{table}: no trigger refusing {op}" for table in (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts")
+        missing = [f"{table}: no trigger refusing {op}" for table in APPEND_ONLY_TABLES
                    for op in ("UPDATE", "DELETE") if (table, op) not in refused]
         if missing:
             raise SchemaError("refusing to run on a log that is not append-only: " + "; ".join(missing))
@@ -240,6 +244,16 @@ class SQLiteLogStore(LogStore):
             curs.execute(
                 f"INSERT INTO {CHECKPOINTS} (size, root, note, signed_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.signed_at],
+            )
+            curs.execute("SELECT changes() AS n")
+            return int(curs.fetchone()["n"]) == 1
+
+    def insert_sealed_details(self, details: StoredDetails) -> bool:
+        with self._locked_transaction() as curs:
+            curs.execute(
+                f"INSERT INTO {SEALED_DETAILS} (incident, sha256, details, stored_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (incident, sha256) DO NOTHING",
+                [details.incident, details.sha256, details.data, details.stored_at],
             )
             curs.execute("SELECT changes() AS n")
             return int(curs.fetchone()["n"]) == 1

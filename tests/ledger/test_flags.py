@@ -1,9 +1,10 @@
 """Fraud flags on both backends, from real histories recorded through the signed write path.
 
-Each flag of docs/_drafts/flags.md: a backdated key revocation, a tag used after it was voided (the refused
-attempt is kept, custody is unchanged), a site over its capacity, mass creeping over several hops, a lot
-heavier than its inputs, a tag recorded in two places too far apart; inheritance through lots and splits; and
-the flags projection rebuilt from scratch to identical rows (property-based).
+Each flag of docs/protocol.md section 9.1: a backdated key revocation, a tag used after it was voided (the
+refused attempt is kept, custody is unchanged), a site over its capacity, mass creeping over several hops, a lot
+heavier than its inputs, a tag recorded in two places too far apart (custody events and signed scans), a tag
+scanned after its end; inheritance through lots and splits; risk events ignored; and the flags projection
+rebuilt from scratch to identical rows (property-based).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from verification.encoding import format_time
 KOLWEZI = {"lat": "-10.7148", "lon": "25.4667"}
 LUBUMBASHI = {"lat": "-11.6609", "lon": "27.4794"}  # about 240 km away
 NEARBY = {"lat": "-10.7150", "lon": "25.4671"}
+KIGALI = {"lat": "-1.9441", "lon": "30.0619"}  # about 1,170 km from Lubumbashi
+LUBUMBASHI_NEAR = {"lat": "-11.6612", "lon": "27.4790"}  # a few tens of metres from LUBUMBASHI
 
 
 @pytest.fixture
@@ -56,6 +59,12 @@ def last_seq(world: World) -> int:
 
 def record(world: World, org: str, kind: str, tag: str, data: dict[str, Any]) -> int:
     world.clients[org].record(kind, f"tag:{tag}", data, time=world.tick())
+    return last_seq(world)
+
+
+def scan(world: World, org: str, tag: str, gps: dict[str, str], minutes: int = 10, **data: Any) -> int:
+    """A signed `tag_scanned` by `org`, `minutes` after the previous event; its seq."""
+    world.clients[org].scan(tag, gps=gps, time=world.tick(minutes), **data)
     return last_seq(world)
 
 
@@ -103,6 +112,114 @@ def test_travel_is_checked_along_a_lot_chain(world: World) -> None:
     assert codes(world, "KAL-000001") == []
     [flag] = view(world, "LOT-0001")["flags"]
     assert flag["code"] == "tag.reuse" and [e["seq"] for e in flag["evidence"]] == [received, dispatched]
+
+
+# --- tag.reuse: signed scans ------------------------------------------------------------------------------
+
+
+def test_a_tag_scanned_far_away_soon_after_its_receipt_is_flagged(world: World) -> None:
+    world.clients["kalimbi"].attach("KAL-000001", mineral="tin", mass_g=50_000, pit="P1", time=world.tick())
+    world.clients["kalimbi"].dispatch("KAL-000001", "trader", time=world.tick())
+    received = record(world, "trader", "custody_received", "KAL-000001", {"mass_g": 49_900, "gps": LUBUMBASHI})
+    scan(world, "monitor", "KAL-000001", LUBUMBASHI_NEAR, minutes=5, purpose="inspection")  # nearby: fine
+    assert codes(world, "KAL-000001") == []
+    scanned = scan(world, "monitor", "KAL-000001", KIGALI, location="Kigali", purpose="customs")
+    document = view(world, "KAL-000001")
+    [flag] = document["flags"]
+    assert flag["code"] == "tag.reuse" and flag["tag"] == "KAL-000001" and not flag["inherited"]
+    nearby = scanned - 1
+    assert [e["seq"] for e in flag["evidence"]] == [nearby, scanned]  # consecutive positions: the nearby scan
+    hashes = {e["seq"]: e["hash"] for e in document["events"]}
+    assert [e["hash"] for e in flag["evidence"]] == [hashes[nearby], hashes[scanned]]
+    assert "10 min apart" in flag["summary"]
+    # custody is unchanged by scans: the trader still holds the bag
+    assert document["state"]["status"] == "in_custody" and document["state"]["holder"] == "trader"
+    assert document["verdict"]["code"] == "flagged" and document["verdict"]["custody_status"] == "in_custody"
+    assert view(world, "KAL-000001", as_of=scanned)["flags"] == []  # raised by the scan
+    assert received < nearby
+
+
+def _end_the_tag(world: World, end: str) -> tuple[str, int]:
+    """End KAL-000001's life as `end` says; returns (the tag's custody status, the entry that ended it)."""
+    if end == "consumed":
+        attach_and_deliver(world, "KAL-000001", to="refiner")
+        world.clients["refiner"].consume("KAL-000001", mass_g=49_900, time=world.tick())
+    elif end == "voided":
+        attach_and_deliver(world, "KAL-000001")
+        world.clients["trader"].void("KAL-000001", "stolen", time=world.tick())
+    else:
+        attach_and_deliver(world, "KAL-000001", to="depot")
+        world.clients["depot"].merge("LOT-0001", ["KAL-000001"], mass_g=49_900, time=world.tick())
+    return end, last_seq(world)
+
+
+@pytest.mark.parametrize("end", ["consumed", "voided", "merged"])
+def test_a_tag_scanned_after_its_end_is_flagged(world: World, end: str) -> None:
+    status, ended = _end_the_tag(world, end)
+    assert codes(world, "KAL-000001") == []
+    size = world.ledger.store.size()
+    # a day later, at a market: far from nothing the travel rule knows (no position was ever recorded)
+    scanned = scan(world, "exporter", "KAL-000001", KOLWEZI, minutes=24 * 60, location="Kolwezi market",
+                   purpose="purchase")
+    assert scanned == size  # accepted, whatever the tag's status
+    document = view(world, "KAL-000001")
+    assert document["state"]["status"] == status  # custody unchanged
+    [flag] = document["flags"]
+    assert flag["code"] == "tag.reuse" and not flag["inherited"]
+    hashes = {e["seq"]: e["hash"] for e in document["events"]}
+    assert [(e["seq"], e["hash"]) for e in flag["evidence"]] == [(ended, hashes[ended]), (scanned, hashes[scanned])]
+    assert flag["evidence"][0]["note"].startswith(f"KAL-000001 {'merged into lot LOT-0001' if end == 'merged' else end}")
+    assert flag["evidence"][1]["note"].startswith("scanned by exporter at Kolwezi market (purchase)")
+    assert "after its life was over" in flag["summary"]
+    verdict = document["verdict"]
+    assert verdict["code"] == "flagged" and verdict["custody_status"] == status and not verdict["authentic"]
+    assert view(world, "KAL-000001", as_of=scanned)["flags"] == []
+    assert world.ledger.flags.ends_of(["KAL-000001", "KAL-000002"])["KAL-000001"].seq == ended
+    assert "KAL-000002" not in world.ledger.flags.ends_of(["KAL-000002"])
+    if end == "merged":  # the lot the bag went into inherits it
+        [inherited] = view(world, "LOT-0001")["flags"]
+        assert inherited["code"] == "tag.reuse" and inherited["inherited"] and inherited["tag"] == "KAL-000001"
+        assert [e["seq"] for e in inherited["evidence"]] == [ended, scanned]
+    # a later scan adds its evidence to the same flag (one flag per code and tag)
+    again = scan(world, "monitor", "KAL-000001", KOLWEZI, minutes=60)
+    [flag] = view(world, "KAL-000001")["flags"]
+    assert [e["seq"] for e in flag["evidence"]] == [ended, scanned, again]
+
+
+def test_refused_attempts_after_a_scan_still_start_with_the_end(world: World) -> None:
+    site = world.clients["kalimbi"]
+    site.attach("KAL-000001", mineral="tin", mass_g=40_000, pit="P1", time=world.tick())
+    site.void("KAL-000001", "stolen", time=world.tick())
+    voided = last_seq(world)
+    scan(world, "monitor", "KAL-000001", KOLWEZI)
+    with pytest.raises(LedgerError):
+        site.dispatch("KAL-000001", "trader", time=world.tick())
+    [attempted] = [f for f in view(world, "KAL-000001")["flags"] if f["evidence"][-1]["seq"] is None]
+    assert attempted["evidence"][0]["seq"] == voided
+
+
+def test_scans_and_risk_events_leave_the_projection_rebuildable(world: World) -> None:
+    world.clients["kalimbi"].attach("KAL-000001", mineral="tin", mass_g=10_000, pit="P1", gps=KOLWEZI,
+                                    time=world.tick())
+    scan(world, "monitor", "KAL-000001", KOLWEZI, purpose="monitoring")
+    world.clients["monitor"].monitor_site("kalimbi", world.clock.strftime("%Y-%m"), minors_observed=0,
+                                          time=world.tick())
+    world.clients["monitor"].report_incident(
+        "INC-0001", site="kalimbi", category="health_safety", severity="medium",
+        occurred_at=format_time(world.clock), details_sha256="ab" * 32, time=world.tick())
+    world.clients["kalimbi"].void("KAL-000001", "lost", time=world.tick())
+    scan(world, "coop", "KAL-000001", LUBUMBASHI, minutes=5)  # after its end, and 240 km in 5 minutes
+    world.clients["monitor"].confirm_incident("INC-0001", time=world.tick())
+    flags = world.ledger.flags
+    flags.catch_up()
+    assert flags.position() == world.ledger.store.size()
+    assert flags.flagged() == [{"tag": "KAL-000001", "codes": ["tag.reuse"]}]
+    [flag] = view_flags(world, "KAL-000001")
+    assert len(flag["evidence"]) == 3  # the void, the scan after it, and the position before it (travel)
+    rows, document = flags.rows(), view_flags(world, "KAL-000001")
+    flags.drop()
+    flags.catch_up()
+    assert flags.rows() == rows and view_flags(world, "KAL-000001") == document
 
 
 # --- tag.reuse: attempts after the end --------------------------------------------------------------------
@@ -330,7 +447,7 @@ BAGS = [f"KAL-{i:06d}" for i in range(1, 7)]
 LOTS = [f"LOT-{i:04d}" for i in range(1, 6)]
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["advance"] * 8 + ["split", "void", "reuse", "reuse", "revoke"]),
+        st.sampled_from(["advance"] * 8 + ["split", "void", "reuse", "reuse", "revoke", "scan", "scan", "monitor"]),
         st.integers(0, len(BAGS) + len(LOTS) - 1),  # which tag
         st.integers(0, len(PLACES) - 1),  # where
         st.integers(-600, 1000),  # mass change in grams (some beyond the tolerance: refused)
@@ -348,7 +465,8 @@ def depot_holds(world: World) -> bool:
 
 def _play(world: World, ops: list[tuple[str, int, int, int, int]]) -> None:
     """Drive tags along site -> trader -> depot (lots) -> refiner with positions, changing masses, splits,
-    voids, uses after the end and backdated revocations; the ledger refuses what breaks a rule."""
+    voids, uses after the end, signed scans (before and after the end), site monitoring and backdated
+    revocations; the ledger refuses what breaks a rule."""
     keys = KeyPair.generate()
     world.operator.register_org("smallpit", "Small Pit", "site", "CD", [keys.public_key],
                                 capacity_kg_per_month=90, time=world.tick())
@@ -398,6 +516,13 @@ def _play(world: World, ops: list[tuple[str, int, int, int, int]]) -> None:
                 else:
                     world.clients[state.issued_to].attach(tag, mineral="tin", mass_g=1_000, pit="P2",
                                                           time=world.clock)
+            elif kind == "scan":  # a signed scan, whatever the tag's status: a position, perhaps after its end
+                scanner = ["monitor", "exporter", *ORGS][place % (len(ORGS) + 2)]
+                world.clients[scanner].scan(tag, gps=gps or KIGALI, purpose="inspection" if delta > 0 else None,
+                                            time=world.clock)
+            elif kind == "monitor":  # a risk event: not the flags' business
+                world.clients["monitor"].monitor_site("kalimbi", world.clock.strftime("%Y-%m"),
+                                                      minors_observed=place, time=world.clock)
             elif kind == "revoke" and delta > 600 and place < len(ORGS):  # rarely: a backdated revocation
                 org = ORGS[place]
                 if org in spare:

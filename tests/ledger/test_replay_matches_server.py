@@ -94,3 +94,33 @@ def test_random_histories_replay_to_the_servers_projection(ops) -> None:
             assert replayed.digest == projection.digest()
         finally:
             world.ledger.close()
+
+
+def test_scans_and_risk_events_replay_to_the_servers_projection(store_url: str) -> None:
+    """`tag_scanned` and the risk events (protocol sections 6, 7, 16) on both backends: the lifecycle of
+    tests/unit/test_replay_risk.py, whose every attempt (accepted or refused) the replay judges as the ledger
+    did; then the log, read back through a store of its own, replays to the projection's rows and digest, and
+    the replay's incidents are the server's."""
+    from tests.unit.test_replay_risk import Judge, play_lifecycle, risk_world
+
+    world = risk_world(store_url)
+    try:
+        judge = Judge(world)
+        play_lifecycle(judge)
+        assert sum(not verdict.accepted for _, verdict in judge.judged) >= 70
+        entries = _entries(store_url)
+        assert len(entries) == world.ledger.store.size()
+        projection = CustodyProjection(world.ledger.store)
+        projection.catch_up()
+        replayed = replay_sequential(entries)
+        assert list(replayed.rows()) == projection.rows()
+        assert replayed.digest == projection.digest()
+        multi = replay_entries(entries, workers=2, chunk_size=11)
+        assert (multi.size, multi.digest, multi.root) == (replayed.size, replayed.digest, replayed.root)
+        risk = replayed.replayer.risk
+        book = world.ledger.risk_book([f"incident:{i}" for i in risk.incidents])
+        assert {i: (s.status, s.severity, s.head.hash.hex()) for i, s in risk.incidents.items()} == {
+            i: (s.status, s.severity, s.head.hash) for i, s in book.incidents.items()}
+        assert len(risk.incidents) == 3
+    finally:
+        world.ledger.close()

@@ -345,3 +345,146 @@ def test_fold_capacity_and_backdated_revocation() -> None:
       time="2026-02-02T00:00:00Z")
     assert "custody.revoked_key" not in f.codes("B")  # signed before the effective time
     assert f.codes("C") == ["custody.revoked_key"]
+
+
+# --- signed scans (tag_scanned): positions, and a tag seen after its end -------------------------------------
+
+KIGALI = ("-1.9441", "30.0619")  # about 1,170 km from Lubumbashi
+LUBUMBASHI_NEAR = ("-11.6612", "27.4790")  # a few tens of metres from LUBUMBASHI
+
+
+def gps(where: tuple[str, str]) -> dict[str, str]:
+    return {"lat": where[0], "lon": where[1]}
+
+
+def scan(f: Fold, tag: str, where: tuple[str, str], time: str, **data: Any) -> int:
+    return f("tag_scanned", f"tag:{tag}", {"gps": gps(where), **data}, time=time, actor="customs")
+
+
+def test_a_scan_far_away_shortly_after_a_custody_event_is_flagged() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "s", "mass_g": 1000}, time="2026-01-01T07:00:00Z")
+    received = f("custody_received", "tag:A", {"mass_g": 1000, "gps": gps(LUBUMBASHI)}, time="2026-01-01T08:00:00Z")
+    scanned = scan(f, "A", KIGALI, "2026-01-01T08:10:00Z", location="Kigali airport", purpose="customs")
+    [flag] = f.store.chain("A").flags
+    assert flag.code == "tag.reuse" and flag.raised_at == scanned
+    assert [(e.seq, e.hash) for e in flag.evidence] == [(received, f"{received:064x}"), (scanned, f"{scanned:064x}")]
+    assert flag.evidence[1].note.startswith("tag_scanned of A at -1.9441,30.0619")
+    assert "10 min apart" in flag.summary and f"#{received}" in flag.summary and f"#{scanned}" in flag.summary
+    # the scan is now the tag's last position: a receipt back in Lubumbashi 20 minutes later is flagged too
+    back = f("custody_received", "tag:A", {"mass_g": 1000, "gps": gps(LUBUMBASHI)}, time="2026-01-01T08:30:00Z")
+    assert [e.seq for e in f.store.chain("A").flags[0].evidence] == [received, scanned, back]
+
+
+def test_a_scan_nearby_or_long_after_is_not_flagged() -> None:
+    f = Fold()
+    f("custody_received", "tag:A", {"mass_g": 1000, "gps": gps(LUBUMBASHI)}, time="2026-01-01T08:00:00Z")
+    scan(f, "A", LUBUMBASHI_NEAR, "2026-01-01T08:01:00Z", purpose="inspection")
+    scan(f, "A", KIGALI, "2026-01-02T08:01:00Z")  # 1,170 km in a day: plausible
+    assert f.codes("A") == []
+    assert [x.type for x in f.store.chain("A").fixes] == ["tag_scanned"]
+    # a scan without a tag position before it (nothing recorded a gps) has nothing to be compared with
+    scan(f, "B", KIGALI, "2026-01-01T08:00:00Z")
+    assert f.codes("B") == [] and f.store.chain("B").end is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "what"),
+    [
+        ("tag_consumed", {"mass_g": 1000}, "A consumed at refiner on 2026-01-01T09:00:00.000000Z"),
+        ("tag_voided", {"reason": "stolen"}, "A voided (stolen) by refiner on 2026-01-01T09:00:00.000000Z"),
+    ],
+)
+def test_a_scan_after_the_end_is_flagged_with_the_end_and_the_scan(kind: str, data: dict[str, Any],
+                                                                   what: str) -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "s", "mass_g": 1000}, time="2026-01-01T07:00:00Z")
+    ended = f(kind, "tag:A", data, time="2026-01-01T09:00:00Z", actor="refiner")
+    assert f.codes("A") == [] and f.store.chain("A").end == Evidence(ended, f"{ended:064x}", what)
+    # seen a week later, nearby and slowly enough for the travel rule: only its end makes it suspect
+    scanned = scan(f, "A", KOLWEZI, "2026-01-08T09:00:00Z", location="Kolwezi market", purpose="purchase")
+    [flag] = f.store.chain("A").flags
+    assert flag.code == "tag.reuse" and flag.raised_at == scanned
+    assert [(e.seq, e.hash) for e in flag.evidence] == [(ended, f"{ended:064x}"), (scanned, f"{scanned:064x}")]
+    assert flag.evidence[0].note == what
+    assert flag.evidence[1].note == (f"scanned by customs at Kolwezi market (purchase) at {KOLWEZI[0]},{KOLWEZI[1]} "
+                                     f"on 2026-01-08T09:00:00.000000Z, after the tag's end (entry #{ended})")
+    assert flag.summary.startswith("Tag A was scanned by customs at Kolwezi market (purchase) on "
+                                   f"2026-01-08T09:00:00.000000Z (entry #{scanned}), after its life was over: {what}")
+    # one flag per code: a second scan adds its evidence only (the end is not repeated)
+    again = scan(f, "A", KOLWEZI, "2026-01-09T09:00:00Z")
+    [flag] = f.store.chain("A").flags
+    assert [e.seq for e in flag.evidence] == [ended, scanned, again] and flag.raised_at == scanned
+    # as of before the second scan: the flag as it was then
+    assert [e.seq for e in flags.visible(flag, again).evidence] == [ended, scanned]
+    assert flags.visible(flag, scanned) is None
+
+
+def test_a_scan_after_the_end_joins_an_earlier_travel_flag() -> None:
+    f = Fold()
+    first = f("custody_received", "tag:A", {"mass_g": 1000, "gps": gps(LUBUMBASHI)}, time="2026-01-01T08:00:00Z")
+    second = scan(f, "A", KIGALI, "2026-01-01T08:10:00Z")  # travel
+    ended = f("tag_consumed", "tag:A", {}, time="2026-01-01T09:00:00Z", actor="refiner")
+    late = scan(f, "A", KIGALI, "2026-01-05T09:00:00Z")
+    [flag] = f.store.chain("A").flags  # one flag per code and tag: the travel flag, with the new evidence
+    assert "Possible cloned tag" in flag.summary and flag.raised_at == second
+    assert [e.seq for e in flag.evidence] == [first, second, ended, late]
+    assert "after the tag's end" in flag.evidence[3].note
+
+
+def test_a_scan_of_a_merged_input_flags_the_input_and_names_the_lot() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "s", "mass_g": 1000, "gps": gps(KOLWEZI)}, time="2026-01-01T08:00:00Z")
+    f("tag_attached", "tag:B", {"site": "s", "mass_g": 1000}, time="2026-01-01T08:00:00Z")
+    formed = f("lot_formed", "tag:L", {"inputs": ["A", "B"], "mass_g": 2000}, links=["A", "B"],
+               time="2026-01-01T10:00:00Z", actor="depot")
+    assert f.store.chain("A").end == Evidence(formed, f"{formed:064x}",
+                                              "A merged into lot L by depot on 2026-01-01T10:00:00.000000Z")
+    assert f.store.chain("L").end is None  # the lot lives on
+    scanned = scan(f, "A", KOLWEZI, "2026-01-03T10:00:00Z", purpose="monitoring")
+    assert f.codes("A") == ["tag.reuse"] and f.codes("L") == [] and f.codes("B") == []
+    assert [e.seq for e in f.store.chain("A").flags[0].evidence] == [formed, scanned]
+    assert "merged into lot L" in f.store.chain("A").flags[0].summary
+    # a scan of the lot itself is an ordinary position (its inputs' last positions are its chain's)
+    f("tag_scanned", "tag:L", {"gps": gps(LUBUMBASHI)}, time="2026-01-03T10:30:00Z", actor="customs")
+    assert f.codes("L") == []  # 2 days after A's attachment at Kolwezi, 240 km: plausible
+    split = f("lot_split", "tag:L", {"outputs": [{"tag": "O1", "mass_g": 1000}, {"tag": "O2", "mass_g": 1000}]},
+              links=["O1", "O2"], time="2026-01-03T11:00:00Z", actor="depot")
+    assert f.store.chain("L").end.seq == split and "split into 2 tags" in f.store.chain("L").end.note
+    assert f.store.chain("O1").end is None
+    scan(f, "L", LUBUMBASHI, "2026-01-03T12:00:00Z")
+    assert f.codes("L") == ["tag.reuse"] and f.codes("O1") == []
+
+
+def test_scans_before_the_end_and_risk_events_change_nothing_else() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "s", "mass_g": 1000}, time="2026-01-01T07:00:00Z")
+    scan(f, "A", KOLWEZI, "2026-01-01T08:00:00Z")
+    chain = f.store.chain("A")
+    assert chain.mass == 1000 and chain.start == 1000 and chain.end is None and chain.flags == []
+    before = {tag: c.to_json() for tag, c in f.store.chains.items()}
+    uses = list(f.store.uses)
+    # risk and remediation events (incident: and site: streams) are no business of the flags
+    f("incident_reported", "incident:INC-0001", {"site": "s", "category": "child_labour", "severity": "high"})
+    f("action_assigned", "incident:INC-0001", {"action": "A1", "owner": "s"})
+    f("site_monitored", "site:s", {"period": "2026-01"})
+    assert {tag: c.to_json() for tag, c in f.store.chains.items()} == before and f.store.uses == uses
+
+
+def test_chain_state_with_an_end_round_trips_and_old_rows_read() -> None:
+    chain = ChainState("A", end=Evidence(4, "e" * 64, "A consumed at refiner on 2026-01-01T00:00:00.000000Z"))
+    assert not chain.empty and ChainState.from_json(chain.to_json()) == chain
+    old = ChainState("B", mass=5).to_json()
+    assert "end" not in old  # a live tag's row is unchanged by this field
+    assert ChainState.from_json(old).end is None
+
+
+def test_attempts_flag_starts_with_the_end_entry_when_it_is_known() -> None:
+    # the tag's head is a scan made after its end: the projection's end entry is the evidence, not the head
+    voided = state("BAG-1", Status.VOIDED, void_reason="stolen")
+    body = {"type": "custody_dispatched", "actor": "trader", "time": "2026-01-03T00:00:00Z"}
+    attempts = [Attempt("BAG-1", "tag.finished", "2026-01-03T00:00:01.000000Z", 20, "a" * 64, body)]
+    end = Evidence(9, "9" * 64, "BAG-1 voided (stolen) by kalimbi on 2026-01-02T00:00:00.000000Z")
+    flag = flags.attempts_flag(attempts, voided, "f" * 64, end)
+    assert [(e.seq, e.hash) for e in flag.evidence] == [(9, "9" * 64), (None, "a" * 64)]
+    assert flag.evidence[0] == end and "voided (stolen)" in flag.summary
