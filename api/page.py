@@ -190,6 +190,125 @@ def origins_model(t: Messages, document: dict[str, Any], names: Names, lang: str
     }
 
 
+RISK_STATUS_TONES = {"red": RED, "amber": AMBER, "green": GREEN}
+
+
+def _action_row(t: Messages, action: dict[str, Any], names: Names) -> dict[str, Any]:
+    """One corrective action: what, who, when it was due, and how it ended (or where it stands)."""
+    status = action.get("status")
+    outcome: list[Markup] = []
+    if status == "implemented":
+        tone = GREEN
+        outcome.append(t("risk_action_implemented", date=iso_date(action.get("implemented_at"))))
+    elif status == "cancelled":
+        tone = BLUE
+        outcome.append(t("risk_action_cancelled"))
+    elif status == "open":
+        tone = AMBER
+        if action.get("overdue"):
+            tone = RED
+            outcome.append(t("risk_action_overdue"))
+        if action.get("last_verification") == "not_implemented":
+            tone = RED
+            outcome.append(t("risk_action_not_implemented"))
+        if not outcome:
+            outcome.append(t("risk_action_open"))
+        if isinstance(action.get("progress"), int):
+            outcome.append(t("risk_action_progress", percent=action["progress"]))
+    else:  # a status this page does not know yet: as the server says it
+        tone = AMBER
+        outcome.append(Markup("{}").format(status or "?"))
+    return {
+        "action": str(action.get("action") or ""),
+        "text": t("risk_action", description=action.get("description") or "", owner=strong(names(action.get("owner"))),
+                  due=iso_date(action.get("due"))),
+        "outcome": Markup(" · ").join(outcome),
+        "tone": tone,
+    }
+
+
+def _incident_row(t: Messages, incident: dict[str, Any], names: Names, as_of: int | None) -> dict[str, Any]:
+    """One incident, in its public form (protocol 16.5): never its sealed details."""
+    status = str(incident.get("status") or "")
+    red_flag = bool(incident.get("red_flag"))
+    remediated = bool(incident.get("remediated"))
+    is_open = status in ("reported", "confirmed")
+    if is_open:
+        tone, mark = (RED, "!") if red_flag else (AMBER, "!")
+    else:
+        tone, mark = (GREEN, "✓") if remediated else (BLUE, "–")
+    if status in ("dismissed", "closed"):
+        status_text = t(f"risk_incident_{status}", date=iso_date(incident.get("resolved_at")))
+    elif status in ("reported", "confirmed"):
+        status_text = t(f"risk_incident_{status}")
+    else:
+        status_text = Markup("{}").format(status or "?")
+    category = str(incident.get("category") or "")
+    if category == "child_labour" and incident.get("worst_forms"):
+        category = "child_labour_worst_forms"
+    annex = [t("risk_annex_ii", risk=t.term("risk_annex", item.get("risk")), paragraphs=item.get("paragraphs") or "")
+             for item in incident.get("annex_ii") or [] if isinstance(item, dict)]
+    ident = str(incident.get("id") or "")
+    people = incident.get("people_affected")
+    return {
+        "id": ident,
+        "href": "/v1/incidents/" + quote(ident, safe="") + (f"?as_of={as_of}" if as_of is not None else ""),
+        "tone": tone,
+        "mark": mark,
+        "category": t.term("risk_cat", category),
+        "red_flag": red_flag,
+        "severity": t.term("risk_sev", incident.get("severity")),
+        "status": status_text,
+        "remediated": remediated,
+        "occurred": iso_date(incident.get("occurred_at")),
+        "reported": iso_date(incident.get("reported_at")),
+        "annex_ii": annex,
+        "summary": str(incident.get("summary") or ""),
+        "people": t("risk_people", n=people) if isinstance(people, int) else None,
+        "referred": t("risk_referred", org=strong(names(incident["referred_to"])))
+        if incident.get("referred_to") else None,
+        "actions": [_action_row(t, a, names) for a in incident.get("actions") or [] if isinstance(a, dict)],
+    }
+
+
+def risk_model(t: Messages, document: dict[str, Any], names: Names, as_of: int | None) -> dict[str, Any] | None:
+    """The risk context of the origin sites (protocol 16.6): per site, the incidents open at some time between
+    the ore's tagging there and the end of the tag's custody, and how they were remediated."""
+    risk = document.get("risk")
+    if not isinstance(risk, dict) or not risk.get("sites"):
+        return None
+    sites = []
+    for site in risk["sites"]:
+        if not isinstance(site, dict):
+            continue
+        window = site.get("window") or {}
+        status = str(site.get("status_now") or "")
+        ongoing = as_of is None and window.get("to") is not None and window.get("to") == risk.get("at")
+        sites.append({
+            "site": site.get("site_name") or names(site.get("site")),
+            "status": t("risk_status", status=Markup('<strong class="st {}">{}</strong>').format(
+                RISK_STATUS_TONES.get(status, AMBER),
+                t(f"risk_status_{status}") if status in RISK_STATUS_TONES else status)),
+            "window": t("risk_window_now" if ongoing else "risk_window", start=iso_date(window.get("from")),
+                        end=iso_date(window.get("to"))),
+            "incidents": [_incident_row(t, i, names, as_of) for i in site.get("incidents") or []
+                          if isinstance(i, dict)],
+        })
+    red, remediated, unremediated = (int(risk.get(key) or 0) for key in
+                                     ("open_red_flags_in_window", "remediated", "unremediated"))
+    tone, mark = (RED, "✕") if unremediated else (AMBER, "!") if red else (GREEN, "✓")
+    return {
+        "sites": sites,
+        "tone": tone,
+        "mark": mark,
+        "headline": t("risk_headline_unremediated", n=unremediated) if unremediated
+        else t("risk_headline_red", n=red) if red else t("risk_headline_none"),
+        "counts": [t("risk_count_red", count=strong(str(red))),
+                   t("risk_count_remediated", count=strong(str(remediated))),
+                   t("risk_count_unremediated", count=strong(str(unremediated)))],
+    }
+
+
 def relations_model(t: Messages, document: dict[str, Any], lang: str | None) -> list[dict[str, Any]]:
     state = document.get("state") or {}
     rows: list[dict[str, Any]] = []
@@ -368,6 +487,7 @@ def tag_page_model(document: dict[str, Any], *, registry: Any, t: Messages, lang
         "flags": flags_model(t, document, lang_param, {row["seq"]: row for row in timeline
                                                       if isinstance(row["seq"], int)}),
         "origin": origins_model(t, document, names, lang_param),
+        "risk": risk_model(t, document, names, as_of),
         "relations": relations_model(t, document, lang_param),
         "timeline": timeline,
         "proofs": proofs_model(document, names),

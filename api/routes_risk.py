@@ -74,8 +74,18 @@ def _as_of(ledger: Ledger, as_of: int | None) -> tuple[int | None, JSONResponse 
     return as_of, None
 
 
-def _reader(request: Request, ledger: Ledger, now: datetime) -> Reader | None:
-    return authenticate(request, ledger.registry(), now)
+def _reader_and_size(request: Request, ledger: Ledger,
+                     as_of: int | None) -> tuple[Reader | None, int] | JSONResponse:
+    """Who signed the read (None: a public read) and the log size the view reflects; or the 401/400 answer."""
+    try:
+        reader = authenticate(request, ledger.registry(), ledger.view_time())
+    except Unauthenticated as refused:
+        return refused.response()
+    size, bad = _as_of(ledger, as_of)
+    if bad is not None:
+        return bad
+    assert size is not None
+    return reader, size
 
 
 def _access(reader: Reader | None, authorised: bool) -> dict[str, Any]:
@@ -142,13 +152,10 @@ def get_incident(incident_id: str, request: Request, as_of: int | None = AS_OF) 
     if not INCIDENT_ID.fullmatch(incident_id):
         return problem(400, "incident.invalid_id", f"{incident_id!r} is not an incident id (A-Z, 0-9 and '-', 3 to "
                                                    "40 characters)", field="/incident_id")
-    try:
-        reader = _reader(request, ledger, ledger.view_time())
-    except Unauthenticated as refused:
-        return refused.response()
-    size, bad = _as_of(ledger, as_of)
-    if bad is not None:
-        return bad
+    found = _reader_and_size(request, ledger, as_of)
+    if isinstance(found, JSONResponse):
+        return found
+    reader, size = found
     stream = f"incident:{incident_id}"
     incident = ledger.risk_book([stream], size).incidents.get(incident_id)
     if incident is None:
@@ -181,13 +188,10 @@ def get_site_risk(site_id: str, request: Request, as_of: int | None = AS_OF) -> 
     ledger: Ledger = request.app.state.ledger
     if not ORG_ID.fullmatch(site_id):
         return problem(400, "site.invalid_id", f"{site_id!r} is not an organisation id", field="/site_id")
-    try:
-        reader = _reader(request, ledger, ledger.view_time())
-    except Unauthenticated as refused:
-        return refused.response()
-    size, bad = _as_of(ledger, as_of)
-    if bad is not None:
-        return bad
+    found = _reader_and_size(request, ledger, as_of)
+    if isinstance(found, JSONResponse):
+        return found
+    reader, size = found
     registry = ledger.registry()
     org = registry.orgs.get(site_id)
     if org is None or org.role != Role.SITE or org.registered_seq >= size:

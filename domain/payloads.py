@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from domain.errors import RuleViolation
 from domain.roles import Role
+from verification.encoding import EncodingError, parse_time
 
 ORG_ID = r"^[a-z0-9][a-z0-9-]{1,39}$"
 TAG_ID = r"^[A-Z0-9][A-Z0-9-]{2,39}$"
@@ -25,7 +26,18 @@ MAX_SAFE_INT = 2**53 - 1
 
 OrgId = Annotated[str, Field(pattern=ORG_ID)]
 TagId = Annotated[str, Field(pattern=TAG_ID)]
-Time = Annotated[str, Field(pattern=TIME)]
+
+
+def _real_instant(value: str) -> str:
+    """A time that matches TIME must also name a real instant: no 2026-02-30, no hour 24, no year 0000."""
+    try:
+        parse_time(value)
+    except EncodingError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+Time = Annotated[str, Field(pattern=TIME), AfterValidator(_real_instant)]
 PublicKey = Annotated[str, Field(pattern=PUBLIC_KEY)]
 Grams = Annotated[int, Field(gt=0, le=MAX_SAFE_INT)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]

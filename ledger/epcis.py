@@ -164,6 +164,11 @@ def _read_point(data: Mapping[str, Any], actor: str, ctx: Context) -> dict[str, 
     return {"id": geo_uri(gps) if gps else ctx.ids.org(actor)}
 
 
+def _at_premises(ctx: Context, actor: str) -> dict[str, Any]:
+    """An event made at the actor's own premises (a merge, a split, a smelting): read point and location."""
+    return {"readPoint": {"id": ctx.ids.org(actor)}, "bizLocation": {"id": ctx.ids.org(actor)}}
+
+
 def _mass_sensor(mass_g: int | None) -> dict[str, Any]:
     """The mass the actor weighed, as a sensor report (a scale is a sensor), in kilograms."""
     if mass_g is None:
@@ -257,8 +262,7 @@ def map_lot_formed(entry: Entry, ctx: Context) -> dict[str, Any]:
         "outputEPCList": [ctx.ids.tag(lot)],
         "bizStep": "commissioning",
         "disposition": "active",
-        "readPoint": {"id": ctx.ids.org(body["actor"])},
-        "bizLocation": {"id": ctx.ids.org(body["actor"])},
+        **_at_premises(ctx, body["actor"]),
         **_mass_list(ctx, [(lot, data["mass_g"])]),
         **_trail(entry, ctx),
     }
@@ -272,8 +276,7 @@ def map_lot_split(entry: Entry, ctx: Context) -> dict[str, Any]:
         "outputEPCList": [ctx.ids.tag(output["tag"]) for output in data["outputs"]],
         "bizStep": "commissioning",
         "disposition": "active",
-        "readPoint": {"id": ctx.ids.org(body["actor"])},
-        "bizLocation": {"id": ctx.ids.org(body["actor"])},
+        **_at_premises(ctx, body["actor"]),
         **_mass_list(ctx, [(output["tag"], output["mass_g"]) for output in data["outputs"]]),
         **_trail(entry, ctx),
     }
@@ -291,8 +294,7 @@ def map_tag_consumed(entry: Entry, ctx: Context) -> dict[str, Any]:
         # this transformationID to join them to this consumption
         "transformationID": f"urn:uuid:{body['id']}",
         "bizStep": BIZSTEP_SMELTING,
-        "readPoint": {"id": ctx.ids.org(body["actor"])},
-        "bizLocation": {"id": ctx.ids.org(body["actor"])},
+        **_at_premises(ctx, body["actor"]),
         **_optional(rmiSmelterId=refiner.rmi_cid if refiner else None, product=data.get("product")),
         **_mass_list(ctx, [(tag, mass_g)] if mass_g is not None else []),
         **_trail(entry, ctx),

@@ -6,6 +6,7 @@ One part talks to a real HTTP server (`--url`) started on the same home.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -330,3 +331,72 @@ def test_projection_rebuild_matches_status(registered: Home) -> None:
     moved = home.ok("projection", "status").json()["custody"]
     assert moved["processed"] == 1 and moved["digest"] != status["digest"]
     assert home.ok("projection", "rebuild").json()["custody"]["digest"] == moved["digest"]
+
+# ------------------------------------------------------------------------------------------------
+# Risk and remediation: the `record incident-*`, `action-*` and `site-monitor` verbs
+# ------------------------------------------------------------------------------------------------
+
+MONITOR = "better-mining"
+
+
+def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_path: Path) -> None:
+    home = registered
+    public_key = home.ok("keygen", "--out", home.key(MONITOR)).json()["public_key"]
+    home.ok("org", "register", MONITOR, "--name", "Better Mining", "--role", "monitor", "--country", "CD",
+            f"--public-key={public_key}")
+    monitor = ["--org", MONITOR, "--key", home.key(MONITOR)]
+    site = ["--org", SITE, "--key", home.key(SITE)]
+    photo = tmp_path / "pit-3.jpg"
+    photo.write_bytes(b"\xff\xd8 a photo of pit 3")
+    home.ok("record", "attach", "KAL-000001", *site, "--mineral", "tin", "--mass-g", 10_000, "--pit", "Pit 3")
+
+    reported = home.ok("record", "incident-report", "INC-2026-0001", *monitor, "--site", SITE,
+                       "--category", "child_labour", "--severity", "high", "--worst-forms",
+                       "--description", "two minors carrying ore at pit 3", "--lat", "-2.1234567",
+                       "--lon", "28.7654321", "--summary", "minors seen at a pit", "--referred-to", MONITOR,
+                       "--evidence", photo).json()
+    assert reported["details_uploaded"] is True and len(reported["details_sha256"]) == 64
+    home.ok("record", "incident-confirm", "INC-2026-0001", *monitor, "--note", "seen again on the next visit")
+    home.ok("record", "action-assign", "INC-2026-0001", "A1", "--org", "itsci", "--key",
+            home.path / "keys" / "itsci.pem", "--owner", SITE, "--description", "remove minors from the pits",
+            "--cycle", "2099-12")
+    home.ok("record", "action-progress", "INC-2026-0001", "A1", *site, "--note", "fence built", "--percent", 100,
+            "--evidence", photo)
+    # only a monitor verifies: the site's own claim is refused, with the rule named, and nothing is written
+    before = home.entries()
+    refused = home.run("record", "action-verify", "INC-2026-0001", "A1", *site, "--outcome", "implemented")
+    assert refused.code == 2 and "actor.role" in refused.err
+    assert home.entries() == before
+    home.ok("record", "action-verify", "INC-2026-0001", "A1", *monitor, "--outcome", "implemented")
+    home.ok("record", "incident-close", "INC-2026-0001", *monitor, "--resolution", "minors referred to school")
+    home.ok("record", "site-monitor", SITE, *monitor, "--period", "2026-11", "--price-paid", 900,
+            "--reference-price", 1200, "--women", 12, "--men", 40, "--minors", 0, "--concern", "price",
+            "--concern", "safety")
+    refused = home.run("record", "site-monitor", SITE, *monitor, "--women", 3)
+    assert refused.code == 2 and "--women and --men" in refused.err
+
+    ledger = Ledger.open(f"sqlite:///{home.path / 'ledger.db'}")
+    try:
+        book = ledger.site_risk_book(SITE)
+        details = ledger.sealed_details("INC-2026-0001")
+    finally:
+        ledger.close()
+    incident = book.incidents["INC-2026-0001"]
+    assert (incident.category, incident.severity, incident.worst_forms, incident.status) == (
+        "child_labour", "high", True, "closed")
+    assert incident.details_sha256 == reported["details_sha256"]
+    assert [e["sha256"] for e in incident.evidence] == [hashlib.sha256(photo.read_bytes()).hexdigest()]
+    action = incident.actions["A1"]
+    assert (action.owner, action.status, action.progress, action.cycle) == (SITE, "implemented", 100, "2099-12")
+    # the description was sealed: it is in the uploaded details, not in the signed event
+    assert details is not None and details["description"] == "two minors carrying ore at pit 3"
+    assert details["gps"] == {"lat": "-2.1234567", "lon": "28.7654321"}
+    (visit,) = book.visits[SITE]
+    assert visit.data["workforce"] == {"women": 12, "men": 40} and visit.data["concerns"] == ["price", "safety"]
+    assert visit.data["price_paid"] == {"currency": "USD", "minor_per_kg": 900}
+
+    # the tag's view carries its site's risk context: one red flag in its window, remediated
+    risk = home.ok("tag", "KAL-000001", "--json").json()["risk"]
+    (context,) = risk["sites"]
+    assert context["site"] == SITE and [i["id"] for i in context["incidents"]] == ["INC-2026-0001"]
+    assert (risk["open_red_flags_in_window"], risk["remediated"], risk["unremediated"]) == (1, 1, 0)

@@ -1,7 +1,8 @@
 """The verification page in a real headless Chromium, on a 360 px wide phone screen: what a person sees.
 
 An authentic tag (English and French), an unknown tag (404), a flagged tag (a backdated key revocation:
-`custody.revoked_key`), and the page as `chromium --dump-dom` and `--screenshot` render it.
+`custody.revoked_key`), the risk at the origin sites (incidents and corrective actions), and the page as
+`chromium --dump-dom` and `--screenshot` render it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from tests.integration.page_world import (
     COOP_NAME,
     FLAGGED,
     IN_CUSTODY,
+    INCIDENT_SUMMARY,
+    MIXED_LOT,
+    OTHER_SITE_NAME,
     SITE_NAME,
     TRADER_NAME,
     UNKNOWN,
+    build_risk_story,
 )
 
 FR = "fr-CD,fr;q=0.9,en;q=0.5"
@@ -56,10 +61,17 @@ def test_authentic_tag_as_a_person_sees_it(browser, page_world, tmp_path) -> Non
     assert layout["overflow"] == 0, "the page scrolls sideways at 360 px"
     assert layout["scripts"] == 0 and layout["fontPx"] >= 16
     # the origin
-    origin = shown[shown.index("Origin"):shown.index("Custody, as it happened")]
+    origin = shown[shown.index("Origin"):shown.index("Risk at the origin sites")]
     assert origin[1:] == ["Mine site", SITE_NAME, "Mineral", "tin (cassiterite)", "Pit", "Pit 7", "Tagged on",
                           origin[8], "GPS", "-2.1234567, 28.7654321"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", origin[8])
+    # the risk at the origin site: no incident was recorded there
+    risk = shown[shown.index("Risk at the origin sites"):shown.index("Custody, as it happened")]
+    assert risk[2:5] == ["✓ No red flag open at the origin sites during the window",
+                         "Red flags open during the window: 0", "Remediated since: 0"]
+    assert risk[6] == SITE_NAME
+    assert risk[7] == f"Window: from {origin[8]} (tagged there) until now"
+    assert risk[-1] == "No incident recorded at this site during the window."
     # the timeline: one row per event, the mass at each step
     rows = layout["timeline"]
     assert len(rows) == 4, rows
@@ -91,6 +103,8 @@ def test_authentic_tag_in_french(browser, page_world) -> None:
                   "English"):
         assert words in seen.text, words
     assert "Authentic" not in seen.text
+    assert "Risques sur les sites d'origine" in shown
+    assert "Aucun incident enregistré sur ce site pendant la période." in shown
     # ?lang=en wins over the browser's French
     english, _ = browser.open(f"{page_world.url}/t/{IN_CUSTODY}?lang=en", accept_language=FR)
     assert english.lang == "en" and f"✓ Authentic — in the custody of {COOP_NAME}" in english.text
@@ -142,6 +156,27 @@ def test_flagged_tag(browser, page_world) -> None:
     french, _ = browser.open(f"{page_world.url}/t/{FLAGGED}", accept_language=FR)
     assert "! SIGNALÉE — à vérifier avant d'accepter" in french.text
     assert "La chaîne de possession passe par une organisation dont la clé a été révoquée" in french.text
+
+
+def test_risk_at_the_origin_sites(browser, page_world) -> None:
+    """Incidents at the mine site (page_world's build_risk_story): red flags, their actions, and a lot of two
+    sites, in French (the longer words), without sideways scrolling on a phone."""
+    build_risk_story(page_world)
+    seen, layout = browser.open(f"{page_world.url}/t/{MIXED_LOT}", evaluate=LAYOUT, accept_language=FR)
+    assert seen.status == 200 and json.loads(layout)["overflow"] == 0, "the page scrolls sideways at 360 px"
+    shown = lines(seen.text)
+    risk = shown[shown.index("Risques sur les sites d'origine"):shown.index("Lot")]
+    assert "✕ 1 signal d'alerte rouge de la période est toujours ouvert, sans remédiation" in risk
+    assert "! Groupes armés" in risk and "✓ Pires formes de travail des enfants" in risk
+    assert any(line.startswith("Résumé public") and INCIDENT_SUMMARY in line for line in risk)  # as text
+    assert OTHER_SITE_NAME in risk and risk[-1] == "Aucun incident enregistré sur ce site pendant la période."
+    boxes = json.loads(browser.open(f"{page_world.url}/t/{IN_CUSTODY}", evaluate=RISK_BOXES)[1])
+    assert boxes == {"INC-0001": "rgb(253, 232, 232)", "INC-0002": "rgb(231, 245, 234)",
+                     "INC-0003": "rgb(232, 240, 250)"}  # open red flag red, remediated green, dismissed blue
+
+
+RISK_BOXES = """JSON.stringify(Object.fromEntries([...document.querySelectorAll('#risk .inc')].map(
+  box => [box.dataset.incident, getComputedStyle(box).backgroundColor])))"""
 
 
 def test_dump_dom_and_screenshot_from_the_command_line(dump_dom, page_world, tmp_path) -> None:

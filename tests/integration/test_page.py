@@ -15,18 +15,28 @@ import httpx
 import pytest
 
 from tests.integration.page_world import (
+    ACTION_DONE,
+    ACTION_FAILED,
     COOP_NAME,
+    DISMISSED,
     FLAGGED,
     IN_CUSTODY,
+    INCIDENT_SUMMARY,
     LOT,
     MERGED_A,
     MERGED_B,
+    MIXED_LOT,
+    OTHER_SITE_NAME,
+    QUIET,
+    RED_OPEN,
+    RED_REMEDIATED,
     REFINER_NAME,
     SITE_NAME,
     TRADER_NAME,
     UNKNOWN,
     VOIDED,
     build_page_world,
+    build_risk_story,
 )
 from verification.label import sign_label
 
@@ -342,3 +352,144 @@ def test_flagged_tag_lists_reasons_and_evidence(world) -> None:
     french = text_of(page(world, FLAGGED, headers=FR))
     assert "SIGNALÉE — à vérifier avant d'accepter 1 alerte ci-dessous." in french
 
+
+
+# ------------------------------------------------------------------------------------------------
+# Risk at the origin sites (protocol 16.6): page_world's build_risk_story
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def risk_world(live_ledger):
+    build_page_world(live_ledger)
+    build_risk_story(live_ledger)
+    return live_ledger
+
+
+def risk_section(document: str) -> str:
+    match = re.search(r'<section id="risk">(.*?)</section>', document, re.S)
+    assert match, "no risk section"
+    return match.group(1)
+
+
+def site_blocks(section: str) -> dict[str, str]:
+    """Each origin site's block, by the site name shown."""
+    blocks = re.findall(r'<div class="site">\s*<h3>(.*?)</h3>(.*?)(?=<div class="site">|\Z)', section, re.S)
+    return {html.unescape(name): body for name, body in blocks}
+
+
+def incident_box(section: str, incident: str) -> tuple[str, str]:
+    """(tone, visible text) of one incident's box."""
+    match = re.search(rf'<div class="box (\w+) inc" data-incident="{incident}"[^>]*>(.*?)</div>', section, re.S)
+    assert match, f"{incident} is not listed"
+    return match.group(1), text_of(match.group(2))
+
+
+def test_risk_of_the_origin_site_with_its_red_flags_and_actions(risk_world) -> None:
+    document = page(risk_world, IN_CUSTODY)
+    json_risk = risk_world.http.get(f"/v1/tags/{IN_CUSTODY}").json()["risk"]
+    assert [i["id"] for i in json_risk["sites"][0]["incidents"]] == [DISMISSED, RED_REMEDIATED, RED_OPEN]
+    assert (json_risk["open_red_flags_in_window"], json_risk["remediated"], json_risk["unremediated"]) == (2, 1, 1)
+    # after the origin, before the custody timeline
+    assert document.index('<section id="origin">') < document.index('<section id="risk">') < \
+        document.index('<section id="timeline">')
+    section = risk_section(document)
+    summary = re.search(r'<div class="box (\w+)" id="risk-summary">(.*?)</div>', section, re.S)
+    assert summary.group(1) == "bad"
+    assert text_of(summary.group(2)) == ("✕ 1 red flag of the window is still open, not remediated "
+                                         "Red flags open during the window: 2 Remediated since: 1 "
+                                         "Still open, not remediated: 1")
+    [(name, block)] = site_blocks(section).items()
+    assert name == SITE_NAME
+    window = json_risk["sites"][0]["window"]
+    assert f"Window: from {window['from'][:10]} (tagged there) until now" in text_of(block)
+    assert "Site status now: red — a red flag is open" in text_of(block)
+    # the open red flag: category in words, severity, status, summary (escaped), and each action's outcome
+    incident = next(i for i in json_risk["sites"][0]["incidents"] if i["id"] == RED_OPEN)
+    tone, shown = incident_box(section, RED_OPEN)
+    assert tone == "bad"
+    assert shown.startswith("! Armed groups Red flag · Severity: high · confirmed, open")
+    assert f"Occurred on {incident['occurred_at'][:10]}, reported on {incident['reported_at'][:10]}" in shown
+    assert f"Incident {RED_OPEN}" in shown and "12 people affected" in shown
+    assert "OECD Annex II: support to non-state armed groups (paragraphs 3-4)" in shown
+    assert f"Public summary: {INCIDENT_SUMMARY}" in shown
+    assert html.escape(INCIDENT_SUMMARY, quote=False) in section and "<b>taxing</b>" not in section
+    due = incident["actions"][0]["due"][:10]
+    implemented = incident["actions"][0]["implemented_at"][:10]
+    assert f"{ACTION_DONE} — {SITE_NAME}, due {due}: implemented on {implemented}" in shown
+    assert f"{ACTION_FAILED} — {COOP_NAME}, due {due}: verified not implemented · 40% done by the owner's last " \
+           "report" in shown
+    assert html.escape(ACTION_FAILED, quote=False) in section
+    assert f'<a href="/v1/incidents/{RED_OPEN}">{RED_OPEN}</a>' in section
+    assert risk_world.http.get(f"/v1/incidents/{RED_OPEN}").status_code == 200
+    # remediated red flag, and a dismissed incident (not a red flag) whose action was cancelled
+    tone, shown = incident_box(section, RED_REMEDIATED)
+    assert tone == "ok"
+    assert shown.startswith("✓ Worst forms of child labour Red flag · Severity: medium · closed on ")
+    assert "Remediated: closed, every corrective action verified implemented" in shown
+    assert "OECD Annex II: serious human rights abuses (paragraphs 1-2)" in shown
+    tone, shown = incident_box(section, DISMISSED)
+    assert tone == "info" and "Red flag" not in shown
+    assert shown.startswith("– Environment Severity: low · dismissed on ")
+    assert "Test the river water" in shown and "cancelled (the incident was dismissed)" in shown
+    # public summary only: the sealed details never reach the page
+    assert "sealed: names of the people involved" not in document
+    assert "<script" not in document.lower()
+
+
+def test_risk_section_in_french(risk_world) -> None:
+    section = text_of(risk_section(page(risk_world, IN_CUSTODY, headers=FR)))
+    for words in ("Risques sur les sites d'origine",
+                  "1 signal d'alerte rouge de la période est toujours ouvert, sans remédiation",
+                  "Signaux d'alerte rouges ouverts pendant la période\u00a0: 2", "Remédiés depuis\u00a0: 1",
+                  "Toujours ouverts, sans remédiation\u00a0: 1", "(étiquetage sur le site) à aujourd'hui",
+                  "État actuel du site\u00a0: rouge — un signal d'alerte rouge est ouvert",
+                  "Groupes armés Signal d'alerte rouge · Gravité\u00a0: élevée · confirmé, ouvert",
+                  "Annexe II de l'OCDE\u00a0: soutien à des groupes armés non étatiques (paragraphes 3-4)",
+                  "12 personnes touchées", f"Résumé public\u00a0: {INCIDENT_SUMMARY}",
+                  f"{ACTION_DONE} — {SITE_NAME}, échéance", "mise en œuvre le",
+                  "vérifiée comme non mise en œuvre · 40\u00a0% réalisés selon le dernier rapport du responsable",
+                  "Pires formes de travail des enfants", "Remédié\u00a0: clos, chaque action corrective vérifiée",
+                  "Environnement", "classé sans suite le", "annulée (l'incident a été classé sans suite)"):
+        assert words in section, words
+    for english in ("Red flag", "Severity", "Window", "implemented on", "Armed groups"):
+        assert english not in section, english
+
+
+def test_risk_empty_state_at_a_site_without_incidents(risk_world) -> None:
+    for headers, empty, none in (
+            (EN, "No incident recorded at this site during the window.",
+             "✓ No red flag open at the origin sites during the window"),
+            (FR, "Aucun incident enregistré sur ce site pendant la période.",
+             "✓ Aucun signal d'alerte rouge ouvert sur les sites d'origine pendant la période")):
+        section = risk_section(page(risk_world, QUIET, headers=headers))
+        summary = re.search(r'<div class="box (\w+)" id="risk-summary">(.*?)</div>', section, re.S)
+        assert summary.group(1) == "ok" and text_of(summary.group(2)).startswith(none)
+        blocks = site_blocks(section)
+        assert list(blocks) == [OTHER_SITE_NAME]  # escaped in the page, shown as registered
+        assert empty in text_of(blocks[OTHER_SITE_NAME]) and 'class="box' not in blocks[OTHER_SITE_NAME]
+    assert html.escape(OTHER_SITE_NAME, quote=False) in section
+    assert "green — no open incident, no overdue action" in text_of(risk_section(page(risk_world, QUIET)))
+
+
+def test_a_lot_shows_the_risk_of_the_sites_of_its_inputs(risk_world) -> None:
+    blocks = site_blocks(risk_section(page(risk_world, MIXED_LOT)))
+    assert set(blocks) == {SITE_NAME, OTHER_SITE_NAME}
+    assert {RED_OPEN, RED_REMEDIATED, DISMISSED} == set(re.findall(r'data-incident="([^"]+)"', blocks[SITE_NAME]))
+    assert "No incident recorded at this site during the window." in text_of(blocks[OTHER_SITE_NAME])
+    assert "data-incident" not in blocks[OTHER_SITE_NAME]
+    # a finished lot: its window ends with the consumption, and the incidents were open during it
+    section = risk_section(page(risk_world, LOT))
+    json_risk = risk_world.http.get(f"/v1/tags/{LOT}").json()["risk"]
+    [window] = [s["window"] for s in json_risk["sites"]]
+    assert f"Window: from {window['from'][:10]} (tagged there) to {window['to'][:10]}" in text_of(section)
+    assert set(re.findall(r'data-incident="([^"]+)"', section)) == {RED_OPEN, RED_REMEDIATED, DISMISSED}
+    assert list(site_blocks(section)) == [SITE_NAME]
+
+
+def test_pages_without_incidents_say_so(world) -> None:
+    """page_world alone has no incident: every tag's page says so, per origin site."""
+    section = text_of(risk_section(page(world, LOT)))
+    assert section.startswith("Risk at the origin sites")
+    assert f"{SITE_NAME} Window: from" in section
+    assert "No incident recorded at this site during the window." in section

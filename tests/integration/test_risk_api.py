@@ -28,7 +28,7 @@ from ledger.keys import KeyPair
 from ledger.service import Ledger
 from ledger.store import open_store
 from ledger.store.base import SchemaError, StoredDetails
-from ledger.store.sqlite import sqlite_path
+from tests.ledger.raw_sql import raw_execute
 from tests.integration.conftest import ServerThread, http_client
 from verification.canonical import jcs
 from verification.encoding import format_time, parse_time, sha256_hex
@@ -450,19 +450,6 @@ def test_a_site_without_risk_events_is_green(world: RiskWorld) -> None:
 # --- the table is append-only in the database -----------------------------------------------------------
 
 
-def _raw_execute(url: str, sql: str) -> None:
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(sqlite_path(url))
-        try:
-            conn.execute(sql)
-            conn.commit()
-        finally:
-            conn.close()
-    else:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)
-
-
 def test_sealed_details_are_append_only_in_the_database(store_url: str) -> None:
     store = open_store(store_url)
     row = StoredDetails("INC-0001", sha256_hex(b'{"v":1}'), b'{"v":1}', "2026-12-01T00:00:00.000000Z")
@@ -478,7 +465,7 @@ def test_sealed_details_are_append_only_in_the_database(store_url: str) -> None:
             statements.append("TRUNCATE tagledger_sealed_details")
         for statement in statements:
             with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
-                _raw_execute(store_url, statement)
+                raw_execute(store_url, statement)
         assert store.read_sealed_details("INC-0001") == [row]
         assert store.read_sealed_details("INC-0002") == []
     finally:
@@ -488,10 +475,10 @@ def test_sealed_details_are_append_only_in_the_database(store_url: str) -> None:
 def test_the_service_refuses_a_sealed_details_table_without_its_triggers(store_url: str) -> None:
     open_store(store_url).close()
     if store_url.startswith("sqlite"):
-        _raw_execute(store_url, "DROP TRIGGER tagledger_sealed_details_no_delete")
+        raw_execute(store_url, "DROP TRIGGER tagledger_sealed_details_no_delete")
         match = "tagledger_sealed_details: no trigger refusing DELETE"
     else:
-        _raw_execute(store_url, "DROP TRIGGER tagledger_sealed_details_no_truncate ON tagledger_sealed_details")
+        raw_execute(store_url, "DROP TRIGGER tagledger_sealed_details_no_truncate ON tagledger_sealed_details")
         match = "tagledger_sealed_details: no enabled trigger refusing TRUNCATE"
     with pytest.raises(SchemaError, match=match):
         open_store(store_url)

@@ -10,26 +10,12 @@ import pytest
 from ledger.store import migrate
 from ledger.store import StoredEvent, open_store
 from ledger.store.base import SchemaError, StoredCheckpoint
-from ledger.store.sqlite import sqlite_path
+from tests.ledger.raw_sql import raw_execute
 from verification.merkle import leaf_hash, root_from_leaf_hashes
 
 
 def _event(position: int, tags=("tag:A",)) -> StoredEvent:
     return StoredEvent(position, "test", b'{"x":%d}' % position, tuple(tags))
-
-
-def _raw_execute(url: str, sql: str) -> None:
-    """Run SQL directly against the database, bypassing the application (as an intruder would)."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(sqlite_path(url))
-        try:
-            conn.execute(sql)
-            conn.commit()
-        finally:
-            conn.close()
-    else:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)
 
 
 def test_positions_are_gapless_and_reads_follow_tags(store_url: str) -> None:
@@ -71,7 +57,7 @@ def test_the_database_refuses_to_change_history(store_url: str, statement: str) 
             session.insert([_event(1), _event(2)])
         store.insert_checkpoint(StoredCheckpoint(2, store.tree.root(2), "note\n", "2026-11-23T00:00:00.000000Z"))
         with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
-            _raw_execute(store_url, statement)
+            raw_execute(store_url, statement)
         assert [e.data for e in store.read_range(0, 10)] == [b'{"x":1}', b'{"x":2}']
         assert [e.tags for e in store.read_tagged(["tag:A"])] == [("tag:A",), ("tag:A",)]
         assert store.tree.root(2) == root_from_leaf_hashes([leaf_hash(b'{"x":1}'), leaf_hash(b'{"x":2}')])
@@ -87,7 +73,7 @@ def test_postgres_refuses_truncate(fresh_pg_url: str) -> None:
         with store.write_session() as session:
             session.insert([_event(1)])
         with pytest.raises(psycopg.Error, match="append-only"):
-            _raw_execute(fresh_pg_url, "TRUNCATE tagledger_events_tt_main CASCADE")
+            raw_execute(fresh_pg_url, "TRUNCATE tagledger_events_tt_main CASCADE")
         assert store.size() == 1
     finally:
         store.close()
@@ -123,7 +109,7 @@ def test_failed_write_session_leaves_nothing(store_url: str) -> None:
 
 def test_sqlite_refuses_a_log_without_its_triggers(tmp_sqlite_url: str) -> None:
     open_store(tmp_sqlite_url).close()
-    _raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
+    raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
     with pytest.raises(SchemaError, match="tagledger_merkle_nodes: no trigger refusing DELETE"):
         open_store(tmp_sqlite_url)
 
@@ -134,9 +120,9 @@ def test_a_store_written_before_the_tree_existed_is_back_filled(tmp_sqlite_url: 
     with store.write_session() as session:
         session.insert([_event(1), _event(2), _event(3)])
     store.close()
-    _raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
-    _raw_execute(tmp_sqlite_url, "DELETE FROM tagledger_merkle_nodes")
-    _raw_execute(tmp_sqlite_url, """CREATE TRIGGER tagledger_merkle_no_delete BEFORE DELETE ON tagledger_merkle_nodes
+    raw_execute(tmp_sqlite_url, "DROP TRIGGER tagledger_merkle_no_delete")
+    raw_execute(tmp_sqlite_url, "DELETE FROM tagledger_merkle_nodes")
+    raw_execute(tmp_sqlite_url, """CREATE TRIGGER tagledger_merkle_no_delete BEFORE DELETE ON tagledger_merkle_nodes
         BEGIN SELECT RAISE(ABORT, 'tagledger: the log is append-only (DELETE refused)'); END""")
     store = open_store(tmp_sqlite_url)
     try:

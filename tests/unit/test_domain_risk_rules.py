@@ -216,6 +216,15 @@ def test_occurred_at_after_the_report_is_malformed(w: RiskWorld) -> None:
     w.record(body)
 
 
+@pytest.mark.parametrize("impossible", ["2026-02-30T10:00:00Z", "0000-01-01T00:00:00Z", "2026-01-01T24:00:00Z",
+                                        "2026-01-01T10:00:60Z"])
+def test_an_impossible_occurred_at_is_malformed(w: RiskWorld, impossible: str) -> None:
+    """It has the shape of a protocol time but names no instant: a 4xx naming the field, not a crash."""
+    body = w.report()
+    body["data"]["occurred_at"] = impossible
+    expect(w.reject(body), "envelope.malformed", "/body/data/occurred_at")
+
+
 @pytest.mark.parametrize("category", ["health_safety", "forced_labour", "armed_groups", "governance"])
 def test_worst_forms_only_for_child_labour(w: RiskWorld, category: str) -> None:
     expect(w.reject(w.report(category=category, worst_forms=False)), "envelope.malformed", "/body/data/worst_forms")

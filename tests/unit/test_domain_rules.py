@@ -316,6 +316,7 @@ MALFORMED = [
     ("key_revoked", put(reason=""), "/body/data/reason", "empty-reason"),
     ("key_revoked", put(effective="2026-01-01 00:00:00Z"), "/body/data/effective", "effective-not-a-time"),
     ("key_revoked", put(effective="2026-01-01T00:00:00+00:00"), "/body/data/effective", "effective-offset"),
+    ("key_revoked", put(effective="2026-02-30T00:00:00Z"), "/body/data/effective", "effective-impossible-date"),
     ("tags_issued", put(tags=["lower-1"]), "/body/data/tags/0", "tag-not-a-tag-id"),
     ("tags_issued", put(tags="AAA-1"), "/body/data/tags", "tags-string"),
     ("tags_issued", put(ranges=[{"prefix": "R", "start": 0, "count": 1, "width": 13}]), "/body/data/ranges/0/width", "width-13"),

@@ -177,3 +177,84 @@ def test_integrity_failure_and_unknown_codes_are_shown_not_crashed_on() -> None:
     assert "c" * 64 in page and "Inclusion proof (tree size 9)" in page
     assert "Not yet covered by the checkpoint" in page  # event #3 has no proof
     assert "tagledger audit https://ledger.example --tag KAL-000009" in page
+
+
+# ------------------------------------------------------------------------------------------------
+# Risk at the origin sites (protocol 16.6)
+# ------------------------------------------------------------------------------------------------
+
+
+def _incident(**overrides) -> dict:
+    incident = {
+        "id": "INC-9", "site": "site", "reporter": "monitor", "category": "governance", "worst_forms": None,
+        "annex_ii": [{"risk": "money_laundering", "paragraphs": "9-10"}], "severity": "medium", "red_flag": False,
+        "status": "confirmed", "remediated": False, "occurred_at": "2026-01-05T00:00:00Z",
+        "reported_at": "2026-01-06T08:00:00.000000Z", "resolved_at": None, "summary": "Levy <b>taken</b>",
+        "people_affected": None, "referred_to": "helpers", "evidence": [], "details_sha256": "f" * 64,
+        "actions": [{"action": "A1", "owner": "coop", "description": "Stop the levy & <refund>", "cycle": "2026-01",
+                     "due": "2026-02-01T00:00:00Z", "status": "open", "overdue": True, "progress": None,
+                     "reports": 0, "last_verification": None, "implemented_at": None}],
+        "events": [],
+    }
+    return {**incident, **overrides}
+
+
+def _with_risk(**site_overrides) -> dict:
+    document = copy.deepcopy(DOCUMENT)
+    site = {"site": "site", "site_name": "Site", "status_now": "amber",
+            "window": {"from": "2026-01-02T03:04:05.000000Z", "to": "2026-03-01T00:00:00.000000Z"},
+            "incidents": [_incident()], **site_overrides}
+    document["risk"] = {"at": "2026-03-01T00:00:00.000000Z", "sites": [site], "open_red_flags_in_window": 0,
+                        "remediated": 0, "unremediated": 0}
+    return document
+
+
+def test_risk_section_overdue_action_and_escaping() -> None:
+    page = _render(_with_risk())
+    section = re.search(r'<section id="risk">(.*?)</section>', page, re.S).group(1)
+    assert '<div class="box ok" id="risk-summary">' in section
+    assert "No red flag open at the origin sites during the window" in section
+    assert "Window: from 2026-01-02 (tagged there) until now" in section  # custody still going at T
+    assert 'Site status now: <strong class="st warn">amber — an open incident or an overdue corrective action' \
+           in section
+    assert '<div class="box warn inc" data-incident="INC-9">' in section  # open, not a red flag
+    assert "Governance (bribery, illegal taxes, unpaid royalties)" in section
+    assert "<strong>Red flag</strong>" not in section and "data-red-flag" not in section
+    assert "OECD Annex II: money laundering (paragraphs 9-10)" in section
+    assert "Occurred on 2026-01-05, reported on 2026-01-06" in section and "confirmed, open" in section
+    assert "referred to <strong>helpers</strong>" in section
+    assert "<q>Levy &lt;b&gt;taken&lt;/b&gt;</q>" in section
+    assert ("Stop the levy &amp; &lt;refund&gt; — <strong>coop</strong>, due 2026-02-01: "
+            '<strong class="st bad">OVERDUE</strong>') in section
+    assert '<a href="/v1/incidents/INC-9">INC-9</a>' in section
+    assert "f" * 64 not in page  # the details commitment is for machines; the details never come here
+    fr = _render(_with_risk(), "fr")
+    assert "Gouvernance (corruption, taxes illégales, redevances impayées)" in fr and "EN RETARD" in fr
+    assert "échéance 2026-02-01" in fr and "Annexe II de l&#39;OCDE\u00a0: blanchiment d&#39;argent" in fr
+
+
+def test_risk_section_as_of_unknown_values_and_absence() -> None:
+    document = _with_risk(status_now="purple", incidents=[_incident(
+        category="space_weather", severity="extreme", status="archived", red_flag=True, annex_ii=[],
+        actions=[{"action": "A1", "owner": "coop", "description": "x", "due": "2026-02-01T00:00:00Z",
+                  "status": "paused", "overdue": False}])])
+    document["risk"]["open_red_flags_in_window"] = 1
+    t = Messages("en")
+    model = tag_page_model(document, registry=None, t=t, lang_param=None, label=None, as_of=12,
+                           base_url="https://ledger.example")
+    page = render("tag.html", t=t, switch_href="/x", page=model, tag=document["tag"], label=None)
+    section = re.search(r'<section id="risk">(.*?)</section>', page, re.S).group(1)
+    # a historical view: the window's end is the view's time, not "now"
+    assert "Window: from 2026-01-02 (tagged there) to 2026-03-01" in section
+    assert '<a href="/v1/incidents/INC-9?as_of=12">' in section
+    assert '<div class="box warn" id="risk-summary">' in section
+    assert "1 red flag open during the window, none still open" in section
+    # values this page has no words for are shown as the server gives them, never dropped
+    for raw in ("purple", "space_weather", "extreme", "archived", "paused"):
+        assert raw in section, raw
+    # a document without `risk` (or no origin site yet): no section
+    assert 'id="risk"' not in _render(DOCUMENT)
+    empty = copy.deepcopy(DOCUMENT)
+    empty["risk"] = {"at": "2026-03-01T00:00:00Z", "sites": [], "open_red_flags_in_window": 0, "remediated": 0,
+                     "unremediated": 0}
+    assert 'id="risk"' not in _render(empty)
