@@ -12,8 +12,14 @@ Modules, in the order of the specification:
 - :mod:`verification.event_data`, :mod:`verification.registry_replay`, :mod:`verification.custody_rules`,
   :mod:`verification.custody_state` -- event payloads, the key registry as of each entry, the rules and the
   custody state record and digest (sections 6, 7 and 10);
+- :mod:`verification.risk_replay` -- incidents, corrective actions and site monitoring in a replay
+  (sections 6, 7 and 16); :mod:`verification.sealed_details` -- checking sealed incident details against
+  their signed commitment (section 16.2);
 - :mod:`verification.entry_checks`, :mod:`verification.event_ids`, :mod:`verification.replay`,
   :mod:`verification.replay_errors`, :mod:`verification.parallel` -- replaying a log, on every core;
+- :mod:`verification.tag_store`, :mod:`verification.spill_db` -- the replay's custody states in a bounded
+  cache over a temporary SQLite file, so that its memory does not grow with the log (the event ids of
+  :mod:`verification.event_ids` spill there too);
 - :mod:`verification.merkle`, :mod:`verification.note`, :mod:`verification.checkpoint` -- the RFC 9162
   Merkle tree and proofs, C2SP signed notes and tlog-checkpoints (section 11);
 - :mod:`verification.label` -- signed QR labels, checked offline (section 13);

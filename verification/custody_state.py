@@ -17,7 +17,7 @@ its canonical bytes; the head's hash raw) and writes its record with :meth:`TagS
 :func:`apply_event` folds one event that the replay has checked; it does not check rules
 (``verification.custody_rules`` does) and expects every tag stream the event joins to exist.
 :func:`state_rows`, :func:`custody_digest` and :func:`counts_by_status` take a plain dict of states, or the
-replay's :class:`verification.tag_archive.TagStates`, which keeps the finished tags' records on disk
+replay's :class:`verification.tag_store.TagStates`, which keeps most tags' records on disk
 (:meth:`TagState.from_record` reads one back).
 """
 
@@ -35,7 +35,6 @@ from verification.event_data import TAG_EVENT_TYPES
 
 __all__ = [
     "FINISHED",
-    "FINISHING_TYPES",
     "ISSUED",
     "IN_CUSTODY",
     "IN_TRANSIT",
@@ -60,8 +59,6 @@ CONSUMED = "consumed"  # consumed at the refiner `holder`
 VOIDED = "voided"  # lost, stolen, damaged...
 STATUSES = (ISSUED, IN_CUSTODY, IN_TRANSIT, MERGED, SPLIT, CONSUMED, VOIDED)
 FINISHED = frozenset({MERGED, SPLIT, CONSUMED, VOIDED})
-FINISHING_TYPES = frozenset({"lot_formed", "lot_split", "tag_consumed", "tag_voided"})
-"""The event types whose fold (:func:`apply_event`) can give a tag a status of :data:`FINISHED`."""
 
 
 # jcs of an origin object: its member names, and those of `gps` and `price_paid` (checked by
@@ -260,7 +257,7 @@ def apply_event(tags: dict[str, TagState], entry: CheckedEntry, seq: int) -> Non
 def state_rows(tags: Mapping[str, TagState]) -> Iterable[tuple[str, bytes]]:
     """(tag, canonical state) for every tag, in ascending order of the tag ids' bytes.
 
-    ``tags`` may be a :class:`verification.tag_archive.TagStates` (finished tags on disk): its own ``rows``
+    ``tags`` may be a :class:`verification.tag_store.TagStates` (most tags on disk): its own ``rows``
     gives the same rows without reading every state back.
     """
     rows = getattr(tags, "rows", None)
@@ -283,6 +280,6 @@ def custody_digest(tags: Mapping[str, TagState]) -> str:
 def counts_by_status(tags: Mapping[str, TagState]) -> dict[str, int]:
     """How many tags are in each status (only the statuses that occur), sorted by status."""
     counts = getattr(tags, "counts", None)
-    if counts is not None:  # a TagStates: counted as tags are archived
+    if counts is not None:  # a TagStates: counted as states come and go
         return counts()
     return dict(sorted(Counter(state.status for state in tags.values()).items()))

@@ -1,78 +1,92 @@
-"""Rule ``event.duplicate_id`` over a whole log, in about 8 bytes per entry.
+"""Rule ``event.duplicate_id`` over a whole log, exactly, in memory that does not grow with the log.
 
-Exact membership of arbitrary 128-bit ids cannot be kept in 8 bytes per id, and a Python ``set`` of a
-million ids costs about 100 bytes each. So the replay keeps, for every event id seen, a 64-bit
-*fingerprint* -- BLAKE2b keyed with a secret chosen at random for each replay
-(:func:`verification.entry_checks.fingerprint`) -- in :class:`FingerprintSet`:
+:class:`EventIds` keeps every event id seen with the seq of its entry, so a duplicate is found for certain
+(no false alarm, no miss) and named with the entry that used the id first:
 
-- a real duplicate is always found (equal ids have equal fingerprints): no false negatives;
-- two different ids collide only by chance, and since the key is secret and random, nobody writing to the
-  ledger can aim for a collision: over a log of ``n`` events the probability of any false alarm is at most
-  ``n**2 / 2**65`` (3e-8 for a million events, 3e-4 for a hundred million). A duplicate is reported at
-  the later entry (the earlier one's seq is not kept); re-running the replay draws a new key, so a false
-  alarm does not repeat, while a real duplicate does.
+- the ids of the last ``batch`` entries (:data:`BATCH`, 4,096) are in a dict; when it is full they are
+  written, sorted, in one transaction, to a table keyed by the id in a temporary SQLite file
+  (:class:`verification.spill_db.SpillDatabase`, made only then: a shorter log never touches the disk);
+- in front of both, a fixed-size bitmap of ``filter_bits`` bits (:data:`FILTER_BITS`, 2**25: 4 MiB), where
+  each id sets one bit chosen by its 64-bit keyed *fingerprint* (BLAKE2b keyed with a secret drawn for each
+  replay, :func:`verification.entry_checks.fingerprint`). An id whose bit is clear was certainly not seen:
+  that is the answer for nearly every entry of a valid log, without a lookup. An id whose bit is set is
+  looked up in the dict, then in the table (one indexed read). Collisions in the bitmap only cost reads
+  (about ``n / filter_bits`` of the entries after ``n``: 3% at a million entries, more beyond), never an
+  answer; and because the key is secret, nobody writing to the ledger can aim ids at the same bits.
 
-The fingerprints are kept in sorted ``array('Q')`` buckets, selected by the fingerprint's top bits; when the
-buckets grow past :data:`MAX_BUCKET_MEAN` fingerprints on average they are split in two by the next bit
-(by bisection and slicing, no re-hashing). Memory: 8 bytes per fingerprint, plus the arrays' growth slack
-(at most 1/16 of a bucket) and about 80 bytes per bucket of at least 256 fingerprints: under 9 bytes per
-entry in all. An insertion is a bisection and a ``memmove`` of at most a few kilobytes.
+Memory: the bitmap, the dict (``batch`` ids) and SQLite's bounded page cache -- the same at a thousand
+entries as at a hundred million. Disk: ~50 bytes per entry (the id's 36 characters, its seq, the B-tree).
+Every id must be given with the same fingerprint function (the replay gives ``CheckedEntry.id_fingerprint``).
 """
 
 from __future__ import annotations
 
-import sys
-from array import array
-from bisect import bisect_left
+from verification.spill_db import SpillDatabase
 
-__all__ = ["FingerprintSet", "MAX_BUCKET_MEAN"]
+__all__ = ["BATCH", "EventIds", "FILTER_BITS"]
 
-MAX_BUCKET_MEAN = 1024
-"""Split the buckets when they hold this many fingerprints on average (then they hold half as many)."""
-_BITS = 64
+BATCH = 4096
+"""Ids kept in memory before they are written to disk together."""
+FILTER_BITS = 1 << 25
+"""Bits of the bitmap in front of the ids (a power of two): 4 MiB."""
+
+_SCHEMA = "CREATE TABLE ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
 
 
-class FingerprintSet:
-    """A set of 64-bit integers, ~8 bytes each: :meth:`add` says whether the value was new."""
+class EventIds:
+    """Every event id seen, with its entry's seq: :meth:`earlier` finds one, :meth:`add` records one.
 
-    __slots__ = ("_buckets", "_shift", "_count")
+    ``batch`` and ``filter_bits`` default to the module's :data:`BATCH` and :data:`FILTER_BITS` (read when
+    this is made).
+    """
 
-    def __init__(self) -> None:
-        self._buckets: list[array] = [array("Q")]
-        self._shift = _BITS  # bucket of x = x >> _shift (one bucket: shift by 64 gives 0)
+    __slots__ = ("_recent", "_batch", "_bits", "_mask", "_db", "_count", "disk_reads")
+
+    def __init__(self, *, batch: int | None = None, filter_bits: int | None = None) -> None:
+        batch = BATCH if batch is None else batch
+        filter_bits = FILTER_BITS if filter_bits is None else filter_bits
+        if batch < 1 or filter_bits < 8 or filter_bits & (filter_bits - 1):
+            raise ValueError("batch must be at least 1 and filter_bits a power of two, at least 8")
+        self._recent: dict[str, int] = {}  # id -> seq, not yet on disk
+        self._batch = batch
+        self._bits = bytearray(filter_bits >> 3)
+        self._mask = filter_bits - 1
+        self._db = SpillDatabase("event-ids", _SCHEMA)
         self._count = 0
+        self.disk_reads = 0  # lookups that went to the table (bitmap collisions, or real duplicates)
+
+    def earlier(self, event_id: str, fingerprint: int) -> int | None:
+        """The seq given with ``event_id`` when it was added, or None if it never was."""
+        bit = fingerprint & self._mask
+        if not self._bits[bit >> 3] & (1 << (bit & 7)):
+            return None
+        seq = self._recent.get(event_id)
+        if seq is not None or not self._db.opened:
+            return seq
+        self.disk_reads += 1
+        row = self._db.connection.execute("SELECT seq FROM ids WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def add(self, event_id: str, fingerprint: int, seq: int) -> None:
+        """Record ``event_id`` (not seen before: ask :meth:`earlier` first), used by entry ``seq``."""
+        bit = fingerprint & self._mask
+        self._bits[bit >> 3] |= 1 << (bit & 7)
+        recent = self._recent
+        recent[event_id] = seq
+        self._count += 1
+        if len(recent) >= self._batch:
+            self._recent = {}
+            self._db.write_many("INSERT OR IGNORE INTO ids VALUES (?, ?)", sorted(recent.items()))
 
     def __len__(self) -> int:
+        """How many ids were added."""
         return self._count
 
-    def __contains__(self, value: int) -> bool:
-        bucket = self._buckets[value >> self._shift]
-        i = bisect_left(bucket, value)
-        return i < len(bucket) and bucket[i] == value
+    @property
+    def on_disk(self) -> bool:
+        """Whether some ids were written to disk."""
+        return self._db.opened
 
-    def add(self, value: int) -> bool:
-        """Insert ``value`` (0 <= value < 2**64); False if it was already there."""
-        bucket = self._buckets[value >> self._shift]
-        i = bisect_left(bucket, value)
-        if i < len(bucket) and bucket[i] == value:
-            return False
-        bucket.insert(i, value)
-        self._count += 1
-        if self._count > MAX_BUCKET_MEAN * len(self._buckets) and self._shift > 1:
-            self._split()
-        return True
-
-    def _split(self) -> None:
-        """Double the buckets: bucket k becomes 2k (next bit 0) and 2k + 1 (next bit 1)."""
-        old, self._buckets = self._buckets, []
-        shift = self._shift - 1
-        for k in range(len(old)):
-            bucket, old[k] = old[k], None  # type: ignore[call-overload]  # free each as it is split
-            middle = bisect_left(bucket, ((k << 1) | 1) << shift)
-            self._buckets.append(bucket[:middle])
-            self._buckets.append(bucket[middle:])
-        self._shift = shift
-
-    def memory_bytes(self) -> int:
-        """An estimate of the memory held (the arrays' allocations and the list of buckets)."""
-        return sum(map(sys.getsizeof, self._buckets)) + sys.getsizeof(self._buckets)
+    def close(self) -> None:
+        """Delete the file (the ids written to it are forgotten: use only when done)."""
+        self._db.close()

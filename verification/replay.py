@@ -12,7 +12,8 @@ For each entry, in this order (the order of section 7, after the log's own rules
    (``entry.malformed``, ``envelope.malformed``; :mod:`verification.entry_checks`);
 2. ``seq`` is the entry's position (``entry.seq``) and ``received`` is not before the previous entry's
    (``entry.received``);
-3. the event id was not used before (``event.duplicate_id``; :mod:`verification.event_ids`);
+3. the event id was not used before (``event.duplicate_id``, naming the entry that used it;
+   :mod:`verification.event_ids`);
 4. entry 0 is the genesis (``genesis.invalid``, and the caller's pins ``genesis.root_key`` and
    ``genesis.log_key``); no other entry is a genesis (``stream.conflict``);
 5. the actor is registered and ``key`` is one of its keys as of this point (``actor.unknown``,
@@ -31,11 +32,10 @@ Then the entry is folded into the key registry and the tags' custody states
 (:mod:`verification.custody_state`), and its leaf hash appended to the Merkle tree
 (:class:`verification.merkle.CompactRange`).
 
-Memory is proportional to the number of organisations, keys and *live* tags (issued, in custody or in
-transit), plus under 9 bytes per entry for the event ids (:mod:`verification.event_ids`) and about 18 bytes
-per finished tag: a tag that is merged, split, consumed or voided takes no more custody events (only
-``tag_scanned``), so its state goes to a temporary file (:mod:`verification.tag_archive`) and is read back
-from there when an event names it.
+Memory is proportional to the number of organisations, keys and risk streams (incidents, sites), but not
+to the number of entries or of tags: the tags' states are a bounded cache over a temporary SQLite file
+(:mod:`verification.tag_store`), and so are the event ids (:mod:`verification.event_ids`); both files are
+deleted when the replay is garbage-collected, or at exit.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ from verification.custody_state import TagState, apply_event, counts_by_status, 
 from verification.encoding import EncodingError, decode_public_key, format_time, key_id, parse_time
 from verification.entry_checks import CheckedEntry, EntryProblem, SignatureChecker, check_entry, normalize_time
 from verification.event_data import CUSTODY_ROLES, REGISTRY_EVENT_TYPES, RISK_EVENT_TYPES, ROLES, TAG_EVENT_TYPES
-from verification.event_ids import FingerprintSet
+from verification.event_ids import EventIds
 from verification.merkle import CompactRange
 from verification.registry_replay import Head, KeyRegistry
 from verification.replay_errors import ReplayError, RuleBroken
 from verification.risk_replay import ALLOWED_ROLES as RISK_ALLOWED_ROLES
 from verification.risk_replay import CREATING_TYPES, RISK_STREAM_PREFIXES, RiskStreams, check_empty_site_stream
-from verification.tag_archive import TagStates
+from verification.tag_store import TagStates
 
 __all__ = [
     "ALLOWED_ROLES",
@@ -116,12 +116,12 @@ class Replayer:
         self.registry = KeyRegistry()
         self.risk = RiskStreams()  # the incident: and site: streams (verification.risk_replay)
         self.id_key = id_key if id_key is not None else os.urandom(16)
-        self.tags = TagStates(self.id_key)  # every tag; only the live ones in memory (verification.tag_archive)
+        self.tags = TagStates()  # every tag: a bounded cache over a file (verification.tag_store)
         self.size = 0
         self.last_received: str | None = None
         self.tree = CompactRange()
         self.failure: ReplayError | None = None
-        self._ids = FingerprintSet()
+        self._ids = EventIds()  # every event id, with its seq: a bitmap and a file (verification.event_ids)
         self._pins = (pinned_root_key, pinned_log_key, pinned_log_key_name)
         self._signatures = SignatureChecker()
         self._future_limit: tuple[str, str | None] = ("", None)  # (received, latest time allowed)
@@ -165,8 +165,10 @@ class Replayer:
         if self.last_received is not None and entry.received < self.last_received:
             raise RuleBroken("entry.received", "", f"received {entry.received} is before the previous entry's "
                              f"{self.last_received}")
-        if entry.id_fingerprint in self._ids:
-            raise RuleBroken("event.duplicate_id", "/body/id", f"event id {entry.event_id} was used before")
+        earlier = self._ids.earlier(entry.event_id, entry.id_fingerprint)
+        if earlier is not None:
+            raise RuleBroken("event.duplicate_id", "/body/id", f"event id {entry.event_id} was used before, by "
+                             f"entry #{earlier}")
 
         if seq == 0 or entry.type == "ledger_created":
             self._check_genesis(entry, seq)
@@ -266,9 +268,10 @@ class Replayer:
                                  f"event, but the last event is entry #{head.seq} ({head.hash.hex()})")
             heads.append(head)
         if entry.issued:
-            for i, tag in enumerate(entry.issued):
-                if tag in self.tags:
-                    raise RuleBroken("tag.already_issued", _issued_pointer(entry, i), f"tag {tag} is already issued")
+            i = self.tags.first_issued(entry.issued)
+            if i is not None:
+                raise RuleBroken("tag.already_issued", _issued_pointer(entry, i),
+                                 f"tag {entry.issued[i]} is already issued")
         return heads
 
     def _check_time(self, entry: CheckedEntry, heads: list[tuple[bytes, int, str]]) -> None:
@@ -291,7 +294,7 @@ class Replayer:
     # -- folding ----------------------------------------------------------------------------------------
 
     def _fold(self, entry: CheckedEntry, seq: int) -> None:
-        self._ids.add(entry.id_fingerprint)
+        self._ids.add(entry.event_id, entry.id_fingerprint, seq)
         if entry.type in REGISTRY_EVENT_TYPES:
             self.registry.apply(entry, seq)
         elif entry.type in RISK_EVENT_TYPES:
@@ -301,7 +304,7 @@ class Replayer:
         except (KeyError, TypeError, ValueError) as error:  # only if a rule above has a gap
             self.failure = ReplayError(seq, "custody.unapplicable", f"the custody fold cannot apply it: {error!r}")
             raise self.failure from None
-        self.tags.archive_finished(entry)
+        self.tags.settle(entry)  # states leave the cache only here, between entries
         self.tree.append(entry.leaf)
         self.last_received = entry.received
         self.size = seq + 1

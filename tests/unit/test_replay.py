@@ -40,7 +40,6 @@ from verification.entry_checks import (
     normalize_time,
 )
 from verification.envelope import Envelope, issued_tags, sign_body
-from verification.event_ids import MAX_BUCKET_MEAN, FingerprintSet
 from verification.merkle import leaf_hash, root_from_leaf_hashes
 from verification.parallel import replay_entries, state_as_of
 from verification.replay import Replayer, replay_sequential
@@ -543,21 +542,6 @@ def test_normalized_times_order_as_instants() -> None:
         assert len(normalize_time(a)) == 27 and parse_time(normalize_time(a)) == parse_time(a)
         for b in times:
             assert (normalize_time(a) < normalize_time(b)) == (parse_time(a) < parse_time(b))
-
-
-def test_fingerprint_set() -> None:
-    rng = random.Random(3)
-    values = [rng.getrandbits(64) for _ in range(MAX_BUCKET_MEAN * 9)] + [0, 2**64 - 1]
-    fingerprints = FingerprintSet()
-    for value in values:
-        assert fingerprints.add(value)
-    assert len(fingerprints) == len(values) and len(fingerprints._buckets) >= 8
-    assert all(value in fingerprints for value in values)
-    assert not any(fingerprints.add(value) for value in values[::97])
-    assert all(rng.getrandbits(64) not in fingerprints for _ in range(1000))
-    assert fingerprints.memory_bytes() < 9 * len(values) + 10_000
-    for bucket in fingerprints._buckets:
-        assert list(bucket) == sorted(bucket)
 
 
 def test_tag_state_canonical_equals_jcs_of_its_json() -> None:
