@@ -14,10 +14,10 @@ characters, distinct ``concerns``.  The *cross-field* checks of ``incident_repor
 ``child_labour``, ``occurred_at`` not after ``time``) are type rules, checked after the streams and the
 time like the ledger does (:mod:`verification.risk_replay`).
 
-Where section 6 is silent the check follows the ledger: strings are non-empty, masses and capacities are
-integers > 0, optional fields may also be given as ``null`` (which means absent).  It does not limit string
-lengths (the ledger's own schema refuses names over 120 and notes over 500 characters; the protocol does
-not say so, so an auditor does not hold it against a log).
+Strings are limited as section 6 "Strings" says: names and short labels 1..120 characters, reasons, notes,
+resolutions and descriptions 1..500 (``summary`` 1..200), counted in Unicode code points.  Where section 6 is
+silent the check follows the ledger: masses and capacities are integers > 0, optional fields may also be given
+as ``null`` (which means absent).
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ CONCERNS = frozenset({"price", "payment_delay", "safety", "health", "water", "ha
 MAX_SUMMARY = 200
 MAX_EVIDENCE = 50
 MAX_MASS_TOLERANCE_PPM = 500_000
+MAX_NAME = 120
+MAX_NOTE = 500
 
 _COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
@@ -109,11 +111,6 @@ Checker = Callable[[Any, Path], None]
 
 def _fail(path: Path, message: str) -> DataError:
     return DataError(json_pointer(("body", "data", *path)), message)
-
-
-def _text(value: Any, path: Path) -> None:
-    if type(value) is not str or not value:
-        raise _fail(path, "is not a non-empty string")
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Checker:
@@ -228,6 +225,10 @@ def _text_up_to(limit: int) -> Checker:
     return check
 
 
+_NAME = _text_up_to(MAX_NAME)
+"""Names and short labels (section 6, "Strings"): 1..120 characters."""
+_NOTE = _text_up_to(MAX_NOTE)
+"""Reasons, notes, resolutions and descriptions (section 6, "Strings"): 1..500 characters."""
 _GRAMS = _integer(1)
 _ORG = _predicate(is_org_id, "an organisation id")
 _TAG = _predicate(is_tag_id, "a tag id")
@@ -241,7 +242,7 @@ _EVIDENCE = _distinct(
     _list(_object({
         "sha256": (True, _pattern(_SHA256, "a lowercase hex SHA-256")),
         "media_type": (True, _pattern(_MEDIA_TYPE, "a media type")),
-        "name": (False, _text),
+        "name": (False, _NAME),
     }), 1, MAX_EVIDENCE),
     lambda item: item["sha256"],
     "sha256",
@@ -251,14 +252,14 @@ by ``sha256``."""
 
 _DATA: dict[str, Checker] = {
     "ledger_created": _object({
-        "ledger": (True, _text),
-        "operator": (True, _object({"org": (True, _ORG), "name": (True, _text), "country": (True, _COUNTRY_CODE)})),
+        "ledger": (True, _NAME),
+        "operator": (True, _object({"org": (True, _ORG), "name": (True, _NAME), "country": (True, _COUNTRY_CODE)})),
         "root_key": (True, _public_key),
-        "log_key": (True, _object({"name": (True, _text), "public_key": (True, _public_key)})),
+        "log_key": (True, _object({"name": (True, _NAME), "public_key": (True, _public_key)})),
         "mass_tolerance_ppm": (True, _integer(0, MAX_MASS_TOLERANCE_PPM)),
     }),
     "org_registered": _object({
-        "name": (True, _text),
+        "name": (True, _NAME),
         "role": (True, _one_of(ROLES)),
         "country": (True, _COUNTRY_CODE),
         "public_keys": (True, _list(_public_key, 1, 8)),
@@ -270,7 +271,7 @@ _DATA: dict[str, Checker] = {
     "key_added": _object({"public_key": (True, _public_key)}),
     "key_revoked": _object({
         "key": (True, _predicate(is_key_id, "a key id")),
-        "reason": (True, _text),
+        "reason": (True, _NOTE),
         "effective": (False, _time),
     }),
     # the tags themselves (tag ids, ranges, 1..10000 distinct) are checked by verification.envelope.issued_tags
@@ -278,28 +279,28 @@ _DATA: dict[str, Checker] = {
     "tag_attached": _object({
         "site": (True, _ORG),
         "mineral": (True, _one_of(MINERALS)),
-        "ore": (False, _text),
+        "ore": (False, _NAME),
         "mass_g": (True, _GRAMS),
-        "pit": (True, _text),
+        "pit": (True, _NAME),
         "gps": (False, _GPS),
         "price_paid": (False, _MONEY),
     }),
     "custody_dispatched": _object({
         "to": (True, _ORG),
         "mass_g": (False, _GRAMS),
-        "location": (False, _text),
+        "location": (False, _NAME),
         "gps": (False, _GPS),
     }),
-    "custody_received": _object({"mass_g": (True, _GRAMS), "location": (False, _text), "gps": (False, _GPS)}),
+    "custody_received": _object({"mass_g": (True, _GRAMS), "location": (False, _NAME), "gps": (False, _GPS)}),
     "lot_formed": _object({"inputs": (True, _list(_TAG, 1, 1000)), "mass_g": (True, _GRAMS)}),
     "lot_split": _object({
         "outputs": (True, _list(_object({"tag": (True, _TAG), "mass_g": (True, _GRAMS)}), 2, 1000)),
     }),
-    "tag_consumed": _object({"mass_g": (False, _GRAMS), "product": (False, _text)}),
-    "tag_voided": _object({"reason": (True, _one_of(VOID_REASONS)), "note": (False, _text)}),
+    "tag_consumed": _object({"mass_g": (False, _GRAMS), "product": (False, _NAME)}),
+    "tag_voided": _object({"reason": (True, _one_of(VOID_REASONS)), "note": (False, _NOTE)}),
     "tag_scanned": _object({
         "gps": (True, _GPS),
-        "location": (False, _text),
+        "location": (False, _NAME),
         "purpose": (False, _one_of(SCAN_PURPOSES)),
     }),
     # risk and remediation (section 6 "Risk and remediation", section 16); members in the ledger's order, so
@@ -318,39 +319,39 @@ _DATA: dict[str, Checker] = {
     }),
     "incident_confirmed": _object({
         "severity": (False, _one_of(SEVERITIES)),
-        "note": (False, _text),
+        "note": (False, _NOTE),
         "evidence": (False, _EVIDENCE),
     }),
-    "incident_dismissed": _object({"reason": (True, _text)}),
-    "incident_closed": _object({"resolution": (True, _text)}),
+    "incident_dismissed": _object({"reason": (True, _NOTE)}),
+    "incident_closed": _object({"resolution": (True, _NOTE)}),
     "action_assigned": _object({
         "action": (True, _ACTION),
         "owner": (True, _ORG),
-        "description": (True, _text),
+        "description": (True, _NOTE),
         "cycle": (True, _CYCLE_MONTH),
     }),
     "action_progress": _object({
         "action": (True, _ACTION),
-        "note": (True, _text),
+        "note": (True, _NOTE),
         "percent": (False, _integer(0, 100)),
         "evidence": (False, _EVIDENCE),
     }),
     "action_verified": _object({
         "action": (True, _ACTION),
         "outcome": (True, _one_of(OUTCOMES)),
-        "note": (False, _text),
+        "note": (False, _NOTE),
         "evidence": (False, _EVIDENCE),
     }),
     "site_monitored": _object({
         "period": (True, _CYCLE_MONTH),
         "price_paid": (False, _MONEY),
         "reference_price": (False, _MONEY),
-        "reference_source": (False, _text),
+        "reference_source": (False, _NAME),
         "workforce": (False, _object({"women": (True, _COUNT), "men": (True, _COUNT)})),
         "minors_observed": (False, _COUNT),
         "concerns": (False, _distinct(_list(_one_of(CONCERNS), 1, len(CONCERNS)), lambda concern: concern,
                                       "concern")),
-        "note": (False, _text),
+        "note": (False, _NOTE),
     }),
 }
 
