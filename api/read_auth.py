@@ -5,14 +5,12 @@ organisation and its key are registered, the key is valid now, `time` is within 
 the Ed25519 signature over `ledger.client.read_auth.read_message(method, path and query as sent, time)` verifies.
 It returns the `Reader`, None without the header, or raises `Unauthenticated` (401 `read.unauthenticated`).
 
-`may_read_details(reader, incident)`: an organisation of role operator, monitor or auditor; the incident's site;
-the owner of one of its actions; the organisation it was referred to.
+What a reader may then see is a domain rule: `domain.read_access`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
@@ -22,25 +20,14 @@ from fastapi.responses import JSONResponse
 
 from api.problems import problem
 from domain.registry import Registry
-from domain.risk import IncidentState
-from domain.roles import Role
+from domain.read_access import Reader
 from ledger.client.read_auth import MAX_SKEW_SECONDS, SCHEME, read_message
 from verification.encoding import EncodingError, decode_signature, parse_time
 
 RULE = "read.unauthenticated"
-EVERY_INCIDENT = frozenset({Role.OPERATOR, Role.MONITOR, Role.AUDITOR})
-"""Roles that see every incident's sealed details (bound by the programme's confidentiality rules)."""
 MAX_HEADER = 1024
 _PARAM = re.compile(r'[ \t]*([a-z]+)="([^"\\]*)"[ \t]*', re.ASCII)
 _FIELDS = {"org", "key", "time", "sig"}
-
-
-@dataclass(frozen=True)
-class Reader:
-    """An organisation that proved who it is by signing the request."""
-
-    org: str
-    role: Role
 
 
 class Unauthenticated(Exception):
@@ -119,18 +106,3 @@ def authenticate(request: Request, registry: Registry, now: datetime) -> Reader 
                               "and the time)") from None
     return Reader(org.id, org.role)
 
-
-def sees_every_incident_of(reader: Reader | None, site: str) -> bool:
-    """Whether `reader` may see the sealed details of every incident of `site`."""
-    return reader is not None and (reader.role in EVERY_INCIDENT or reader.org == site)
-
-
-def may_read_details(reader: Reader | None, incident: IncidentState) -> bool:
-    """Whether `reader` is an authorised reader of `incident`'s sealed details (protocol 16.4)."""
-    if reader is None:
-        return False
-    return (
-        sees_every_incident_of(reader, incident.site)
-        or reader.org == incident.referred_to
-        or any(action.owner == reader.org for action in incident.actions.values())
-    )

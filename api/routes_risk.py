@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 
 from api.body import BadBody, read_json
 from api.problems import problem, responses
-from api.read_auth import Reader, Unauthenticated, authenticate, may_read_details, sees_every_incident_of
+from api.read_auth import Unauthenticated, authenticate
+from domain.read_access import Reader, may_read_details, sees_every_incident_of
 from domain.risk import IncidentState
 from domain.roles import Role
 from domain.site_risk import monthly_trend, status_at, visit_json

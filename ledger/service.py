@@ -255,11 +255,12 @@ class Ledger:
         upstream = [s for tag, s in visited.items() if tag != state.tag]
         tags = [state.tag, *(s.tag for s in upstream)]
         raised = self.flags.flags_of(tags) if self.flags is not None else {}
-        ends = self.flags.ends_of(tags) if self.flags is not None else {}
         attempts: dict[str, list[flag_rules.Attempt]] = {}
         for attempt in rejected_attempts(self.store, tags):
             if as_of is None or attempt.log_size <= as_of:
                 attempts.setdefault(attempt.tag, []).append(attempt)
+        # the end entries matter only to tags with refused attempts: most views read none
+        ends = self.flags.ends_of(list(attempts)) if self.flags is not None and attempts else {}
 
         def own(s: custody.TagState) -> list[flag_rules.Flag]:
             found = [f for f in (flag_rules.visible(f, as_of) for f in raised.get(s.tag, [])) if f is not None]
