@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import (
+    routes_attempts,
     routes_epcis,
     routes_events,
     routes_labels,
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)
+    app.include_router(routes_attempts.router)  # GET /v1/log/refused-attempts: evidence of reuse, with standing
     app.include_router(routes_registry.router)
     app.include_router(routes_labels.router)  # signed QR labels
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label

@@ -454,6 +454,7 @@ FLAG_TITLES: dict[str, dict[str, str]] = {
         "lot.heavier_than_inputs": "A lot heavier than what it was made from",
         "site.over_capacity": "The site tagged more ore in a month than its declared capacity",
         "custody.revoked_key": "Custody passed through an organisation whose key was revoked",
+        "time.late_record": "An event recorded more than 90 days after the date it bears",
     },
     "fr": {
         "tag.reuse": "Réutilisation d'étiquette\u00a0: vue en des lieux trop éloignés, ou vue ou utilisée après sa "
@@ -462,6 +463,7 @@ FLAG_TITLES: dict[str, dict[str, str]] = {
         "lot.heavier_than_inputs": "Un lot plus lourd que ce dont il a été formé",
         "site.over_capacity": "Le site a étiqueté en un mois plus de minerai que sa capacité déclarée",
         "custody.revoked_key": "La chaîne de possession passe par une organisation dont la clé a été révoquée",
+        "time.late_record": "Un événement enregistré plus de 90 jours après la date qu'il porte",
     },
 }
 

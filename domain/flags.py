@@ -16,7 +16,8 @@ functions are the rules themselves, used by `apply`, by the read side (`tag_flag
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -38,13 +39,23 @@ MAX_EVIDENCE = 20
 """At most this many evidence items per flag (the first ones)."""
 MAX_INHERITED_SOURCES = 10
 PPM = 1_000_000
+MAX_RECORD_DELAY = timedelta(days=90)
+"""An event on a tag received by the ledger more than this long after the time it claims: `time.late_record`.
+Records are made late for good reasons (phones offline for days, paper logbooks entered at month end), so the
+ledger accepts them; beyond a quarter, a buyer should know that the record was made long after the fact."""
+OFFICE_ROLES = frozenset({"authority", "monitor"})
+"""Roles whose signed scans count as evidence on any tag: public bodies (customs, mining authorities) and the
+programme's accredited field monitors inspect tags by office."""
+CUSTODY_EVENT_TYPES = frozenset({"tag_attached", "custody_dispatched", "custody_received", "lot_formed",
+                                 "lot_split", "tag_consumed", "tag_voided"})
 
 TAG_REUSE = "tag.reuse"
 MASS_GAIN = "mass.gain"
 LOT_HEAVIER = "lot.heavier_than_inputs"
 SITE_OVER_CAPACITY = "site.over_capacity"
 REVOKED_KEY = "custody.revoked_key"
-CODES = (TAG_REUSE, MASS_GAIN, LOT_HEAVIER, SITE_OVER_CAPACITY, REVOKED_KEY)
+LATE_RECORD = "time.late_record"
+CODES = (TAG_REUSE, MASS_GAIN, LOT_HEAVIER, SITE_OVER_CAPACITY, REVOKED_KEY, LATE_RECORD)
 
 REASONS = {
     TAG_REUSE: "tag reuse",
@@ -52,6 +63,7 @@ REASONS = {
     LOT_HEAVIER: "a lot heavier than what it was made from",
     SITE_OVER_CAPACITY: "site over its declared capacity",
     REVOKED_KEY: "signed with a key revoked before the event",
+    LATE_RECORD: "recorded long after the event",
 }
 
 
@@ -146,7 +158,8 @@ class ChainState:
     exact fraction; `start_seq`/`start_hash`: the entry that set it; `fixes`: its last position, or, for a lot or
     split output with no position of its own yet, the last positions of the tags it came from; `end`: the entry
     that ended the tag's life (consumed, voided, merged into a lot, split), once there is one; `flags`: the
-    flags raised on this tag itself (those of the tags it came from are inherited when it is read)."""
+    flags raised on this tag itself (those of the tags it came from are inherited when it is read); `parties`:
+    the organisations with custody standing on the tag (`custody_parties`), sorted."""
 
     tag: str
     mass: int | None = None
@@ -156,11 +169,12 @@ class ChainState:
     fixes: list[Fix] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     end: Evidence | None = None
+    parties: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return (self.mass is None and self.start is None and not self.fixes and not self.flags
-                and self.end is None)
+                and self.end is None and not self.parties)
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -174,6 +188,8 @@ class ChainState:
         }
         if self.end is not None:  # absent until the tag ends: the rows of live tags are as they always were
             doc["end"] = self.end.to_json()
+        if self.parties:
+            doc["parties"] = list(self.parties)
         return doc
 
     @classmethod
@@ -187,6 +203,7 @@ class ChainState:
             fixes=[Fix.from_json(f) for f in doc["fixes"]],
             flags=[Flag.from_json(f) for f in doc["flags"]],
             end=None if doc.get("end") is None else Evidence.from_json(doc["end"]),
+            parties=list(doc.get("parties") or []),
         )
 
 
@@ -230,6 +247,9 @@ class FlagsStore(Protocol):
 
     def uses_since(self, kid: str, time: str) -> list[KeyUse]:
         """The recorded entries signed with `kid` at a normalised time at or after `time`, in log order."""
+
+    def role_of(self, org: str) -> str | None:
+        """The role the organisation was registered with (`operator` for the ledger's operator)."""
 
 
 # --- the rules ----------------------------------------------------------------------------------------------
@@ -406,6 +426,54 @@ def revoked_key_flag(use: KeyUse, revocation_seq: int, revocation_hash: str, rev
     ], revocation_seq)
 
 
+# --- standing: whose word counts as evidence of reuse -------------------------------------------------------
+
+
+def custody_parties(body: dict[str, Any]) -> list[str]:
+    """The organisations an accepted event gives custody standing on every tag whose stream it joins: the actor
+    of a custody event (it held the tag, or took or gave it), and the recipient a dispatch names. Scans, risk
+    and registry events give none."""
+    if body["type"] not in CUSTODY_EVENT_TYPES:
+        return []
+    parties = [body["actor"]]
+    if body["type"] == "custody_dispatched":
+        parties.append(body["data"]["to"])
+    return parties
+
+
+def add_parties(parties: list[str], new: Iterable[str]) -> None:
+    """Add organisations to a tag's sorted list of parties."""
+    parties[:] = sorted(set(parties).union(new))
+
+
+def standing(actor: str, role: str | None, parties: Sequence[str]) -> str | None:
+    """Why `actor` has standing on a tag whose custody parties are `parties`: `"custody"` (it held the tag, or
+    a dispatch named it as recipient), `"office"` (an authority or a monitor), or None: an organisation that
+    never handled the tag cannot make evidence of its reuse (section 9.1, "Standing")."""
+    if actor in parties:
+        return "custody"
+    if role in OFFICE_ROLES:
+        return "office"
+    return None
+
+
+def late_record_flag(tag: str, body: dict[str, Any], hash_: str, seq: int, received: str) -> Flag | None:
+    """`time.late_record`: an event on a tag that reached the ledger more than `MAX_RECORD_DELAY` after the time
+    it claims. Accepted (late records are legitimate), but a record made months after the fact may have been
+    backdated (into another month's site capacity, before an incident, before a key's loss)."""
+    claimed, got = parse_time(body["time"]), parse_time(received)
+    delay = got - claimed
+    if delay <= MAX_RECORD_DELAY:
+        return None
+    days = delay.days
+    summary = (f"Entry #{seq} ({body['type']} by {body['actor']}) on tag {tag} is dated {normalised_time(body['time'])} "
+               f"but reached the ledger on {normalised_time(received)}, {days} days later (more than "
+               f"{MAX_RECORD_DELAY.days}): it may have been backdated.")
+    return Flag(LATE_RECORD, summary, [Evidence(seq, hash_, f"{body['type']} by {body['actor']} dated "
+                                                            f"{normalised_time(body['time'])}, received "
+                                                            f"{normalised_time(received)} ({days} days later)")], seq)
+
+
 def tags_of(body: dict[str, Any]) -> list[str]:
     """The tags whose history contains an entry: the tag streams it joins, or those `tags_issued` creates."""
     if body["type"] == "tags_issued":
@@ -417,8 +485,10 @@ def tags_of(body: dict[str, Any]) -> list[str]:
 # --- the fold ---------------------------------------------------------------------------------------------
 
 
-def apply(store: FlagsStore, body: dict[str, Any], hash_: str, seq: int, tolerance_ppm: int) -> None:
-    """Fold one accepted entry (in log order) into the flags' state."""
+def apply(store: FlagsStore, body: dict[str, Any], hash_: str, seq: int, tolerance_ppm: int,
+          received: str | None = None) -> None:
+    """Fold one accepted entry (in log order), which the ledger received at `received`, into the flags' state.
+    (`received` None: the late-record rule is not applied.)"""
     kind, data = body["type"], body["data"]
     if kind == "org_registered":
         if data.get("capacity_kg_per_month") is not None:
@@ -439,6 +509,14 @@ def apply(store: FlagsStore, body: dict[str, Any], hash_: str, seq: int, toleran
     store.record_use(seq, body["key"], normalised_time(body["time"]))
     tag = tag_of(body["stream"])
     chain = store.chain(tag)
+    parties = custody_parties(body)
+    if parties:
+        for joined in tags_of(body):
+            add_parties(store.chain(joined).parties, parties)
+    elif kind == "tag_scanned" and standing(body["actor"], store.role_of(body["actor"]), chain.parties) is None:
+        return  # a scan by an organisation without standing is in the log, but is nobody's evidence (9.1)
+    if received is not None:
+        add_flag(chain.flags, late_record_flag(tag, body, hash_, seq, received))
     if kind == "tag_attached":
         chain.mass = data["mass_g"]
         chain.start, chain.start_seq, chain.start_hash = Fraction(data["mass_g"]), seq, hash_
@@ -519,6 +597,29 @@ class Attempt:
     log_size: int
     hash: str
     body: dict[str, Any]
+    sig: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tag": self.tag, "rule": self.rule, "received": self.received, "log_size": self.log_size,
+                "hash": self.hash, "envelope": {"body": self.body, "sig": self.sig}}
+
+
+@dataclass(frozen=True)
+class JudgedAttempt:
+    """A refused attempt and the standing of its actor on the tag (`standing`): None means it does not count."""
+
+    attempt: Attempt
+    standing: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.attempt.to_json(), "standing": self.standing, "counted": self.standing is not None}
+
+
+def judge_attempts(attempts: Sequence[Attempt], parties: Sequence[str],
+                   role_of: Callable[[str], str | None]) -> list[JudgedAttempt]:
+    """Each attempt with the standing of its actor on the tag (`standing`): a competitor that never handled a
+    finished tag cannot make it look reused by sending a refused envelope (protocol 9.1)."""
+    return [JudgedAttempt(a, standing(a.body["actor"], role_of(a.body["actor"]), parties)) for a in attempts]
 
 
 def attempt_tag(body: dict[str, Any], rule: str, pointer: str, tags: dict[str, TagState | None]) -> str | None:

@@ -40,13 +40,19 @@ class KeyRecord:
         return b64url_decode(self.public_key)
 
     def problem_at(self, when: datetime) -> tuple[str, str] | None:
-        """Why this key cannot sign an event dated `when`, as (rule, detail), or None if it can."""
+        """Why this key cannot sign, now, an event dated `when`, as (rule, detail), or None if it can.
+
+        The registry holds the log as it stands, so a revocation here is an entry already in the log: from then
+        on the key signs nothing the ledger receives, whatever time the event claims (protocol section 7). A
+        revocation's `effective` time matters only to what was received before it (`custody.revoked_key`)."""
         if when < self.added_at:
             return "key.not_yet_valid", f"key {self.kid} is valid only from {self.added_at.isoformat()}"
-        if self.revoked_effective is not None and when >= self.revoked_effective:
+        if self.revoked_seq is not None:
+            effective = self.revoked_effective.isoformat() if self.revoked_effective else "its revocation"
             return (
                 "key.revoked",
-                f"key {self.kid} was revoked with effect from {self.revoked_effective.isoformat()}",
+                f"key {self.kid} was revoked by entry #{self.revoked_seq} (with effect from {effective}): it signs "
+                "nothing received after that entry, whatever time the event claims",
             )
         return None
 

@@ -16,10 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ledger.service import Ledger
+from verification.canonical import jcs
 from verification.encoding import b64url_encode
 
 BUNDLE_FORMAT = "tagledger/bundle/v1"
 MANIFEST, CHECKPOINT, ENTRIES, LEAF_HASHES = "manifest.json", "checkpoint.txt", "entries.ndjson", "leaf-hashes.bin"
+ATTEMPTS = "refused-attempts.ndjson"  # since protocol 1.7
 PAGE = 5000
 
 
@@ -67,5 +69,12 @@ def export_bundle(ledger: Ledger, path: Path, *, progress: Callable[[int, int], 
         with bundle.open(LEAF_HASHES, "w", force_zip64=True) as out:
             for start in range(0, size, PAGE * 10):
                 out.write(b"".join(ledger.store.tree.leaf_hashes(start, min(size, start + PAGE * 10))))  # type: ignore[attr-defined]
+        with bundle.open(ATTEMPTS, "w") as out:  # the evidence of reused tags, with its standing (protocol 9.1)
+            after = 0
+            while page := ledger.refused_attempts(after, PAGE):
+                for number, judged in page:
+                    if judged.attempt.log_size <= size:
+                        out.write(jcs({"number": number, **judged.to_json()}) + b"\n")
+                after = page[-1][0]
     tmp.replace(path)
     return ExportSummary(size, size, manifest["projection"]["position"] if manifest["projection"] else None)

@@ -39,6 +39,7 @@ SITES = "tagledger_flags_sites"
 USES = "tagledger_flags_key_uses"
 ATTEMPTS = "tagledger_rejected_attempts"
 EVENTS = "tagledger_events_tt_main"
+EVENTS_TAGS = "tagledger_events_tt_tag"
 CHUNK = 500
 
 
@@ -49,6 +50,7 @@ class FlagsProjection(TrackedProjection):
 
     def __init__(self, store: LogStore):
         self._tolerance: int | None = None
+        self.roles: dict[str, str | None] = {}  # org -> its registered role (never changes once in the log)
         super().__init__(store)
 
     def _create_statements(self) -> list[str]:
@@ -80,7 +82,7 @@ class FlagsProjection(TrackedProjection):
                                 for t in rules.tags_of(entry.body)})
         tolerance = self.tolerance()
         for _, entry in todo:
-            rules.apply(working, entry.body, entry.hash, entry.seq, tolerance)
+            rules.apply(working, entry.body, entry.hash, entry.seq, tolerance, entry.received)
         return working
 
     def _write_rows(self, curs: Any, working: _Working) -> None:
@@ -173,8 +175,24 @@ def rejected_attempts(store: LogStore, tags: Sequence[str]) -> list[Attempt]:
         rows = _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
                                                f"{ATTEMPTS} WHERE", "tag", list(tags))
     rows.sort(key=lambda r: r["id"])
-    return [Attempt(r["tag"], r["rule"], r["received"], int(r["log_size"]), r["hash"],
-                    json.loads(bytes(r["envelope"]))["body"]) for r in rows]
+    return [_attempt(r) for r in rows]
+
+
+def rejected_attempts_page(store: LogStore, after: int, limit: int) -> list[tuple[int, Attempt]]:
+    """Up to `limit` refused attempts kept after the one numbered `after`, with their numbers (the table's
+    increasing ids: in the order refused, possibly with gaps)."""
+    ph = "?" if store.backend == "sqlite" else "%s"
+    with store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+        curs.execute(f"SELECT id, tag, rule, received, log_size, hash, envelope FROM {ATTEMPTS} WHERE id > {ph} "
+                     f"ORDER BY id LIMIT {int(limit)}", [after])
+        rows = [dict(r) if not isinstance(r, dict) else r for r in curs.fetchall()]
+    return [(int(r["id"]), _attempt(r)) for r in rows]
+
+
+def _attempt(row: dict[str, Any]) -> Attempt:
+    envelope = json.loads(bytes(row["envelope"]))
+    return Attempt(row["tag"], row["rule"], row["received"], int(row["log_size"]), row["hash"], envelope["body"],
+                   envelope["sig"])
 
 
 # --- the working set of one page --------------------------------------------------------------------------
@@ -208,6 +226,7 @@ class _Working(rules.FlagsStore):
         self.months: dict[tuple[str, str], MonthTotal] = {}
         self.stored_months: dict[tuple[str, str], tuple[int, bytes | None]] = {}
         self.uses: list[tuple[int, str, str]] = []
+        self.roles = projection.roles
 
     # chains
     def preload_chains(self, tags: Iterable[str]) -> None:
@@ -269,6 +288,23 @@ class _Working(rules.FlagsStore):
         found.sort(key=lambda u: u.seq)
         self.preload_chains({t for use in found for t in rules.tags_of(use.body)})
         return found
+
+    # organisations
+    def role_of(self, org: str) -> str | None:
+        """The role `org` was registered with: the data of the first event of its `org:` stream, or `operator`
+        for the organisation the genesis names."""
+        if org not in self.roles:
+            self.curs.execute(f"SELECT m.data FROM {EVENTS_TAGS} t JOIN {EVENTS} m ON m.id = t.main_id "
+                              f"WHERE t.tag = {self.ph} ORDER BY t.main_id LIMIT 1", [f"org:{org}"])
+            row = self.curs.fetchone()
+            if row is not None:
+                self.roles[org] = read_entry(bytes(row["data"])).body["data"]["role"]
+            else:
+                self.curs.execute(f"SELECT data FROM {EVENTS} WHERE id = 1")
+                genesis = self.curs.fetchone()
+                operator = read_entry(bytes(genesis["data"])).body["data"]["operator"]["org"] if genesis else None
+                self.roles[org] = "operator" if org == operator else None
+        return self.roles[org]
 
     # writing
     def write(self, curs: Any) -> None:

@@ -18,7 +18,7 @@ from domain.registry import Registry, StreamHead
 from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.entries import Entry, read_entry
-from ledger.flags import FlagsProjection, rejected_attempts
+from ledger.flags import FlagsProjection, rejected_attempts, rejected_attempts_page
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
@@ -49,6 +49,9 @@ class TagView:
     """Fraud flags (`domain.flags.tag_flags`): the tag's own, then those inherited from the tags it came from."""
     flags_position: int | None = None
     """How many log entries the flags projection had folded when `flags` was read (None: not open here)."""
+    refused_attempts: list[flag_rules.JudgedAttempt] = field(default_factory=list)
+    """The signed envelopes refused because this tag's life was over, each with the standing of its actor
+    (`domain.flags.judge_attempts`): only those with standing count in the `tag.reuse` flag."""
     risk: dict[str, Any] | None = None
     """The risk context of the tag's origin sites (`ledger.risk_context`, protocol 16.6)."""
     upstream: list[str] = field(default_factory=list)
@@ -216,9 +219,10 @@ class Ledger:
         upstream: dict[str, custody.TagState] = {}
         origins = self._origins(states[tag_id], as_of=as_of, visited=upstream)
         flags: list[dict[str, Any]] = []
+        refused: list[flag_rules.JudgedAttempt] = []
         flags_position = risk = None
         if context:  # the fraud flags and the risk context of the origin sites
-            flags, flags_position = self._flags(states[tag_id], upstream, as_of)
+            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry)
             at = self.view_time(as_of)
             risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
                             lambda site: self.site_risk_book(site, as_of),
@@ -234,6 +238,7 @@ class Ledger:
             as_of=as_of,
             flags=flags,
             flags_position=flags_position,
+            refused_attempts=refused,
             risk=risk,
             upstream=[t for t in upstream if t != tag_id],
         )
@@ -246,10 +251,11 @@ class Ledger:
                 return parse_time(read_entry(last[0].data).received)
         return datetime.now(timezone.utc)
 
-    def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState],
-               as_of: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState], as_of: int | None,
+               registry: Registry) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
         """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
-        flags projection and the refused attempts kept by the writer; as of log size `as_of` if given."""
+        flags projection and the refused attempts kept by the writer; as of log size `as_of` if given. Also the
+        tag's own refused attempts, judged: only those made with standing count (protocol 9.1)."""
         # the position first: the flags read after it are at least that recent, never older than it says
         position = self.flags.position() if self.flags is not None else None
         upstream = [s for tag, s in visited.items() if tag != state.tag]
@@ -259,12 +265,16 @@ class Ledger:
         for attempt in rejected_attempts(self.store, tags):
             if as_of is None or attempt.log_size <= as_of:
                 attempts.setdefault(attempt.tag, []).append(attempt)
-        # the end entries matter only to tags with refused attempts: most views read none
+        # the end entries and the custody parties matter only to tags with refused attempts: most views read none
         ends = self.flags.ends_of(list(attempts)) if self.flags is not None and attempts else {}
+        judged = {tag: flag_rules.judge_attempts(found, self._custody_parties(tag, as_of),
+                                                 lambda org: _role_name(registry, org))
+                  for tag, found in attempts.items()}
 
         def own(s: custody.TagState) -> list[flag_rules.Flag]:
             found = [f for f in (flag_rules.visible(f, as_of) for f in raised.get(s.tag, [])) if f is not None]
-            attempted = flag_rules.attempts_flag(attempts.get(s.tag, []), s, s.head.hash, ends.get(s.tag))
+            counted = [j.attempt for j in judged.get(s.tag, []) if j.standing is not None]
+            attempted = flag_rules.attempts_flag(counted, s, s.head.hash, ends.get(s.tag))
             return found + ([attempted] if attempted is not None else [])
 
         def relation(s: custody.TagState) -> str:
@@ -275,7 +285,28 @@ class Ledger:
             return "a tag upstream of this one"
 
         shown = flag_rules.tag_flags(state.tag, own(state), [(s.tag, relation(s), own(s)) for s in upstream])
-        return shown, position
+        return shown, position, judged.get(state.tag, [])
+
+    def refused_attempts(self, after: int = 0, limit: int = 1000) -> list[tuple[int, flag_rules.JudgedAttempt]]:
+        """Every refused attempt kept by the writer, numbered, in the order refused, each judged for standing as
+        of the log size when it was refused (protocol 9.1): what an auditor checks against its replay."""
+        page = rejected_attempts_page(self.store, after, limit)
+        registry = self.registry()
+        judged = []
+        for number, attempt in page:
+            [one] = flag_rules.judge_attempts([attempt], self._custody_parties(attempt.tag, attempt.log_size),
+                                              lambda org: _role_name(registry, org))
+            judged.append((number, one))
+        return judged
+
+    def _custody_parties(self, tag: str, as_of: int | None) -> list[str]:
+        """The organisations with custody standing on `tag` (`domain.flags.custody_parties` of its events)."""
+        parties: list[str] = []
+        for stored in self.store.read_tagged([f"tag:{tag}"]):
+            if as_of is not None and stored.seq >= as_of:
+                break
+            flag_rules.add_parties(parties, flag_rules.custody_parties(read_entry(stored.data).body))
+        return parties
 
     def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None,
                  visited: dict[str, custody.TagState] | None = None) -> list[dict[str, Any]]:
@@ -366,3 +397,8 @@ def check_history(tag_id: str, entries: list[Entry], registry: Registry) -> list
                 problems.append(f"entry #{entry.seq}: hash link to the previous event is broken")
         previous = entry.hash
     return problems
+
+
+def _role_name(registry: Registry, org: str) -> str | None:
+    role = registry.role_of(org)
+    return None if role is None else str(role)

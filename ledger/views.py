@@ -94,6 +94,10 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
                 },
             }
         )
+    for judged in view.refused_attempts:  # their signatures can be checked too
+        key = registry.keys.get(judged.attempt.body["key"])
+        if key is not None and key.kid not in signers:
+            signers[key.kid] = {**key.to_json(), "org_name": _org_name(registry, key.org)}
     origins = [{**o, "site_name": _org_name(registry, o["site"])} for o in view.origins]
     return {
         "format": VIEW_FORMAT,
@@ -111,6 +115,7 @@ def tag_document(view: TagView, registry: Registry) -> dict[str, Any]:
         "problems": list(view.problems),
         "flags": list(view.flags),
         "flags_position": view.flags_position,
+        "refused_attempts": [j.to_json() for j in view.refused_attempts],
         "risk": view.risk,
         "as_of": view.as_of,
         "log": None if checkpoint is None else {

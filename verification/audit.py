@@ -13,7 +13,9 @@ Checks a whole ledger without trusting the server that serves it, with nothing b
    key registry as it stood at that point, every `prev`/`links` hash, the custody fold;
 5. the Merkle root of the replayed entries against the signed checkpoint; if they differ, the stored leaf
    hashes (authenticated by the checkpoint) name the first entry that does not match;
-6. the custody projection's digest that the server reports, against the replay's at the same position.
+6. the custody projection's digest that the server reports, against the replay's at the same position;
+7. the refused attempts the ledger keeps as evidence of reused tags (`verification.refused_attempts`): each one
+   signed by a key valid then, on a tag already ended, with the standing the replay finds (protocol 9.1).
 
 Exit status: 0 all good, 1 the log failed a check (the first bad entry is named), 2 the audit could not run.
 "As of" mode (`--as-of N` or `--as-of-time T`) replays only up to that point and shows the ledger, or one tag
@@ -38,6 +40,7 @@ from verification.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from verification.merkle import CompactRange, ProofError, leaf_hash, root_from_leaf_hashes, verify_consistency
 from verification.note import NoteError, NoteVerifier, parse_vkey
 from verification.parallel import replay_entries
+from verification.refused_attempts import AttemptProblem, AttemptWatch, PublishedAttempt, check_attempts
 from verification.replay import ReplayResult
 from verification.replay_errors import ReplayError
 from verification.sources import LogSource, ProjectionClaim, SourceError, open_source
@@ -181,6 +184,19 @@ def _projection_claim(source: LogSource, checkpoint_size: int, report: Report) -
     return claim
 
 
+def _published_attempts(source: LogSource, size: int) -> list[PublishedAttempt] | None:
+    """The refused attempts the source publishes that the checkpoint's log can judge (refused when the log held at
+    most `size` entries), or None if it publishes none."""
+    published = source.refused_attempts()
+    if published is None:
+        return None
+    try:
+        attempts = [PublishedAttempt.from_json(doc) for doc in published]
+    except AttemptProblem as problem:
+        raise AuditFailed(str(problem)) from None
+    return [a for a in attempts if a.log_size <= size]
+
+
 def _name_bad_leaf(source: LogSource, checkpoint: Checkpoint) -> int | None:
     """The first entry whose leaf hash differs from the stored one, if the stored ones reproduce the signed root."""
     stored = list(source.leaf_hashes(0, checkpoint.size)) if checkpoint.size <= 2_000_000 else None
@@ -218,6 +234,8 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
             report.add("consistency", f"size {old.size} -> {checkpoint.size}: the server's proof verifies")
 
     claim = None if as_of else _projection_claim(source, checkpoint.size, report)
+    attempts = None if as_of else _published_attempts(source, checkpoint.size)
+    watch = AttemptWatch({a.tag for a in attempts}) if attempts else None
     end = checkpoint.size if args.as_of is None else min(checkpoint.size, args.as_of)
     progress = _Progress(end, args.progress)
     roots: dict[str, bytes] = {}
@@ -234,6 +252,7 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
             snapshot_at=(claim.position - 1) if claim is not None and claim.position > 0 else None,
             pinned_log_key=verifier.public_key_raw,
             pinned_log_key_name=verifier.name,
+            observe=watch,
         )
     except ReplayError as error:
         progress.done()
@@ -274,6 +293,16 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
                               f"{claim.digest}; the replay's is {ours}")
         report.add("projection", f"the server's custody digest at position {claim.position} matches the replay "
                                  f"({claim.tags} tags)")
+    if attempts is None:
+        report.add("refused attempts", "not published by this source (a ledger or bundle before protocol 1.7)")
+    else:
+        try:
+            counted, apart = check_attempts(attempts, watch or AttemptWatch(()), result.replayer.registry)
+        except AttemptProblem as problem:
+            raise AuditFailed(str(problem)) from None
+        report.add("refused attempts", f"{len(attempts)} kept as evidence of reuse: signed by keys valid then, on "
+                                       f"tags already ended, standing as the replay finds it ({counted} counted, "
+                                       f"{apart} by organisations without standing)")
     _remember(args, verifier, note)
     return result
 

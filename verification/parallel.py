@@ -161,13 +161,15 @@ def replay_entries(
     chunk_size: int = 1000,
     depth: int = 2,
     mp_context: BaseContext | str | None = None,
+    observe: Callable[[CheckedEntry, int], None] | None = None,
 ) -> ReplayResult:
     """Replay ``entries`` (each log entry's exact bytes, in log order) with ``workers`` processes.
 
     ``workers`` defaults to ``os.cpu_count()``; ``0`` replays in this process alone
     (:func:`verification.replay.replay_sequential`). ``progress(n)`` is called with the number of entries
     replayed after each chunk. ``stop_after_seq``, ``stop_at_time``, ``snapshot_at`` and the pins are as
-    for :func:`~verification.replay.replay_sequential`; ``entries`` is not read past ``stop_after_seq``.
+    for :func:`~verification.replay.replay_sequential`, and so is ``observe`` (called in this process, in log
+    order); ``entries`` is not read past ``stop_after_seq``.
     Raises :class:`~verification.replay_errors.ReplayError` at the first entry that breaks a rule.
     """
     if workers is None:
@@ -175,14 +177,14 @@ def replay_entries(
     options: dict[str, Any] = dict(
         stop_after_seq=stop_after_seq, stop_at_time=stop_at_time, snapshot_at=snapshot_at,
         pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
-        pinned_log_key_name=pinned_log_key_name, id_key=id_key,
+        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe,
     )
     if workers <= 0:
         return replay_sequential(entries, progress=progress, progress_every=chunk_size, **options)
     if chunk_size < 1 or depth < 1:
         raise ValueError("chunk_size and depth must be at least 1")
     replayer = Replayer(pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
-                        pinned_log_key_name=pinned_log_key_name, id_key=id_key)
+                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe)
     time_limit = None if stop_at_time is None else normalize_time(_checked_time(stop_at_time))
     remaining = None if stop_after_seq is None else max(stop_after_seq + 1, 0)
     if remaining == 0:

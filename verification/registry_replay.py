@@ -10,9 +10,10 @@ Key validity (section 7), for an event dated ``time`` signed by key ``kid`` of o
 - ``key.unknown`` -- ``kid`` is not a key of ``actor`` in the registry *as of this point in the log*
   (a key registered later, or another organisation's key, does not count);
 - ``key.not_yet_valid`` -- ``time`` is before the ``time`` of the event that added the key;
-- ``key.revoked`` -- the key was revoked (by an *earlier* entry) with an ``effective`` time at or before
-  ``time``. ``effective`` defaults to the revoking event's ``time`` and may be earlier than it: events
-  dated before it stay valid, events dated at or after it are refused from then on.
+- ``key.revoked`` -- the key was revoked by an *earlier* entry: a revoked key signs nothing received after
+  the revocation, whatever ``time`` the event claims (since protocol 1.7; a backdated ``time`` no longer
+  slips under the revocation's ``effective`` time, which matters only to entries received before the
+  revocation: the fraud flag ``custody.revoked_key`` of section 9.1).
 
 The operator organisation's stream ``org:<operator>`` starts at the genesis: its head is the genesis
 entry (so the first event of that stream names the genesis hash as ``prev``), as the ledger does.
@@ -59,8 +60,9 @@ class KeyRecord:
         """Why this key cannot sign an event dated ``time`` (normalised), as (rule, message), or None."""
         if time < self.added_time:
             return "key.not_yet_valid", f"key {self.kid} is valid only from {self.added_time}"
-        if self.revoked_effective is not None and time >= self.revoked_effective:
-            return "key.revoked", f"key {self.kid} was revoked with effect from {self.revoked_effective}"
+        if self.revoked_seq is not None:
+            return "key.revoked", (f"key {self.kid} was revoked by entry #{self.revoked_seq} (with effect from "
+                                   f"{self.revoked_effective}): it signs nothing received after that entry")
         return None
 
 

@@ -112,7 +112,9 @@ class Replayer:
         pinned_log_key: bytes | None = None,
         pinned_log_key_name: str | None = None,
         id_key: bytes | None = None,
+        observe: Callable[[CheckedEntry, int], None] | None = None,
     ) -> None:
+        self.observe = observe  # told of every entry folded (e.g. verification.refused_attempts.AttemptWatch)
         self.registry = KeyRegistry()
         self.risk = RiskStreams()  # the incident: and site: streams (verification.risk_replay)
         self.id_key = id_key if id_key is not None else os.urandom(16)
@@ -308,6 +310,8 @@ class Replayer:
         self.tree.append(entry.leaf)
         self.last_received = entry.received
         self.size = seq + 1
+        if self.observe is not None:
+            self.observe(entry, seq)
 
     # -- results ----------------------------------------------------------------------------------------
 
@@ -401,15 +405,17 @@ def replay_sequential(
     pinned_log_key: bytes | None = None,
     pinned_log_key_name: str | None = None,
     id_key: bytes | None = None,
+    observe: Callable[[CheckedEntry, int], None] | None = None,
 ) -> ReplayResult:
     """Replay ``entries`` (the exact bytes of each log entry, in order) in this process.
 
     Stops after entry ``stop_after_seq``, or before the first entry whose ``received`` is after
     ``stop_at_time`` (a protocol time), or at the end. ``snapshot_at``: also record the ledger as of that
-    entry (:class:`Snapshot`). Raises :class:`ReplayError` at the first entry that breaks a rule.
+    entry (:class:`Snapshot`). ``observe(entry, seq)`` is called with every entry folded. Raises
+    :class:`ReplayError` at the first entry that breaks a rule.
     """
     replayer = Replayer(pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
-                        pinned_log_key_name=pinned_log_key_name, id_key=id_key)
+                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe)
     time_limit = None if stop_at_time is None else normalize_time(_checked_time(stop_at_time))
     snapshot = None
     stopped = None

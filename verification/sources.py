@@ -22,6 +22,7 @@ from typing import Any
 
 BUNDLE_FORMAT = "tagledger/bundle/v1"
 MANIFEST, CHECKPOINT, ENTRIES, LEAF_HASHES = "manifest.json", "checkpoint.txt", "entries.ndjson", "leaf-hashes.bin"
+ATTEMPTS = "refused-attempts.ndjson"  # optional (since protocol 1.7): the refused attempts, one JSON object a line
 HASH_SIZE = 32
 
 
@@ -71,6 +72,11 @@ class LogSource(ABC):
         """The server's RFC 9162 consistency proof, or None if the source cannot give one (a bundle)."""
         return None
 
+    def refused_attempts(self) -> list[dict[str, Any]] | None:
+        """Every refused attempt the ledger published (protocol 9.1), or None if the source has none to give
+        (a ledger or a bundle from before protocol 1.7)."""
+        return None
+
     def close(self) -> None:
         return None
 
@@ -115,6 +121,21 @@ class HttpSource(LogSource):
     def projection(self) -> ProjectionClaim | None:
         doc = self._json("/v1/projection")
         return ProjectionClaim(int(doc["position"]), str(doc["digest"]), int(doc["tags"]))
+
+    def refused_attempts(self) -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            try:
+                doc = self._json("/v1/log/refused-attempts", after=after)
+            except SourceError as error:
+                if "HTTP 404" in str(error) and not found:
+                    return None  # a ledger from before protocol 1.7
+                raise
+            found.extend(doc["attempts"])
+            if doc.get("next") is None:
+                return found
+            after = int(doc["next"])
 
     def _pages(self, path: str, start: int, end: int, page: int) -> Iterator[bytes]:
         """Fetch pages in a background thread, a few ahead, so the network overlaps the replay."""
@@ -200,6 +221,14 @@ class BundleSource(LogSource):
                         raise SourceError(f"{ENTRIES}: entry #{seq} does not end with a newline")
                     yield line[:-1]
                 seq += 1
+
+    def refused_attempts(self) -> list[dict[str, Any]] | None:
+        if ATTEMPTS not in self.zip.namelist():
+            return None
+        try:
+            return [json.loads(line) for line in self.zip.read(ATTEMPTS).splitlines() if line.strip()]
+        except ValueError as error:
+            raise SourceError(f"{ATTEMPTS}: not JSON lines ({error})") from None
 
     def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
         with self.zip.open(LEAF_HASHES) as stored:

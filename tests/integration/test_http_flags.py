@@ -17,12 +17,15 @@ SITE, TRADER, DEPOT = "kalimbi-site", "bukavu-trader", "goma-processing"
 
 
 def wait_for_flags(live, tag: str, timeout: float = 10.0) -> dict[str, Any]:  # noqa: ANN001
+    """The view once it shows flags and its `flags_position` covers the whole log: the position is read before the
+    flags (a view never claims more than its flags saw), so a view can show flags with an older position."""
+    size = live.entries()
     deadline = time.monotonic() + timeout
     while True:
         response = live.http.get(f"/v1/tags/{tag}")
         assert response.status_code == 200, response.text
         document = response.json()
-        if document["flags"] or time.monotonic() > deadline:
+        if (document["flags"] and (document["flags_position"] or 0) >= size) or time.monotonic() > deadline:
             return document
         time.sleep(0.05)
 

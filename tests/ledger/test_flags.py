@@ -158,10 +158,14 @@ def test_a_tag_scanned_after_its_end_is_flagged(world: World, end: str) -> None:
     status, ended = _end_the_tag(world, end)
     assert codes(world, "KAL-000001") == []
     size = world.ledger.store.size()
-    # a day later, at a market: far from nothing the travel rule knows (no position was ever recorded)
-    scanned = scan(world, "exporter", "KAL-000001", KOLWEZI, minutes=24 * 60, location="Kolwezi market",
-                   purpose="purchase")
-    assert scanned == size  # accepted, whatever the tag's status
+    # an organisation that never handled the tag says it saw it: in the log, but nobody's evidence (9.1, standing)
+    stranger = scan(world, "exporter", "KAL-000001", LUBUMBASHI, minutes=60, location="Lubumbashi market",
+                    purpose="purchase")
+    assert stranger == size  # accepted, whatever the tag's status
+    assert codes(world, "KAL-000001") == []
+    # a day later, a monitor at a market: far from nothing the travel rule knows (no position was ever recorded)
+    scanned = scan(world, "monitor", "KAL-000001", KOLWEZI, minutes=24 * 60, location="Kolwezi market",
+                   purpose="inspection")
     document = view(world, "KAL-000001")
     assert document["state"]["status"] == status  # custody unchanged
     [flag] = document["flags"]
@@ -169,7 +173,7 @@ def test_a_tag_scanned_after_its_end_is_flagged(world: World, end: str) -> None:
     hashes = {e["seq"]: e["hash"] for e in document["events"]}
     assert [(e["seq"], e["hash"]) for e in flag["evidence"]] == [(ended, hashes[ended]), (scanned, hashes[scanned])]
     assert flag["evidence"][0]["note"].startswith(f"KAL-000001 {'merged into lot LOT-0001' if end == 'merged' else end}")
-    assert flag["evidence"][1]["note"].startswith("scanned by exporter at Kolwezi market (purchase)")
+    assert flag["evidence"][1]["note"].startswith("scanned by monitor at Kolwezi market (inspection)")
     assert "after its life was over" in flag["summary"]
     verdict = document["verdict"]
     assert verdict["code"] == "flagged" and verdict["custody_status"] == status and not verdict["authentic"]
@@ -208,7 +212,7 @@ def test_scans_and_risk_events_leave_the_projection_rebuildable(world: World) ->
         "INC-0001", site="kalimbi", category="health_safety", severity="medium",
         occurred_at=format_time(world.clock), details_sha256="ab" * 32, time=world.tick())
     world.clients["kalimbi"].void("KAL-000001", "lost", time=world.tick())
-    scan(world, "coop", "KAL-000001", LUBUMBASHI, minutes=5)  # after its end, and 240 km in 5 minutes
+    scan(world, "monitor", "KAL-000001", LUBUMBASHI, minutes=5)  # after its end, and 240 km in 5 minutes
     world.clients["monitor"].confirm_incident("INC-0001", time=world.tick())
     flags = world.ledger.flags
     flags.catch_up()

@@ -263,6 +263,7 @@ class MemoryStore:
         self.months: dict[tuple[str, str], MonthTotal] = {}
         self.uses: list[tuple[int, str, str]] = []
         self.bodies: dict[int, dict[str, Any]] = {}
+        self.roles: dict[str, str] = {"customs": "authority", "monitor": "monitor", "operator": "operator"}
 
     def chain(self, tag: str) -> ChainState:
         return self.chains.setdefault(tag, ChainState(tag))
@@ -281,6 +282,9 @@ class MemoryStore:
 
     def uses_since(self, kid: str, time: str) -> list[KeyUse]:
         return [KeyUse(s, f"{s:064x}", self.bodies[s]) for s, k, t in self.uses if k == kid and t >= time]
+
+    def role_of(self, org: str) -> str | None:
+        return self.roles.get(org)
 
 
 class Fold:

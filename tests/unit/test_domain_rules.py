@@ -605,7 +605,7 @@ def test_a_key_is_not_valid_before_it_was_added(world: World) -> None:
     world.record(world.attach("AAA-1", key=new_kid, time=ts(added)))
 
 
-def test_a_revoked_key_signs_nothing_dated_at_or_after_the_revocation(world: World) -> None:
+def test_a_revoked_key_signs_nothing_received_after_the_revocation(world: World) -> None:
     world.issue_tags("site-a", "AAA-1")
     issued = world.head("tag:AAA-1").time
     old = world.kid("site-a")
@@ -616,13 +616,16 @@ def test_a_revoked_key_signs_nothing_dated_at_or_after_the_revocation(world: Wor
     assert revoked == world.head("org:site-a").time  # default `effective`: the event's own time
     expect(world.reject(world.attach("AAA-1", key=old, time=ts(revoked))), "key.revoked", "/body/key")
     expect(world.reject(world.attach("AAA-1", key=old)), "key.revoked", "/body/key")
-    # the org's other key still works
-    world.admit(world.attach("AAA-1", key=new))
-    # an event dated before the revocation took effect is still signed by a valid key
-    world.record(world.attach("AAA-1", key=old, time=ts(issued + timedelta(seconds=30))))
+    # backdating below the revocation's effective time no longer helps (protocol 1.7): the revocation is in the log
+    expect(world.reject(world.attach("AAA-1", key=old, time=ts(issued + timedelta(seconds=30)))), "key.revoked",
+           "/body/key")
+    # the org's other key still works, and so do late records signed by it (dated before the revocation)
+    added = world.registry.keys[new].added_at
+    assert added < revoked
+    world.record(world.attach("AAA-1", key=new, time=ts(added)), now=revoked + timedelta(days=30))
 
 
-def test_a_backdated_revocation_takes_effect_from_effective(world: World) -> None:
+def test_a_backdated_revocation_refuses_every_later_use_of_the_key(world: World) -> None:
     world.issue_tags("site-a", "AAA-1")
     issued = world.head("tag:AAA-1").time
     kid = world.kid("site-a")
@@ -631,7 +634,16 @@ def test_a_backdated_revocation_takes_effect_from_effective(world: World) -> Non
     assert world.registry.keys[kid].revoked_effective == effective
     expect(world.reject(world.attach("AAA-1", time=ts(effective))), "key.revoked", "/body/key")
     expect(world.reject(world.attach("AAA-1", time=ts(issued + timedelta(minutes=5)))), "key.revoked", "/body/key")
-    world.record(world.attach("AAA-1", time=ts(effective - timedelta(microseconds=1))))
+    expect(world.reject(world.attach("AAA-1", time=ts(effective - timedelta(microseconds=1)))), "key.revoked",
+           "/body/key")
+
+
+def test_a_late_record_by_a_valid_key_is_accepted_however_late(world: World) -> None:
+    """Phones record offline for days: only the key's validity and the streams' order bound a record's time."""
+    world.issue_tags("site-a", "AAA-1")
+    issued = world.head("tag:AAA-1").time
+    world.record(world.attach("AAA-1", time=ts(issued + timedelta(seconds=1))),
+                 now=issued + timedelta(days=400))
 
 
 def test_a_revoked_operator_key_cannot_sign_registry_events(world: World) -> None:
