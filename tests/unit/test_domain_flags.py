@@ -294,13 +294,14 @@ class Fold:
         self.tolerance = tolerance
 
     def __call__(self, kind: str, stream: str, data: dict[str, Any], *, time: str = "2026-01-01T00:00:00Z",
-                 actor: str = "x", key: str = "k1", links: list[str] | None = None) -> int:
+                 actor: str = "x", key: str = "k1", links: list[str] | None = None,
+                 received: str | None = None) -> int:
         self.seq += 1
         body = {"type": kind, "stream": stream, "data": data, "time": time, "actor": actor, "key": key}
         if links:
             body["links"] = {f"tag:{t}": None for t in links}
         self.store.bodies[self.seq] = body
-        flags.apply(self.store, body, f"{self.seq:064x}", self.seq, self.tolerance)
+        flags.apply(self.store, body, f"{self.seq:064x}", self.seq, self.tolerance, received)
         return self.seq
 
     def codes(self, tag: str) -> list[str]:
@@ -492,3 +493,52 @@ def test_attempts_flag_starts_with_the_end_entry_when_it_is_known() -> None:
     flag = flags.attempts_flag(attempts, voided, "f" * 64, end)
     assert [(e.seq, e.hash) for e in flag.evidence] == [(9, "9" * 64), (None, "a" * 64)]
     assert flag.evidence[0] == end and "voided (stolen)" in flag.summary
+
+
+# --- standing and late records (protocol 9.1, since 1.7) ------------------------------------------------------
+
+
+def test_custody_parties_are_the_actors_of_custody_events_and_the_named_recipients() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "site", "mass_g": 10_000}, actor="site")
+    f("custody_dispatched", "tag:A", {"to": "trader"}, actor="site")
+    f("tag_scanned", "tag:A", {"gps": gps(LUBUMBASHI_NEAR)}, actor="customs")  # a scan makes nobody a party
+    assert f.store.chain("A").parties == ["site", "trader"]
+    f("custody_received", "tag:A", {"mass_g": 10_000}, actor="trader")
+    f("lot_formed", "tag:L", {"inputs": ["A"], "mass_g": 10_000}, actor="trader", links=["A"])
+    assert f.store.chain("A").parties == ["site", "trader"] and f.store.chain("L").parties == ["trader"]
+    assert flags.standing("trader", "trader", f.store.chain("A").parties) == "custody"
+    assert flags.standing("rival", "trader", f.store.chain("A").parties) is None
+    assert flags.standing("customs", "authority", []) == "office"
+    assert flags.standing("field", "monitor", []) == "office"
+
+
+def test_a_scan_by_an_organisation_without_standing_is_nobodys_evidence() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "site", "mass_g": 10_000, "gps": gps(LUBUMBASHI)}, actor="site",
+      time="2026-01-01T08:00:00Z")
+    f("tag_voided", "tag:A", {"reason": "lost"}, actor="site", time="2026-01-01T08:05:00Z")
+    f.store.roles["rival"] = "trader"
+    # after its end, and 1,170 km in ten minutes: both rules would fire, but a competitor said so
+    f("tag_scanned", "tag:A", {"gps": gps(KIGALI)}, actor="rival", time="2026-01-01T08:10:00Z")
+    assert f.codes("A") == [] and [x.type for x in f.store.chain("A").fixes] == ["tag_attached"]
+    f("tag_scanned", "tag:A", {"gps": gps(KIGALI)}, actor="customs", time="2026-01-01T08:15:00Z")
+    assert f.codes("A") == ["tag.reuse"]
+
+
+def test_an_event_received_more_than_90_days_after_its_time_is_a_late_record() -> None:
+    f = Fold()
+    f("tag_attached", "tag:A", {"site": "site", "mass_g": 10_000}, actor="site", time="2026-01-01T08:00:00Z",
+      received="2026-04-01T08:00:00Z")  # 90 days exactly: fine
+    assert f.codes("A") == []
+    late = f("custody_dispatched", "tag:A", {"to": "trader"}, actor="site", time="2026-01-02T08:00:00Z",
+             received="2026-04-02T08:00:00.000001Z")
+    [flag] = f.store.chain("A").flags
+    assert flag.code == "time.late_record" and flag.raised_at == late and "90 days later" in flag.summary
+    assert [e.seq for e in flag.evidence] == [late]
+    f.store.roles["rival"] = "trader"
+    f("tag_scanned", "tag:B", {"gps": gps(KIGALI)}, actor="rival", time="2026-01-01T08:00:00Z",
+      received="2026-12-01T08:00:00Z")  # a stranger's scan: not even a late record
+    assert f.codes("B") == []
+    f("tag_attached", "tag:C", {"site": "site", "mass_g": 10_000}, actor="site", time="2026-01-01T08:00:00Z")
+    assert f.codes("C") == []  # no receipt time given: the rule is not applied
