@@ -18,11 +18,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from ledger.service import Ledger
 from verification.encoding import b64url_encode
 
-router = APIRouter(tags=["log"])
+router = APIRouter(tags=["log"], dependencies=PARAMETER_CHECKS)
 
 MAX_ENTRIES = 1000
 MAX_LEAF_HASHES = 100_000
