@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jsonschema
 import pytest
+
+from domain.roles import EVENT_TYPES
+from ledger.client import LocalTransport, Signer
+from ledger.demo import DEMO_DAYS, load_demo
+from ledger.entries import read_entry
+from ledger.genesis import GenesisKeys, create_ledger
+from ledger.keys import KeyPair
+from ledger.service import Ledger
 
 PROBLEM = "application/problem+json"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -107,3 +118,44 @@ def test_no_undocumented_validation_422(openapi, live_ledger) -> None:
     documented = [f"{method.upper()} {path}" for path, method, operation in _operations(openapi)
                   if "HTTPValidationError" in str(operation["responses"].get("422", ""))]
     assert documented == []
+
+
+@pytest.fixture
+def demo_envelopes(tmp_path) -> list[dict[str, Any]]:
+    """Every envelope of the demo data set (which records every event type), as the ledger accepted them."""
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        keys = GenesisKeys(KeyPair.generate(), KeyPair.generate())
+        create_ledger(ledger, name="demo", operator="itsci", operator_name="ITSCI", country="CD",
+                      log_key_name="demo.test/log", keys=keys,
+                      time=datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS + 30))
+        load_demo(LocalTransport(ledger), Signer("itsci", keys.root), seed=7, tags_per_site=8)
+        return [read_entry(stored.data).envelope for stored in ledger.store.iter_all()]
+    finally:
+        ledger.close()
+
+
+def test_every_event_type_validates_against_the_published_request_schema(openapi, demo_envelopes) -> None:
+    """The request schemas of POST /v1/events and /v1/events/batch accept every envelope the ledger accepts
+    (before issue 11 their `stream` pattern refused the `incident:` and `site:` streams of risk events)."""
+    single = openapi["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    batch = openapi["paths"]["/v1/events/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    one, many = (jsonschema.Draft202012Validator(schema, format_checker=checker) for schema in (single, batch))
+    types = Counter(envelope["body"]["type"] for envelope in demo_envelopes)
+    assert set(types) == set(EVENT_TYPES), set(EVENT_TYPES) - set(types)
+    streams = {envelope["body"]["stream"].split(":")[0] for envelope in demo_envelopes}
+    assert streams == {"ledger", "org", "tag", "incident", "site"}
+    for envelope in demo_envelopes:
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in one.iter_errors(envelope)]
+        assert not errors, (envelope["body"]["type"], envelope["body"]["stream"], errors)
+    assert not list(many.iter_errors(demo_envelopes[1:1001]))
+    # and the schema is not vacuous: what the ledger refuses as malformed, it refuses too
+    sample = next(e for e in demo_envelopes if e["body"].get("links"))
+    for path, bad in ((("body", "stream"), "incident:inc-1"), (("body", "stream"), "lot:LOT-1"),
+                      (("body", "actor"), "Not An Org"), (("body", "links"), {"org:itsci": None}),
+                      (("body", "links"), {}), (("body", "prev"), "ab"), (("sig",), "x" * 86 + "=")):
+        mutated = {**sample, "body": dict(sample["body"])}
+        target = mutated if path == ("sig",) else mutated["body"]
+        target[path[-1]] = bad
+        assert list(one.iter_errors(mutated)), (path, bad)
