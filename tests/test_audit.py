@@ -177,6 +177,27 @@ def test_the_audit_over_http_uses_the_servers_proofs_and_remembers_the_checkpoin
         assert not report["warnings"]  # the key is now the one remembered
 
 
+def test_the_audit_over_http_follows_the_servers_page_links(
+    world: World, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose cap is below the auditor's page answers fewer entries than asked, with a `next` link
+    (protocol 11.3): the auditor reads on from there instead of taking the log for ended."""
+    from api import routes_log
+
+    monkeypatch.setattr(routes_log, "MAX_ENTRIES", 7)
+    monkeypatch.setattr(routes_log, "MAX_LEAF_HASHES", 5)
+    size = world.ledger.store.size()
+    assert size > 2 * 7
+    with ServerThread(create_app(world.ledger, follow_projection=False)) as server:
+        status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
+        assert status == 0, report
+        assert report["size"] == size
+        # the stored leaf hashes are paged the same way: a damaged entry is still named
+        _tamper_store(store_url, size - 3)
+        status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
+    assert status == 1 and report["first_bad_entry"] == size - 3, report
+
+
 def _tamper_store(url: str, seq: int) -> None:
     """Edit one stored entry's receipt time in place, as someone with the database file or superuser would."""
     if url.startswith("sqlite"):
