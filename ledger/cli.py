@@ -36,6 +36,7 @@ from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, ke
 from ledger.keys import KeyPair
 from ledger.demo import DEMO_DAYS
 from ledger.service import Ledger
+from ledger.store.base import SchemaError
 from verification.encoding import format_time, parse_time
 
 
@@ -744,8 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
 
+    # Everything after `audit` goes to verification.audit as it is (`--help`, `--vkey K URL`, ...): with "\0" as
+    # its only option prefix, which no command-line argument can contain, this parser takes none for its own.
     p = sub.add_parser("audit", help="replay and verify a ledger (URL) or a bundle, offline, independently",
-                       add_help=False)
+                       add_help=False, prefix_chars="\0")
     p.add_argument("audit_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_audit)
     return parser
@@ -770,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_glue_key_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (CliError, LedgerError) as exc:
+    except (CliError, LedgerError, SchemaError) as exc:  # SchemaError: a store whose log is no longer append-only
         print(f"tagledger: {exc}", file=sys.stderr)
         return 2
 
