@@ -198,6 +198,39 @@ def test_the_audit_over_http_follows_the_servers_page_links(
     assert status == 1 and report["first_bad_entry"] == size - 3, report
 
 
+def test_a_ledger_initialised_again_at_the_same_address_is_audited_as_a_new_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tagledger init` in a new home, served at the same URL: a new log, with an origin of its own, so the
+    auditor (which remembers a key and a checkpoint per origin) trusts it on first use instead of failing
+    with "the log key changed" (issue 11.8: every ledger was `tagledger.local/log`)."""
+    from ledger.cli import main
+    from ledger.keys import KeyPair
+    from ledger.service import Ledger
+
+    for variable in ("TAGLEDGER_HOME", "TAGLEDGER_DB"):
+        monkeypatch.delenv(variable, raising=False)
+    state, port, origins = tmp_path / "audit-state", 0, []
+    for name in ("first", "second"):
+        home = tmp_path / name
+        assert main(["--home", str(home), "init"]) == 0
+        ledger = Ledger.open(f"sqlite:///{home / 'ledger.db'}")
+        try:
+            ledger.start_checkpoints(KeyPair.load(home / "keys" / "log.pem"), publish_in_background=False)
+            ledger.start_projection(follow=False).catch_up()
+            with ServerThread(create_app(ledger, follow_projection=False), port=port) as server:
+                port = server.port
+                status, report = _audit(server.url, "--state-dir", str(state))
+            origins.append(ledger.identity().origin)
+        finally:
+            ledger.close()
+        assert status == 0, report
+        assert any("trusted on first use" in w for w in report["warnings"]), report
+    assert origins[0] != origins[1]
+    assert {p.name for p in state.iterdir()} == {f"{o.replace('/', '_')}.{what}" for o in origins
+                                                 for what in ("vkey", "checkpoint")}
+
+
 def _tamper_store(url: str, seq: int) -> None:
     """Edit one stored entry's receipt time in place, as someone with the database file or superuser would."""
     if url.startswith("sqlite"):

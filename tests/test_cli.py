@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -456,3 +457,36 @@ def test_a_store_that_is_no_longer_append_only_is_refused_in_one_line(store_url:
         assert lines[0].startswith("tagledger: refusing to run on a log that is not append-only: "), lines
         assert "tagledger_events_tt_main" in lines[0]
     assert not bundle.exists()
+
+
+def _origin(home: Home) -> str:
+    ledger = Ledger.open(f"sqlite:///{home.path / 'ledger.db'}")
+    try:
+        return ledger.identity().origin
+    finally:
+        ledger.close()
+
+
+def test_every_ledger_gets_a_log_origin_of_its_own(home: Home, tmp_path: Path) -> None:
+    """Two `init`s, two origins (before issue 11 every ledger was `tagledger.local/log`); a store keeps its own;
+    `--origin` chooses one, and one that cannot name a C2SP log is refused before anything is created."""
+    from verification.note import is_valid_key_name
+
+    other = Home(tmp_path / "other", home.capsys)
+    first, second = home.ok("init"), other.ok("init")
+    origins = [_origin(home), _origin(other)]
+    assert origins[0] != origins[1]
+    for origin, created in zip(origins, (first, second)):
+        assert re.fullmatch(r"tagledger\.local/[0-9a-f]{16}/log", origin) and is_valid_key_name(origin)
+        assert f"log origin {origin}" in created.out
+    again = home.ok("init", "--origin", "elsewhere.example/log")  # an existing store keeps its origin
+    assert "already initialised" in again.out and origins[0] in again.out and _origin(home) == origins[0]
+
+    chosen = Home(tmp_path / "chosen", home.capsys)
+    chosen.ok("init", "--origin", "ledger.itsci.example/kivu")
+    assert _origin(chosen) == "ledger.itsci.example/kivu"
+    for bad in ("two words", "a+b", ""):
+        refused = Home(tmp_path / f"refused{len(bad)}", home.capsys).run("init", "--origin", bad)
+        assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused
+        assert "cannot name a log" in refused.err
+        assert not (tmp_path / f"refused{len(bad)}" / "ledger.db").exists()
