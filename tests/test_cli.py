@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +24,7 @@ import uvicorn
 from ledger.cli import main
 from ledger.keys import KeyPair
 from ledger.service import Ledger
+from tests.cli_process import run_tagledger
 from tests.ledger.raw_sql import raw_execute
 
 SITE, TRADER, REFINER = "kalimbi-site", "bukavu-trader", "thaisarco"
@@ -412,34 +409,18 @@ def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_p
 # What a person reads when the command refuses (issue 11.8), run as a person runs it: a process
 # ------------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
 WEAKEN = {  # what an intruder or a careless administrator does to the log table's append-only trigger
     "sqlite": "DROP TRIGGER tagledger_events_no_update",
     "postgres": "ALTER TABLE tagledger_events_tt_main DISABLE TRIGGER tagledger_events_append_only",
 }
 
 
-def _tagledger(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`python -m ledger.cli args...` in its own session; killed with everything it started if it outlives
-    `timeout` (a `serve` that did not refuse would run on)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGLEDGER_")}
-    proc = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def test_audit_help_is_the_auditors_help() -> None:
-    done = _tagledger("audit", "--help")
+    done = run_tagledger("audit", "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: tagledger audit") and "--vkey" in done.stdout and not done.stderr
     # options before the source reach the auditor too (argparse took them for the main command's before)
-    done = _tagledger("audit", "--no-state", "--vkey", "x+00000000+AA", "http://127.0.0.1:9")
+    done = run_tagledger("audit", "--no-state", "--vkey", "x+00000000+AA", "http://127.0.0.1:9")
     assert done.returncode == 2 and "unrecognized arguments" not in done.stderr + done.stdout
     assert "the audit could not run" in done.stdout
 
@@ -450,7 +431,7 @@ def test_a_store_that_is_no_longer_append_only_is_refused_in_one_line(store_url:
     raw_execute(store_url, WEAKEN["sqlite" if store_url.startswith("sqlite") else "postgres"])
     bundle = tmp_path / "out.zip"
     for command in (["check"], ["export", "--out", str(bundle)], ["serve", "--port", "0"]):
-        done = _tagledger(*home, *command)
+        done = run_tagledger(*home, *command)
         assert done.returncode == 2, (command, done.returncode, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in done.stderr, (command, done.stderr)
