@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -159,3 +161,47 @@ def test_every_event_type_validates_against_the_published_request_schema(openapi
         target = mutated if path == ("sig",) else mutated["body"]
         target[path[-1]] = bad
         assert list(one.iter_errors(mutated)), (path, bad)
+
+
+def _protocol_section(number: int) -> dict[str, str]:
+    """Section `number` of docs/protocol.md: its text by subsection heading ("" for the text before the first)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    start = re.search(rf"^## {number}\. .*$", text, re.M)
+    assert start is not None, f"docs/protocol.md has no section {number}"
+    end = re.search(r"^## ", text[start.end():], re.M)
+    body = text[start.end(): start.end() + end.start() if end else len(text)]
+    parts = re.split(rf"^### ({number}\.\d+ .*)$", body, flags=re.M)
+    return {"": parts[0], **dict(zip(parts[1::2], parts[2::2]))}
+
+
+def test_the_write_endpoints_are_specified_in_the_protocol(openapi) -> None:
+    """docs/protocol.md section 18 specifies the write endpoints as the code behaves: an outsider need not read
+    /openapi.json (issue 11.8). Every figure and name below is taken from the code or the served document."""
+    from api import body, routes_events
+    from api.schemas import BatchItem, HeadOut, ReceiptOut
+
+    section = _protocol_section(18)
+    by_operation = {}
+    for (method, path), words in {("post", "/v1/events"): "one envelope", ("post", "/v1/events/batch"): "many",
+                                  ("get", "/v1/streams/{stream}/head"): "what to sign"}.items():
+        headings = [h for h in section if f"`{method.upper()} {path}`" in h]
+        assert len(headings) == 1 and words in headings[0], (method, path, list(section))
+        by_operation[method, path] = text = section[headings[0]]
+        for status in openapi["paths"][path][method]["responses"]:
+            assert re.search(rf"\b{status}\b", text), f"{method.upper()} {path}: status {status} is not specified"
+    single, batch, head = by_operation.values()
+    # the limits, in bytes and in envelopes
+    assert f"{body.MAX_EVENT_BYTES:,} bytes" in single and body.MAX_EVENT_BYTES == 1 << 20 and "1 MiB" in single
+    assert f"{routes_events.MAX_BATCH_BYTES:,} bytes" in batch and f"1 to {routes_events.MAX_BATCH:,}" in batch
+    # every rule the request reading answers with (api/body.py), and those of the endpoints
+    read_rules = set(re.findall(r'BadBody\(\d+, "([a-z_.]+)"', Path(body.__file__).read_text()))
+    assert read_rules == {"request.media_type", "request.too_large", "request.malformed_json"}
+    for rule in read_rules | {"request.invalid", "envelope.malformed", "stream.conflict", "event.duplicate_id",
+                              "storage.unavailable"}:
+        assert f"`{rule}`" in single, rule
+    for rule in ("stream.invalid", "stream.unknown"):
+        assert f"`{rule}`" in head, rule
+    # the members of the receipt, of a batch item and of a head, as the response models publish them
+    for model, text in ((ReceiptOut, single), (BatchItem, batch), (HeadOut, head)):
+        for member in model.model_fields:
+            assert f"`{member}`" in text, (model.__name__, member)
