@@ -144,7 +144,10 @@ def check_entries(
             if stored_leaves and stored.get(seq) != recomputed:
                 damaged.append(f"the stored leaf hash of entry #{seq} is damaged (the entry itself is in the signed "
                                f"tree of size {size})")
-        elif stored_leaves and stored.get(seq) == recomputed:
+        elif not stored_leaves:  # the entry or a stored node on its path: either way it cannot be vouched for
+            altered.append(f"entry #{seq} is not in the signed tree of size {size}: the entry, or the stored tree "
+                           "on its path, was altered in the store after it was appended")
+        elif stored.get(seq) == recomputed:
             paths.append(f"the stored tree does not lead from entry #{seq} to the root of the signed checkpoint of "
                          f"size {size}: a stored node on its path was altered")
         else:
