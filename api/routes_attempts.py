@@ -12,10 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import responses
 from ledger.service import Ledger
 
-router = APIRouter(tags=["log"])
+router = APIRouter(tags=["log"], dependencies=PARAMETER_CHECKS)
 
 MAX_ATTEMPTS = 1000
 

@@ -12,12 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from ledger import epcis
 from ledger.service import Ledger
 from verification.encoding import format_time, is_org_id
 
-router = APIRouter(tags=["epcis"])
+router = APIRouter(tags=["epcis"], dependencies=PARAMETER_CHECKS)
 
 _PARAMETERS_DOC = [
     {"name": "eventType", "in": "query", "schema": {"type": "string"},

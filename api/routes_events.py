@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.body import BadBody, read_json
+from api.parameters import PARAMETER_CHECKS
 from api.problems import from_violation, problem, responses, violation_status
 from api.schemas import ENVELOPE_SCHEMA, BatchResult, ReceiptOut
 from domain.errors import RuleViolation
 from ledger.service import Ledger
 
-router = APIRouter(tags=["write"])
+router = APIRouter(tags=["write"], dependencies=PARAMETER_CHECKS)
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 << 20  # 32 MiB
 WRITE_TIMEOUT_SECONDS = 60

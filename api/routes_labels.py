@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api.body import BadBody, read_json
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from ledger.labels import MAX_LABELS_PER_UPLOAD, LabelsRejected, issued, read_labels, store_labels
 from ledger.qr import MAX_PNG_SCALE, MAX_SHEET_LABELS, label_sheet_svg, qr_png, qr_svg
@@ -24,7 +25,7 @@ from ledger.service import Ledger
 from verification.envelope import EnvelopeError, expand_tag_ranges
 from verification.label import format_label_url
 
-router = APIRouter(tags=["labels"])
+router = APIRouter(tags=["labels"], dependencies=PARAMETER_CHECKS)
 
 PUBLIC_URL_ENV = "TAGLEDGER_PUBLIC_URL"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"

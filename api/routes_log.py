@@ -13,16 +13,18 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from ledger.service import Ledger
 from verification.encoding import b64url_encode
 
-router = APIRouter(tags=["log"])
+router = APIRouter(tags=["log"], dependencies=PARAMETER_CHECKS)
 
 MAX_ENTRIES = 1000
 MAX_LEAF_HASHES = 100_000
@@ -69,15 +71,28 @@ def checkpoints(request: Request, after_size: int = Query(-1, ge=-1, le=2**63 - 
                             for c in found]}
 
 
-def _range(ledger: Ledger, start: int, end: int | None, most: int) -> tuple[int, int] | Any:
+def _range(ledger: Ledger, start: int, end: int | None, most: int) -> tuple[int, int, bool] | Any:
+    """(start, end, cut): the range to serve, and whether the cap `most` cut it short of what was asked (of
+    `end`, or without `end` of the log's end); or a 400 `log.range` problem."""
     size = ledger.store.tree_size()
-    end = min(size, start + most if end is None else end, start + most)
+    wanted = size if end is None else min(size, end)
+    end = min(wanted, start + most)
     if start > size:
         return problem(400, "log.range", f"start {start} is beyond the end of the log ({size} entries)",
                        field="/start", size=size)
     if end < start:
         return problem(400, "log.range", f"end {end} is before start {start}", field="/end")
-    return start, end
+    return start, end, end < wanted
+
+
+def _page_headers(request: Request, start: int, count: int, cut: bool, asked_end: int | None) -> dict[str, str]:
+    """`X-Log-Start` and `X-Log-Count` (what the answer holds) and, when the cap cut it, the link to the rest
+    (docs/protocol.md 11.3: fewer items than asked and no `next` link means the log ends there)."""
+    headers = {"X-Log-Start": str(start), "X-Log-Count": str(count)}
+    if cut and count > 0:
+        rest = {"start": start + count} if asked_end is None else {"start": start + count, "end": asked_end}
+        headers["Link"] = f'<{request.url.path}?{urlencode(rest)}>; rel="next"'
+    return headers
 
 
 @router.get(
@@ -86,7 +101,9 @@ def _range(ledger: Ledger, start: int, end: int | None, most: int) -> tuple[int,
     description=(
         f"Entries [start, end) in order, at most {MAX_ENTRIES} per request: each line is one entry's exact bytes "
         "(canonical JSON, which contains no newline) followed by `\\n`. Leaf i of the Merkle tree is "
-        "SHA-256(0x00 || line i without its newline)."
+        "SHA-256(0x00 || line i without its newline). `X-Log-Start` and `X-Log-Count` say which entries the "
+        "answer holds; when the cap cut it, `Link: <...>; rel=\"next\"` asks for the rest. Fewer lines than "
+        "asked and no next link: the log ends there."
     ),
     response_class=Response,
     responses={200: {"content": {NDJSON: {}}}, **responses(400)},
@@ -96,9 +113,10 @@ async def entries(request: Request, start: int = Query(0, ge=0), end: int | None
     bounds = _range(ledger, start, end, MAX_ENTRIES)
     if not isinstance(bounds, tuple):
         return bounds
-    stored = await run_in_threadpool(ledger.store.read_range, *bounds)
+    first, last, cut = bounds
+    stored = await run_in_threadpool(ledger.store.read_range, first, last)
     body = b"".join(event.data + b"\n" for event in stored)
-    return Response(body, media_type=NDJSON, headers={"X-Log-Start": str(bounds[0])})
+    return Response(body, media_type=NDJSON, headers=_page_headers(request, first, len(stored), cut, end))
 
 
 @router.get(
@@ -107,7 +125,7 @@ async def entries(request: Request, start: int = Query(0, ge=0), end: int | None
     description=(
         f"The Merkle tree's leaf hashes [start, end) as stored, 32 bytes each, at most {MAX_LEAF_HASHES} per request. "
         "They are authentic if they reproduce a signed root; an auditor whose recomputed root differs uses them to "
-        "name the first entry that does not match."
+        "name the first entry that does not match. Paged like the entries (`X-Log-Count`, `Link` rel=\"next\")."
     ),
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, **responses(400)},
@@ -117,8 +135,10 @@ async def leaf_hashes(request: Request, start: int = Query(0, ge=0), end: int | 
     bounds = _range(ledger, start, end, MAX_LEAF_HASHES)
     if not isinstance(bounds, tuple):
         return bounds
-    hashes = await run_in_threadpool(ledger.store.tree.leaf_hashes, *bounds)  # type: ignore[attr-defined]
-    return Response(b"".join(hashes), media_type="application/octet-stream")
+    first, last, cut = bounds
+    hashes = await run_in_threadpool(ledger.store.tree.leaf_hashes, first, last)  # type: ignore[attr-defined]
+    return Response(b"".join(hashes), media_type="application/octet-stream",
+                    headers=_page_headers(request, first, len(hashes), cut, end))
 
 
 def _tree_size_problem(ledger: Ledger, size: int, field: str) -> Any:

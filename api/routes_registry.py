@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.schemas import HeadOut
 from ledger.service import Ledger
 from verification.encoding import format_time
 from verification.envelope import is_stream
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], dependencies=PARAMETER_CHECKS)
 
 
 @router.get(

@@ -14,12 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from api.page import TEMPLATES, maybe_gzip
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.routes_tags import TAG_ID
 from ledger.dd_report import due_diligence_report
 from ledger.service import Ledger
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=PARAMETER_CHECKS)
 
 
 def _wants_html(request: Request, format: str | None) -> bool:

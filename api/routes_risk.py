@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.body import BadBody, read_json
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.read_auth import Unauthenticated, authenticate
 from domain.read_access import Reader, may_read_details, sees_every_incident_of
@@ -28,7 +29,7 @@ from domain.site_risk import monthly_trend, status_at, visit_json
 from ledger.service import DetailsRefused, Ledger
 from verification.encoding import format_time
 
-router = APIRouter(tags=["risk"])
+router = APIRouter(tags=["risk"], dependencies=PARAMETER_CHECKS)
 
 INCIDENT_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}", re.ASCII)
 ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,39}", re.ASCII)

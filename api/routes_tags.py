@@ -8,13 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.schemas import TagViewOut
 from ledger.service import Ledger
 from domain.custody import Status
 from ledger.views import kilograms, tag_document
 
-router = APIRouter(tags=["verify"])
+router = APIRouter(tags=["verify"], dependencies=PARAMETER_CHECKS)
 TAG_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
 
 

@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from api import routes_tags
 from api.body import BadBody
+from api.parameters import PARAMETER_CHECKS
 from api.problems import MEDIA_TYPE, problem, responses
 from api.schemas import TagViewOut
 from domain.registry import Registry
@@ -33,7 +34,7 @@ from ledger import photo
 from ledger.service import Ledger
 from verification.label import LabelError, LabelPayload, parse_label_url, verify_label
 
-router = APIRouter(tags=["verify"])
+router = APIRouter(tags=["verify"], dependencies=PARAMETER_CHECKS)
 
 MAX_CONCURRENT_DECODES = 2
 """Photos decoded at the same time by one process (each needs up to about 140 MiB, see ledger.photo)."""

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from domain.roles import EVENT_TYPES
+from verification.encoding import HASH_RE, KEY_ID_RE, ORG_ID_RE, TAG_ID_RE
+from verification.envelope import STREAM_RE
+
+
+def _whole(pattern: re.Pattern[str]) -> str:
+    """A protocol regular expression as a JSON Schema `pattern` (which matches anywhere unless anchored)."""
+    return f"^(?:{pattern.pattern})$"
+
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -14,8 +23,8 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
     "required": ["body", "sig"],
     "additionalProperties": False,
     "properties": {
-        "sig": {"type": "string", "description": "base64url Ed25519 signature over jcs(body)", "minLength": 86,
-                "maxLength": 86},
+        "sig": {"type": "string", "description": "base64url Ed25519 signature over jcs(body)",
+                "pattern": "^[A-Za-z0-9_-]{86}$"},
         "body": {
             "type": "object",
             "required": ["v", "id", "type", "stream", "prev", "actor", "key", "time", "data"],
@@ -24,11 +33,15 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
                 "v": {"const": 1},
                 "id": {"type": "string", "format": "uuid"},
                 "type": {"enum": sorted(EVENT_TYPES)},
-                "stream": {"type": "string", "pattern": "^(ledger|org:[a-z0-9][a-z0-9-]{1,39}|tag:[A-Z0-9][A-Z0-9-]{2,39})$"},
-                "prev": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
-                "links": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-                "actor": {"type": "string"},
-                "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                "stream": {"type": "string", "pattern": _whole(STREAM_RE),
+                           "description": "ledger, org:<org id>, tag:<tag id>, incident:<incident id> or "
+                                          "site:<site org id> (docs/protocol.md section 3)"},
+                "prev": {"type": ["string", "null"], "pattern": _whole(HASH_RE)},
+                "links": {"type": "object", "minProperties": 1,
+                          "propertyNames": {"pattern": f"^tag:(?:{TAG_ID_RE.pattern})$"},
+                          "additionalProperties": {"type": ["string", "null"], "pattern": _whole(HASH_RE)}},
+                "actor": {"type": "string", "pattern": _whole(ORG_ID_RE)},
+                "key": {"type": "string", "pattern": _whole(KEY_ID_RE)},
                 "time": {"type": "string", "description": "RFC 3339 UTC, Z suffix"},
                 "data": {"type": "object", "description": "type-specific, docs/protocol.md section 6"},
             },

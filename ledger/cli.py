@@ -32,11 +32,13 @@ from typing import Any
 
 from ledger.client import HttpTransport, LedgerClient, LedgerError, LocalTransport, Signer, Transport
 from ledger.config import Settings, load_settings
-from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, key_paths
+from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, key_paths, new_log_origin
 from ledger.keys import KeyPair
 from ledger.demo import DEMO_DAYS
 from ledger.service import Ledger
+from ledger.store.base import SchemaError
 from verification.encoding import format_time, parse_time
+from verification.note import NoteError, check_key_name
 
 
 class CliError(Exception):
@@ -47,17 +49,23 @@ class CliError(Exception):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    if args.log_key_name is not None:
+        try:
+            check_key_name(args.log_key_name)
+        except NoteError as exc:
+            raise CliError(f"--origin {args.log_key_name!r} cannot name a log: {exc}") from None
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
     try:
         if ledger.store.size() > 0:
             params = ledger.registry().ledger
             print(f"Ledger already initialised at {settings.db} (operator {params.operator if params else '?'}, "
-                  f"{ledger.store.size()} entries).")
+                  f"log origin {params.log_key_name if params else '?'}, {ledger.store.size()} entries).")
             if not settings.initialised and params is not None:
                 settings.operator = params.operator
                 settings.save()
             return 0
+        origin = args.log_key_name or new_log_origin()
         root_path, log_path = key_paths(settings.home, args.operator)
         keys = GenesisKeys(_load_or_make(root_path), _load_or_make(log_path))
         receipt = create_ledger(
@@ -66,7 +74,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             operator=args.operator,
             operator_name=args.operator_name,
             country=args.country,
-            log_key_name=args.log_key_name,
+            log_key_name=origin,
             keys=keys,
             tolerance_ppm=args.tolerance_ppm,
             time=parse_time(args.genesis_time) if args.genesis_time else None,
@@ -77,7 +85,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         settings.save()
         print(f"Created ledger {args.name!r} at {settings.db}")
         print(f"  operator {args.operator}: root key {keys.root.kid} in {root_path}")
-        print(f"  log key {keys.log.kid} in {log_path}")
+        print(f"  log key {keys.log.kid} in {log_path}, log origin {origin}")
         print(f"  genesis entry #{receipt.seq} {receipt.hash}")
         return 0
     finally:
@@ -164,7 +172,7 @@ def _init_defaults(args: argparse.Namespace) -> argparse.Namespace:
           f"{DEV_GENESIS_AGE.days} days back, so demo data can carry realistic dates).")
     return argparse.Namespace(
         home=args.home, db=args.db, operator="itsci", operator_name="Programme operator", country="CD",
-        name="tagledger", log_key_name="tagledger.local/log", tolerance_ppm=DEFAULT_TOLERANCE_PPM,
+        name="tagledger", log_key_name=None, tolerance_ppm=DEFAULT_TOLERANCE_PPM,
         public_url=None, genesis_time=format_time(genesis),
     )
 
@@ -604,7 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator-name", default="Programme operator")
     p.add_argument("--country", default="CD")
     p.add_argument("--name", default="tagledger", help="the ledger's name")
-    p.add_argument("--log-key-name", default="tagledger.local/log", help="the log's signed-note key name")
+    p.add_argument("--origin", "--log-key-name", dest="log_key_name", metavar="ORIGIN",
+                   help="the log's origin, which names it in its checkpoints and is its note key's name: unique to "
+                        "this ledger, e.g. ledger.example.org/log (default: tagledger.local/<random id>/log)")
     p.add_argument("--tolerance-ppm", type=int, default=DEFAULT_TOLERANCE_PPM, help="mass tolerance (ppm)")
     p.add_argument("--public-url", help="public base URL (for QR codes)")
     p.add_argument("--genesis-time", help="date the genesis event (RFC 3339, e.g. to import earlier records)")
@@ -744,8 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
 
+    # Everything after `audit` goes to verification.audit as it is (`--help`, `--vkey K URL`, ...): with "\0" as
+    # its only option prefix, which no command-line argument can contain, this parser takes none for its own.
     p = sub.add_parser("audit", help="replay and verify a ledger (URL) or a bundle, offline, independently",
-                       add_help=False)
+                       add_help=False, prefix_chars="\0")
     p.add_argument("audit_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_audit)
     return parser
@@ -770,7 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_glue_key_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (CliError, LedgerError) as exc:
+    except (CliError, LedgerError, SchemaError) as exc:  # SchemaError: a store whose log is no longer append-only
         print(f"tagledger: {exc}", file=sys.stderr)
         return 2
 

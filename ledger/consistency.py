@@ -9,22 +9,32 @@
   signature with the log key the genesis entry names: an edit that rewrote the stored tree too is still
   caught, between the last checkpoint that matches and the first that does not.
 
-`quick_check` is what `tagledger serve` runs at start: the stored tree's root against the latest checkpoint,
-in O(log n) reads.
+`quick_check` is what `tagledger serve` runs at start, in bounded time whatever the size of the log: the stored
+tree's root against the latest checkpoint, then the most recent entries and a random sample of the others
+(`check_entries`): each entry's recomputed leaf hash, and its stored one, must lead through the stored nodes to
+the signed root (or, after the checkpoint, equal the stored leaf hash). The tag view runs `check_entries` on the
+tag's entries, so it never calls authentic an entry that the signed tree does not contain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ledger.store.base import LogStore
+from ledger.store.base import LogStore, StoredCheckpoint
+from ledger.tree.log_tree import TreeError
 from ledger.tree.proofs import new_nodes, node_of
 from verification.checkpoint import CheckpointError, open_checkpoint
-from verification.merkle import CompactRange, leaf_hash
-from verification.note import NoteVerifier
+from verification.merkle import CompactRange, ProofError, leaf_hash, verify_inclusion
+from verification.note import NoteVerifier, parse_vkey
 
 PAGE = 2000
+RECENT_ENTRIES = 1000
+"""`quick_check` recomputes the leaf hashes of this many most recent entries ..."""
+SAMPLED_BLOCKS, SAMPLE_BLOCK = 16, 32
+"""... and of this many blocks of this many consecutive entries drawn at random among the others."""
 
 
 @dataclass
@@ -47,22 +57,125 @@ class ConsistencyReport:
         self.problems.append(message)
 
 
-def quick_check(store: LogStore, verifier: NoteVerifier) -> str | None:
-    """The stored tree's root at the latest checkpoint's size, against that signed checkpoint (None if fine)."""
+def quick_check(store: LogStore, verifier: NoteVerifier, *, recent: int = RECENT_ENTRIES,
+                blocks: int = SAMPLED_BLOCKS, block: int = SAMPLE_BLOCK) -> str | None:
+    """What `tagledger serve` checks before it serves (None if fine, else the first problem): the latest
+    checkpoint's signature, the stored tree's root at its size, then `check_entries` on the genesis, the `recent`
+    most recent entries and `blocks` random blocks of `block` entries. O(recent + blocks * block) entries read and
+    O((recent + blocks * block) * log n) stored nodes, whatever the size of the log."""
     latest = store.latest_checkpoint()
-    if latest is None:
+    if latest is not None:
+        try:
+            signed = open_checkpoint(latest.note, verifier)
+        except CheckpointError as error:
+            return f"the latest checkpoint (size {latest.size}) does not verify: {error}"
+        if signed.size != latest.size or signed.root_hash != latest.root:
+            return f"the latest checkpoint's stored size/root differ from its signed note (size {latest.size})"
+        if store.tree_size() < latest.size:
+            return f"the stored tree has {store.tree_size()} leaves, fewer than the checkpoint's {latest.size}"
+        if store.tree.root(latest.size) != latest.root:  # type: ignore[attr-defined]
+            return f"the stored tree's root at size {latest.size} is not the root of the signed checkpoint"
+    size = store.size()
+    older = max(0, size - recent)  # entries [0, older) are sampled, [older, size) all read
+    ranges = [(0, min(1, size)), (older, size)]
+    if older > 1:
+        draw = random.SystemRandom()
+        ranges += [(start, min(start + block, older)) for start in
+                   (draw.randrange(1, older) for _ in range(blocks))]
+    entries = {e.seq: e.data for start, end in _merged(ranges) for e in store.read_range(start, end)}
+    problems = check_entries(store, sorted(entries.items()), latest, verifier, stored_leaves=True)
+    if not problems:
         return None
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return problems[0] + more
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Half-open ranges, overlapping ones merged, in order (so no entry is read twice)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def check_entries(
+    store: LogStore,
+    entries: Sequence[tuple[int, bytes]],
+    checkpoint: StoredCheckpoint | None,
+    verifier: NoteVerifier,
+    *,
+    proofs: Mapping[int, Sequence[bytes]] | None = None,
+    stored_leaves: bool = False,
+) -> list[str]:
+    """Are these entries (seq, exact bytes) the ones the log committed to? Problems, empty if they are.
+
+    An entry the signed `checkpoint` covers must be in its tree: its recomputed leaf hash, with its inclusion
+    proof from the stored nodes (or `proofs`, by seq), must reproduce the signed root. A later entry must match
+    the leaf hash stored when it was appended. With `stored_leaves`, a covered entry's stored leaf hash must also
+    equal the recomputed one (a damaged stored leaf is named apart from an altered entry). Altered entries are
+    listed first, then damaged stored leaves, then damaged paths (a damaged leaf also breaks its neighbours')."""
+    altered: list[str] = []
+    damaged: list[str] = []
+    paths: list[str] = []
+    size, root = 0, b""
+    if checkpoint is not None:
+        try:
+            size, root = _signed_tree(checkpoint.note, verifier.vkey())
+        except CheckpointError as error:
+            return [f"the checkpoint of size {checkpoint.size} does not verify with the log key: {error}"]
+        if (size, root) != (checkpoint.size, checkpoint.root):
+            return [f"the checkpoint of size {checkpoint.size}: its stored size or root differ from the signed note"]
+    covered = [(seq, raw) for seq, raw in entries if seq < size]
+    later = [(seq, raw) for seq, raw in entries if seq >= size]
+    wanted = [seq for seq, _ in covered if proofs is None or seq not in proofs]
     try:
-        signed = open_checkpoint(latest.note, verifier)
-    except CheckpointError as error:
-        return f"the latest checkpoint (size {latest.size}) does not verify: {error}"
-    if signed.size != latest.size or signed.root_hash != latest.root:
-        return f"the latest checkpoint's stored size/root differ from its signed note (size {latest.size})"
-    if store.tree_size() < latest.size:
-        return f"the stored tree has {store.tree_size()} leaves, fewer than the checkpoint's {latest.size}"
-    if store.tree.root(latest.size) != latest.root:  # type: ignore[attr-defined]
-        return f"the stored tree's root at size {latest.size} is not the root of the signed checkpoint"
-    return None
+        found = dict(zip(wanted, store.tree.inclusion_proofs(wanted, size))) if wanted else {}  # type: ignore[attr-defined]
+    except TreeError as error:
+        return [f"the stored Merkle tree cannot prove entries [{wanted[0]}, {wanted[-1]}]: {error}"]
+    leaves = [seq for seq, _ in (entries if stored_leaves else later)]
+    stored = store.read_nodes(leaves) if leaves else {}  # leaf i is node id i
+    for seq, raw in covered:
+        path = found[seq] if seq in found else proofs[seq]  # type: ignore[index]
+        recomputed = leaf_hash(raw)
+        if _leads_to(recomputed, seq, size, path, root):
+            if stored_leaves and stored.get(seq) != recomputed:
+                damaged.append(f"the stored leaf hash of entry #{seq} is damaged (the entry itself is in the signed "
+                               f"tree of size {size})")
+        elif not stored_leaves:  # the entry or a stored node on its path: either way it cannot be vouched for
+            altered.append(f"entry #{seq} is not in the signed tree of size {size}: the entry, or the stored tree "
+                           "on its path, was altered in the store after it was appended")
+        elif stored.get(seq) == recomputed:
+            paths.append(f"the stored tree does not lead from entry #{seq} to the root of the signed checkpoint of "
+                         f"size {size}: a stored node on its path was altered")
+        else:
+            altered.append(f"entry #{seq} is not the entry the signed checkpoint of size {size} committed to: it "
+                           "was altered in the store after it was appended")
+    for seq, raw in later:
+        if seq not in stored:
+            damaged.append(f"entry #{seq} has no stored leaf hash")
+        elif stored[seq] != leaf_hash(raw):
+            altered.append(f"entry #{seq} does not match the leaf hash stored when it was appended: it was altered "
+                           "in the store afterwards")
+    return altered + damaged + paths
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_tree(note: str, vkey: str) -> tuple[int, bytes]:
+    """(size, root) of a checkpoint note signed by the key `vkey`, else `CheckpointError` (each note is verified
+    once: every tag view checks its entries against the latest checkpoint)."""
+    signed = open_checkpoint(note, parse_vkey(vkey))
+    return signed.size, signed.root_hash
+
+
+def _leads_to(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+    try:
+        verify_inclusion(leaf, index, size, list(proof), root)
+    except ProofError:
+        return False
+    return True
 
 
 def check_store(

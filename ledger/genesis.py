@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,17 @@ class GenesisKeys:
 
 def key_paths(home: Path, operator: str) -> tuple[Path, Path]:
     return home / "keys" / f"{operator}.pem", home / "keys" / "log.pem"
+
+
+def new_log_origin() -> str:
+    """A log origin of its own for a new ledger: `tagledger.local/<16 random hex digits>/log`.
+
+    The origin names the log in its checkpoints and is the name of the log's note key (protocol 11.2). C2SP
+    tlog-checkpoint asks that it identify the log uniquely (a schema-less URL, with no space and no `+`): an
+    auditor remembers the key and the last checkpoint of each origin, so two ledgers with the same origin (one
+    re-initialised in place of another) would look like one log whose key changed. `tagledger init --origin`
+    sets another, e.g. the operator's own domain."""
+    return f"tagledger.local/{secrets.token_hex(8)}/log"
 
 
 def create_ledger(

@@ -17,6 +17,7 @@ from domain import flags as flag_rules
 from domain.registry import Registry, StreamHead
 from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
+from ledger.consistency import check_entries
 from ledger.entries import Entry, read_entry
 from ledger.flags import FlagsProjection, rejected_attempts, rejected_attempts_page
 from ledger.keys import KeyPair
@@ -98,7 +99,11 @@ class Ledger:
 
     def identity(self) -> LogIdentity:
         """The log's name and public key, as the genesis entry declares them."""
-        params = self.registry().ledger
+        return self._identity_of(self.registry())
+
+    @staticmethod
+    def _identity_of(registry: Registry) -> LogIdentity:
+        params = registry.ledger
         if params is None:
             raise LookupError("this ledger has no genesis entry yet")
         return LogIdentity(params.log_key_name, b64url_decode(params.log_public_key))
@@ -227,11 +232,14 @@ class Ledger:
             risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
                             lambda site: self.site_risk_book(site, as_of),
                             lambda org: registry.orgs[org].name if org in registry.orgs else None)
+        # never vouch for an entry the signed log does not contain (one altered in the store, issue 11.8)
+        in_log = check_entries(self.store, [(e.seq, e.raw) for e in entries], checkpoint,
+                               self._identity_of(registry).verifier, proofs=proofs)
         return TagView(
             tag=tag_id,
             state=states[tag_id],
             entries=entries,
-            problems=check_history(tag_id, entries, registry),
+            problems=check_history(tag_id, entries, registry) + in_log,
             origins=origins,
             checkpoint=checkpoint,
             proofs=proofs,

@@ -17,7 +17,9 @@ from api.app import create_app
 from ledger.bundle import export_bundle
 from ledger.consistency import check_store, quick_check
 from ledger.store.sqlite import sqlite_path
-from tests.integration.conftest import ServerThread
+from tests.cli_process import run_tagledger
+from tests.integration.conftest import ServerThread, http_client
+from tests.ledger.raw_sql import update_behind_the_triggers
 from tests.ledger.world import World, attach_and_deliver, make_world
 from verification import audit
 from verification.checkpoint import Checkpoint, sign_checkpoint
@@ -177,6 +179,60 @@ def test_the_audit_over_http_uses_the_servers_proofs_and_remembers_the_checkpoin
         assert not report["warnings"]  # the key is now the one remembered
 
 
+def test_the_audit_over_http_follows_the_servers_page_links(
+    world: World, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose cap is below the auditor's page answers fewer entries than asked, with a `next` link
+    (protocol 11.3): the auditor reads on from there instead of taking the log for ended."""
+    from api import routes_log
+
+    monkeypatch.setattr(routes_log, "MAX_ENTRIES", 7)
+    monkeypatch.setattr(routes_log, "MAX_LEAF_HASHES", 5)
+    size = world.ledger.store.size()
+    assert size > 2 * 7
+    with ServerThread(create_app(world.ledger, follow_projection=False)) as server:
+        status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
+        assert status == 0, report
+        assert report["size"] == size
+        # the stored leaf hashes are paged the same way: a damaged entry is still named
+        _tamper_store(store_url, size - 3)
+        status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
+    assert status == 1 and report["first_bad_entry"] == size - 3, report
+
+
+def test_a_ledger_initialised_again_at_the_same_address_is_audited_as_a_new_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tagledger init` in a new home, served at the same URL: a new log, with an origin of its own, so the
+    auditor (which remembers a key and a checkpoint per origin) trusts it on first use instead of failing
+    with "the log key changed" (issue 11.8: every ledger was `tagledger.local/log`)."""
+    from ledger.cli import main
+    from ledger.keys import KeyPair
+    from ledger.service import Ledger
+
+    for variable in ("TAGLEDGER_HOME", "TAGLEDGER_DB"):
+        monkeypatch.delenv(variable, raising=False)
+    state, port, origins = tmp_path / "audit-state", 0, []
+    for name in ("first", "second"):
+        home = tmp_path / name
+        assert main(["--home", str(home), "init"]) == 0
+        ledger = Ledger.open(f"sqlite:///{home / 'ledger.db'}")
+        try:
+            ledger.start_checkpoints(KeyPair.load(home / "keys" / "log.pem"), publish_in_background=False)
+            ledger.start_projection(follow=False).catch_up()
+            with ServerThread(create_app(ledger, follow_projection=False), port=port) as server:
+                port = server.port
+                status, report = _audit(server.url, "--state-dir", str(state))
+            origins.append(ledger.identity().origin)
+        finally:
+            ledger.close()
+        assert status == 0, report
+        assert any("trusted on first use" in w for w in report["warnings"]), report
+    assert origins[0] != origins[1]
+    assert {p.name for p in state.iterdir()} == {f"{o.replace('/', '_')}.{what}" for o in origins
+                                                 for what in ("vkey", "checkpoint")}
+
+
 def _tamper_store(url: str, seq: int) -> None:
     """Edit one stored entry's receipt time in place, as someone with the database file or superuser would."""
     if url.startswith("sqlite"):
@@ -206,7 +262,8 @@ def test_an_entry_edited_in_the_database_is_named_by_check_and_by_the_audit(worl
     report = check_store(world.ledger.store, verifier)
     assert not report.ok and report.first_bad_seq == target
     assert any(f"entry #{target} does not match the leaf hash" in p for p in report.problems)
-    assert quick_check(world.ledger.store, verifier) is None  # the stored tree itself is intact
+    # the stored tree itself is intact, but the start check recomputes the recent entries' leaves (issue 11.8)
+    assert quick_check(world.ledger.store, verifier).startswith(f"entry #{target} is not the entry the signed")
     with ServerThread(create_app(world.ledger, follow_projection=False)) as server:
         status, report = _audit(server.url, "--vkey", _vkey(world), "--no-state")
     assert status == 1 and report["first_bad_entry"] == target
@@ -239,3 +296,91 @@ def test_serve_refuses_a_store_whose_tree_no_longer_matches_its_checkpoint(
     assert "refusing to serve" in capsys.readouterr().err
     assert main(["--home", str(home), "check", "--quiet"]) == 1
     assert "the stored leaf hash of entry #0 is damaged" in capsys.readouterr().err
+
+
+# -- an entry altered in the store, the triggers put back (issue 11.8) ------------------------------------------
+
+
+def _alter_entry(world: World, url: str, seq: int) -> None:
+    """Entry `seq` gets another receipt time (by a microsecond) in place: its signature and hash links still
+    verify; only the Merkle tree knows."""
+    data = world.ledger.store.read_range(seq, seq + 1)[0].data
+    update_behind_the_triggers(url, "tagledger_events_tt_main", "id", seq + 1, "data", _edit_received([data], 0)[0])
+
+
+def test_the_tag_view_never_calls_an_altered_entry_authentic(world: World, store_url: str) -> None:
+    """Before issue 11 the view vouched for an altered entry until someone ran `check`; now each entry's leaf
+    hash must lead to the signed checkpoint's root (or, after it, equal the stored leaf hash)."""
+    later = "KAL-000004"
+    attach_and_deliver(world, later)  # after the latest checkpoint: not provable yet, only its stored leaf hash
+    altered = {TAGS[0]: world.ledger.tag(TAGS[0]).entries[1].seq, later: world.ledger.tag(later).entries[2].seq}
+    signed = world.ledger.store.latest_checkpoint().size
+    assert altered[TAGS[0]] < signed <= altered[later]
+    with ServerThread(create_app(world.ledger, follow_projection=False)) as server, http_client(server.url) as http:
+        for tag in (*altered, TAGS[1]):
+            document = http.get(f"/v1/tags/{tag}").json()
+            assert document["verdict"]["authentic"] is True and document["problems"] == [], document["verdict"]
+        for seq in altered.values():
+            _alter_entry(world, store_url, seq)
+        for tag, seq in altered.items():
+            document = http.get(f"/v1/tags/{tag}").json()
+            assert document["verdict"]["code"] == "integrity_failed", (tag, document["verdict"])
+            assert document["verdict"]["authentic"] is False
+            assert [p for p in document["problems"] if p.startswith(f"entry #{seq} ")], document["problems"]
+            assert "altered" in document["verdict"]["summary"]
+        untouched = http.get(f"/v1/tags/{TAGS[1]}").json()
+        assert untouched["verdict"]["authentic"] is True and untouched["problems"] == []
+
+
+def test_the_start_check_finds_recent_altered_entries_and_damaged_leaves(world: World, store_url: str) -> None:
+    store, verifier = world.ledger.store, world.ledger.identity().verifier
+    assert quick_check(store, verifier) is None
+    # a stored leaf hash damaged, the entry intact: the stored tree's root (what serve checked before) is unchanged
+    leaf = store.size() - 2
+    update_behind_the_triggers(store_url, "tagledger_merkle_nodes", "id", leaf, "hash", bytes(32))
+    assert store.tree.root(store.latest_checkpoint().size) == store.latest_checkpoint().root
+    # (it is also on the path of its neighbour, #leaf - 1: that is the second problem)
+    assert quick_check(store, verifier) == (f"the stored leaf hash of entry #{leaf} is damaged (the entry itself is "
+                                            f"in the signed tree of size {store.latest_checkpoint().size}) (and 1 "
+                                            "more problem(s))")
+
+
+def test_the_start_check_reads_a_bounded_number_of_entries(world: World, store_url: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store, verifier = world.ledger.store, world.ledger.identity().verifier
+    size = store.size()
+    recent, blocks, block = 4, 2, 3
+    assert size > 1 + recent + blocks * block
+    read: list[int] = []
+    real = store.read_range
+    monkeypatch.setattr(store, "read_range", lambda start, end: [read.append(e.seq) or e for e in real(start, end)])
+    assert quick_check(store, verifier, recent=recent, blocks=blocks, block=block) is None
+    assert len(read) == len(set(read)) <= 1 + recent + blocks * block
+    assert {0, *range(size - recent, size)} <= set(read)
+    # an altered entry among the recent ones is always found
+    read.clear()
+    _alter_entry(world, store_url, size - 3)
+    found = quick_check(store, verifier, recent=recent, blocks=blocks, block=block)
+    assert found is not None and found.startswith(f"entry #{size - 3} is not the entry the signed checkpoint")
+
+
+def test_serve_refuses_a_store_with_an_altered_entry(tmp_path: Path) -> None:
+    from ledger.cli import main
+    from ledger.keys import KeyPair
+    from ledger.service import Ledger
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "init"]) == 0
+    db = f"sqlite:///{home / 'ledger.db'}"
+    ledger = Ledger.open(db)
+    try:
+        ledger.start_checkpoints(KeyPair.load(home / "keys" / "log.pem"), publish_in_background=False)
+        data = ledger.store.read_range(0, 1)[0].data
+    finally:
+        ledger.close()
+    update_behind_the_triggers(db, "tagledger_events_tt_main", "id", 1, "data", _edit_received([data], 0)[0])
+    done = run_tagledger("--home", str(home), "serve", "--port", "0")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == [
+        "tagledger: refusing to serve: entry #0 is not the entry the signed checkpoint of size 1 committed to: it "
+        "was altered in the store after it was appended. Run `tagledger check` to find the altered entries."]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -23,6 +24,8 @@ import uvicorn
 from ledger.cli import main
 from ledger.keys import KeyPair
 from ledger.service import Ledger
+from tests.cli_process import run_tagledger
+from tests.ledger.raw_sql import raw_execute
 
 SITE, TRADER, REFINER = "kalimbi-site", "bukavu-trader", "thaisarco"
 
@@ -400,3 +403,71 @@ def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_p
     (context,) = risk["sites"]
     assert context["site"] == SITE and [i["id"] for i in context["incidents"]] == ["INC-2026-0001"]
     assert (risk["open_red_flags_in_window"], risk["remediated"], risk["unremediated"]) == (1, 1, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# What a person reads when the command refuses (issue 11.8), run as a person runs it: a process
+# ------------------------------------------------------------------------------------------------
+
+WEAKEN = {  # what an intruder or a careless administrator does to the log table's append-only trigger
+    "sqlite": "DROP TRIGGER tagledger_events_no_update",
+    "postgres": "ALTER TABLE tagledger_events_tt_main DISABLE TRIGGER tagledger_events_append_only",
+}
+
+
+def test_audit_help_is_the_auditors_help() -> None:
+    done = run_tagledger("audit", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: tagledger audit") and "--vkey" in done.stdout and not done.stderr
+    # options before the source reach the auditor too (argparse took them for the main command's before)
+    done = run_tagledger("audit", "--no-state", "--vkey", "x+00000000+AA", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "unrecognized arguments" not in done.stderr + done.stdout
+    assert "the audit could not run" in done.stdout
+
+
+def test_a_store_that_is_no_longer_append_only_is_refused_in_one_line(store_url: str, tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path / "home"), "--db", store_url]
+    assert main([*home, "init"]) == 0
+    raw_execute(store_url, WEAKEN["sqlite" if store_url.startswith("sqlite") else "postgres"])
+    bundle = tmp_path / "out.zip"
+    for command in (["check"], ["export", "--out", str(bundle)], ["serve", "--port", "0"]):
+        done = run_tagledger(*home, *command)
+        assert done.returncode == 2, (command, done.returncode, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert lines[0].startswith("tagledger: refusing to run on a log that is not append-only: "), lines
+        assert "tagledger_events_tt_main" in lines[0]
+    assert not bundle.exists()
+
+
+def _origin(home: Home) -> str:
+    ledger = Ledger.open(f"sqlite:///{home.path / 'ledger.db'}")
+    try:
+        return ledger.identity().origin
+    finally:
+        ledger.close()
+
+
+def test_every_ledger_gets_a_log_origin_of_its_own(home: Home, tmp_path: Path) -> None:
+    """Two `init`s, two origins (before issue 11 every ledger was `tagledger.local/log`); a store keeps its own;
+    `--origin` chooses one, and one that cannot name a C2SP log is refused before anything is created."""
+    from verification.note import is_valid_key_name
+
+    other = Home(tmp_path / "other", home.capsys)
+    first, second = home.ok("init"), other.ok("init")
+    origins = [_origin(home), _origin(other)]
+    assert origins[0] != origins[1]
+    for origin, created in zip(origins, (first, second)):
+        assert re.fullmatch(r"tagledger\.local/[0-9a-f]{16}/log", origin) and is_valid_key_name(origin)
+        assert f"log origin {origin}" in created.out
+    again = home.ok("init", "--origin", "elsewhere.example/log")  # an existing store keeps its origin
+    assert "already initialised" in again.out and origins[0] in again.out and _origin(home) == origins[0]
+
+    chosen = Home(tmp_path / "chosen", home.capsys)
+    chosen.ok("init", "--origin", "ledger.itsci.example/kivu")
+    assert _origin(chosen) == "ledger.itsci.example/kivu"
+    for bad in ("two words", "a+b", ""):
+        refused = Home(tmp_path / f"refused{len(bad)}", home.capsys).run("init", "--origin", bad)
+        assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused
+        assert "cannot name a log" in refused.err
+        assert not (tmp_path / f"refused{len(bad)}" / "ledger.db").exists()

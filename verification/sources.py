@@ -94,11 +94,16 @@ class HttpSource(LogSource):
         self.timeout = timeout
 
     def _get(self, path: str, **params: Any) -> bytes:
+        return self._get_page(path, **params)[0]
+
+    def _get_page(self, path: str, **params: Any) -> tuple[bytes, bool]:
+        """The answer's body, and whether it links to a next page (`Link: <...>; rel="next"`, protocol 11.3)."""
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         url = f"{self.base}{path}{query}"
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as answer:  # noqa: S310 - http(s) only
-                return answer.read()
+                links = answer.headers.get_all("Link") or []
+                return answer.read(), any(_is_next_link(link) for link in links)
         except urllib.error.HTTPError as error:
             detail = error.read()[:300].decode("utf-8", "replace")
             raise SourceError(f"GET {url}: HTTP {error.code} {detail}") from None
@@ -137,17 +142,26 @@ class HttpSource(LogSource):
                 return found
             after = int(doc["next"])
 
-    def _pages(self, path: str, start: int, end: int, page: int) -> Iterator[bytes]:
-        """Fetch pages in a background thread, a few ahead, so the network overlaps the replay."""
+    def _pages(self, path: str, start: int, end: int, page: int, item_size: int | None = None) -> Iterator[bytes]:
+        """Fetch pages in a background thread, a few ahead, so the network overlaps the replay.
+
+        As protocol 11.3 says: a page may hold fewer items than asked because of the server's cap, and then it
+        links to the next one; the next page starts after the items received. Fewer items and no next link: the
+        log ends there. Items are lines, or `item_size` bytes each."""
         pages: queue.Queue[bytes | BaseException | None] = queue.Queue(self.PREFETCH)
         stop = threading.Event()
 
         def fetch() -> None:
             try:
-                for first in range(start, end, page):
-                    if stop.is_set():
-                        return
-                    pages.put(self._get(path, start=first, end=min(end, first + page)))
+                first = start
+                while first < end and not stop.is_set():
+                    asked = min(end, first + page) - first
+                    body, more = self._get_page(path, start=first, end=first + asked)
+                    pages.put(body)
+                    got = body.count(b"\n") if item_size is None else len(body) // item_size
+                    if got < asked and (got == 0 or not more):
+                        break  # the log ends here
+                    first += got
                 pages.put(None)
             except BaseException as error:  # handed to the consumer
                 pages.put(error)
@@ -175,13 +189,23 @@ class HttpSource(LogSource):
                 return
 
     def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
-        for body in self._pages("/v1/log/leaf-hashes", start, end, 100_000):
+        for body in self._pages("/v1/log/leaf-hashes", start, end, 100_000, HASH_SIZE):
             for i in range(0, len(body), HASH_SIZE):
                 yield body[i : i + HASH_SIZE]
 
     def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         doc = self._json("/v1/log/proof/consistency", old=old, new=new)
         return [bytes.fromhex(h) for h in doc["hashes"]]
+
+
+def _is_next_link(header: str) -> bool:
+    """Does a `Link` header value (RFC 8288) carry a link with `rel="next"`?"""
+    for link in header.split(","):
+        for param in link.split(";")[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                return True
+    return False
 
 
 # -- an exported bundle -------------------------------------------------------------------------------

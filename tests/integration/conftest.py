@@ -113,12 +113,12 @@ class LiveLedger:
         self._clients.clear()
 
 
-def _free_socket() -> socket.socket:
+def _free_socket(port: int = 0) -> socket.socket:
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto is TCP, and without it
     # every response costs a 40 ms Nagle/delayed-ACK stall.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -135,10 +135,10 @@ class _QuickServer(uvicorn.Server):
 
 
 class ServerThread:
-    """`uvicorn.Server` in a daemon thread, on a pre-bound socket."""
+    """`uvicorn.Server` in a daemon thread, on a pre-bound socket (a free port, or `port`)."""
 
-    def __init__(self, app: Any):
-        self.sock = _free_socket()
+    def __init__(self, app: Any, port: int = 0):
+        self.sock = _free_socket(port)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,

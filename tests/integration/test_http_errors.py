@@ -667,3 +667,25 @@ def test_batch_bodies_that_are_refused_whole(world: World) -> None:
                     to_bytes([good] * 1001)):
         world.refused(lambda: world.http.post("/v1/events/batch", content=content,
                                               headers={"content-type": "application/json"}), 400)
+
+
+def test_media_types_and_heads_as_protocol_18_says(world: World) -> None:
+    """The statements of docs/protocol.md section 18 not checked above."""
+    # without Content-Type the body is read as JSON; any +json type is JSON
+    first = world.sign(SITE, "custody_dispatched", f"tag:{HELD}", {"to": COOP})
+    request = world.http.build_request("POST", "/v1/events", content=to_bytes(first))
+    assert "content-type" not in request.headers
+    answer = world.http.send(request)
+    assert answer.status_code == 201, answer.text
+    assert set(answer.json()) == {"event_id", "seq", "received", "hash", "duplicate"}
+    second = world.sign(COOP, "custody_received", f"tag:{HELD}", {"mass_g": 10_000})
+    answer = world.http.post("/v1/events", content=to_bytes(second),
+                             headers={"content-type": "application/merge-patch+json"})
+    assert answer.status_code == 201, answer.text
+    # a head by its name, percent-encoded or not; the actor's time; a site's stream before its first record
+    head = world.http.get(f"/v1/streams/tag:{HELD}/head").json()
+    assert world.http.get(f"/v1/streams/tag%3A{HELD}/head").json() == head
+    assert (head["stream"], head["hash"], head["time"]) == (f"tag:{HELD}", answer.json()["hash"],
+                                                            second["body"]["time"])
+    assert_problem(world.http.get(f"/v1/streams/site:{SITE}/head"), 404, "stream.unknown")
+    assert_problem(world.http.get("/v1/streams/lot:X/head"), 400, "stream.invalid", "/stream")

@@ -184,9 +184,15 @@ def test_entries_are_served_at_most_a_thousand_at_a_time(live_ledger) -> None:
     first = get_ok(live, "/v1/log/entries")  # no bounds: the first page
     first_lines = first.content[:-1].split(b"\n")
     assert len(first_lines) == PAGE
-    assert get_ok(live, "/v1/log/entries", start=0, end=size).content == first.content  # end is capped too
+    # the cap, not the end of the log, cut the answer: it says so (protocol 11.3)
+    assert first.headers["x-log-count"] == str(PAGE)
+    assert first.headers["link"] == f'</v1/log/entries?start={PAGE}>; rel="next"'
+    capped = get_ok(live, "/v1/log/entries", start=0, end=size)
+    assert capped.content == first.content  # end is capped too
+    assert capped.headers["link"] == f'</v1/log/entries?start={PAGE}&end={size}>; rel="next"'
     second = get_ok(live, "/v1/log/entries", start=PAGE)
     assert second.headers["x-log-start"] == str(PAGE)
+    assert second.headers["x-log-count"] == str(size - PAGE) and "link" not in second.headers  # the end
     lines = first_lines + second.content[:-1].split(b"\n")
     assert len(lines) == size
     check_entries(lines)
@@ -216,6 +222,43 @@ def consistency(live, old: int, new: int) -> list[bytes]:
     answer = get_ok(live, "/v1/log/proof/consistency", old=old, new=new).json()
     assert (answer["old"], answer["new"]) == (old, new)
     return [bytes.fromhex(h) for h in answer["hashes"]]
+
+
+def _follow(live, path: str, **params: Any) -> tuple[list[bytes], int]:
+    """Every page from `path?params`, following `Link: <...>; rel="next"` until there is none: (bodies, pages)."""
+    bodies, url = [], live.http.build_request("GET", path, params=params).url
+    while True:
+        response = live.http.get(url)
+        assert response.status_code == 200, response.text
+        bodies.append(response.content)
+        if "next" not in response.links:
+            return bodies, len(bodies)
+        url = response.links["next"]["url"]
+
+
+def test_an_answer_cut_by_the_cap_links_to_the_rest(live_ledger, monkeypatch) -> None:
+    """Fewer lines than asked means the log ends there only when there is no `next` link (protocol 11.3)."""
+    from api import routes_log
+
+    live = live_ledger
+    small_world(live)
+    size = live.entries()
+    lines = all_entries(live)
+    monkeypatch.setattr(routes_log, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(routes_log, "MAX_LEAF_HASHES", 4)
+    for params in ({}, {"start": 1}, {"start": 2, "end": size - 1}, {"start": 0, "end": 10**6}):
+        bodies, pages = _follow(live, "/v1/log/entries", **params)
+        first, last = params.get("start", 0), min(size, params.get("end", size))
+        assert b"".join(bodies) == b"".join(line + b"\n" for line in lines[first:last]), params
+        assert pages == max(1, -(-(last - first) // 3)) and all(b.count(b"\n") <= 3 for b in bodies)
+        hashes, _ = _follow(live, "/v1/log/leaf-hashes", **params)
+        assert b"".join(hashes) == b"".join(leaf_hash(line) for line in lines[first:last]), params
+    page = get_ok(live, "/v1/log/entries", start=1, end=3)  # all that was asked: no link
+    assert page.headers["x-log-count"] == "2" and "link" not in page.headers
+    page = get_ok(live, "/v1/log/entries", start=size - 2, end=size + 5)  # the log ends: fewer, and no link
+    assert page.headers["x-log-count"] == "2" and "link" not in page.headers
+    page = get_ok(live, "/v1/log/entries", start=size)
+    assert (page.content, page.headers["x-log-count"]) == (b"", "0") and "link" not in page.headers
 
 
 def test_inclusion_and_consistency_proofs_verify(live_ledger) -> None:
