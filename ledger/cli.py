@@ -773,9 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiles", help="the log as static C2SP tlog-tiles, for any web server or CDN")
     tsub = p.add_subparsers(dest="tiles_command", required=True)
     q = tsub.add_parser("sync", help="mirror the log into DIR, incrementally (safe from cron while the service writes)",
-                        description="Write the tiles, entry bundles and checkpoint of the log's latest signed checkpoint "
-                                    "into DIR (docs/protocol.md section 18): only what changed since the last sync; "
-                                    "every file written atomically, the checkpoint last.")
+                        description="Write the tiles, entry bundles and checkpoint of the log's latest signed "
+                                    "checkpoint into DIR (docs/protocol.md section 18): only what changed since the "
+                                    "last sync; every file written atomically, the checkpoint last.")
     q.add_argument("dir", help="the directory to mirror into (served as the tiles' URL prefix)")
     q.add_argument("--no-sign", action="store_true",
                    help="do not sign a new checkpoint first, even if this home holds the log key")

@@ -131,8 +131,9 @@ def sync_tiles(store: LogStore, identity: LogIdentity, directory: Path,
         for tile in tiles_of(checkpoint.size, after=old_size):
             if not tile.full:
                 continue
-            dirs = [tile.partials_dir] + ([tile.bundle_path + ".p", tile.tagledger_bundle_path + ".p"] if tile.level == 0
-                                          else [])
+            dirs = [tile.partials_dir]
+            if tile.level == 0:
+                dirs += [tile.bundle_path + ".p", tile.tagledger_bundle_path + ".p"]
             for partials in (directory / d for d in dirs):
                 if partials.is_dir():
                     removed += sum(1 for _ in partials.iterdir())

@@ -52,7 +52,8 @@ def _free_port() -> int:
 
 def _config(work: Path, root: Path, port: int) -> str:
     server = SERVER_BLOCK.read_text().replace("LISTEN", f"127.0.0.1:{port}").replace("ROOT", str(root))
-    temp = "\n".join(f"    {kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = "\n".join(f"    {kind}_temp_path {work / kind};" for kind in kinds)
     user = "user root root;\n" if os.geteuid() == 0 else ""  # workers read the test's private temp directories
     return (f"{user}daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log {work / 'error.log'} warn;\n"
             f"events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n{temp}\n{server}\n}}\n")

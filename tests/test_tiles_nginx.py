@@ -113,6 +113,7 @@ def test_the_mirror_served_by_nginx_passes_the_audit_and_syncs_incrementally(wor
         assert not report["warnings"][1:], report  # the key is the one remembered; only the projection warning
 
     # the partial tiles of the earlier sizes go once their full tile exists
+    kept = (tiles / "checkpoint").read_bytes()  # size 337
     for i in range(110, 111):
         attach_and_deliver(world, f"KAL-{i:06d}")
     world.operator.issue_tags("kalimbi", prefix="KAL-", start=TAGS + 1, count=200, time=world.tick())
@@ -125,6 +126,10 @@ def test_the_mirror_served_by_nginx_passes_the_audit_and_syncs_incrementally(wor
     with serve_directory(tiles) as url:
         status, report = _audit(url, "--state-dir", str(state))
         assert status == 0, report
+        # a client holding the checkpoint of 337 finds its partial tiles gone and reads the full ones instead
+        (tiles / "checkpoint").write_bytes(kept)
+        status, report = _audit(url, "--no-state", "--vkey", world.ledger.identity().vkey)
+        assert status == 0 and report["size"] == 337, report
 
 
 # -- tampering ----------------------------------------------------------------------------------------------
@@ -277,7 +282,7 @@ def test_the_tiles_sync_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert cli_main(["--home", str(home), "tiles", "sync", str(tiles)]) == 0
     assert "is up to date" in capsys.readouterr().out
     with serve_directory(tiles) as url:
-        assert cli_main(["audit", url, "--no-state", "--workers", "0", "--no-progress"]) == 0
+        assert cli_main(["audit", url + "/", "--no-state", "--workers", "0", "--no-progress"]) == 0
     assert "RESULT: OK" in capsys.readouterr().out
 
     # a directory that mirrors another log is refused in one line
