@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import queue
-import threading
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from verification.checkpoint import Checkpoint, CheckpointError, parse_checkpoint
@@ -31,6 +31,7 @@ from verification.sources import LogKeys, LogSource, ProjectionClaim, SourceErro
 from verification.tiles import TILE_HEIGHT, TILE_WIDTH, BundleError, Tile, decode_bundle, split_hashes, tile_hash
 
 T = TypeVar("T")
+R = TypeVar("R")
 ABSENT = (404, 410)
 """HTTP statuses that mean the file is not served (rather than that the host failed)."""
 
@@ -74,30 +75,20 @@ class TilesSource(LogSource):
         except (urllib.error.URLError, OSError, EOFError) as error:
             raise SourceError(f"GET {url}: {error}") from None
 
-    def _prefetched(self, items: Iterable[T], fetch: Callable[[T], object]) -> Iterator[object]:
-        """``fetch(item)`` for each item in order, computed a few ahead in a background thread."""
-        results: queue.Queue[object] = queue.Queue(self.PREFETCH)
-        stop = threading.Event()
-        done = object()
-
-        def run() -> None:
+    def _prefetched(self, items: Iterable[T], fetch: Callable[[T], R]) -> Iterator[R]:
+        """``fetch(item)`` for each item, in order, with up to PREFETCH requests under way at once."""
+        with ThreadPoolExecutor(self.PREFETCH, thread_name_prefix="tiles") as pool:
+            window: deque[Future[R]] = deque()
             try:
                 for item in items:
-                    if stop.is_set():
-                        return
-                    results.put((fetch(item),))
-                results.put(done)
-            except BaseException as error:  # handed to the consumer
-                results.put(error)
-
-        threading.Thread(target=run, daemon=True).start()
-        try:
-            while (result := results.get()) is not done:
-                if isinstance(result, BaseException):
-                    raise result
-                yield result[0]  # type: ignore[index]
-        finally:
-            stop.set()
+                    window.append(pool.submit(fetch, item))
+                    if len(window) >= self.PREFETCH:
+                        yield window.popleft().result()
+                while window:
+                    yield window.popleft().result()
+            finally:
+                for future in window:
+                    future.cancel()
 
     # -- the checkpoint and the keys -----------------------------------------------------------------
 
@@ -188,27 +179,27 @@ class TilesSource(LogSource):
         whole = start == 0 and end == size and self._streamed is None
         indexes = range(start // TILE_WIDTH, (end - 1) // TILE_WIDTH + 1)
 
-        def fetch(index: int) -> tuple[int, str, list[bytes]]:
-            path, entries = self._bundle(index, self._width(index))
-            if whole:
-                self._compare_level0(index, entries)
-            return index, path, entries
+        def fetch(index: int) -> tuple[int, str, list[bytes], tuple[str, list[bytes]] | None]:
+            width = self._width(index)
+            path, entries = self._bundle(index, width)
+            return index, path, entries, self._tile(Tile(0, index, width)) if whole else None
 
-        for index, path, entries in self._prefetched(indexes, fetch):  # type: ignore[misc]
+        for index, path, entries, level0 in self._prefetched(indexes, fetch):
             self._served[index] = path
+            if whole:
+                self._compare_level0(index, entries, level0)
             first = index * TILE_WIDTH
             yield from entries[max(start - first, 0) : end - first]
         if whole:
             self._streamed = size
 
-    def _compare_level0(self, index: int, entries: list[bytes]) -> None:
+    def _compare_level0(self, index: int, entries: list[bytes], served: tuple[str, list[bytes]] | None) -> None:
         hashes = [leaf_hash(entry) for entry in entries]
         if len(hashes) == TILE_WIDTH:
             self._above.append(tile_hash(hashes))
         if self._problem is not None:
             return
         tile = Tile(0, index, len(hashes))
-        served = self._tile(tile)
         if served is None:
             self._problem = f"{tile.path} is not served"
             return
