@@ -95,7 +95,7 @@ def create_app(
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)
-    app.include_router(routes_tiles.router)  # /tiles/: the log as C2SP tlog-tiles (protocol section 18)
+    app.include_router(routes_tiles.router)  # /tiles/: the log as C2SP tlog-tiles (protocol section 19)
     app.include_router(routes_registry.router)
     app.include_router(routes_labels.router)  # signed QR labels
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label

@@ -1,4 +1,4 @@
-"""The log as C2SP tlog-tiles, served by the running ledger under the prefix ``/tiles`` (docs/protocol.md section 18).
+"""The log as C2SP tlog-tiles, served by the running ledger under the prefix ``/tiles`` (docs/protocol.md section 19).
 
     GET /tiles/checkpoint                           the latest signed checkpoint (text/plain, not cached)
     GET /tiles/tile/{L}/{N}[.p/{W}]                 a hash tile, read from the stored tree (immutable)

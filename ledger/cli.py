@@ -575,7 +575,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tiles_sync(args: argparse.Namespace) -> int:
-    """Mirror the log into a directory of static tiles (docs/protocol.md section 18), up to its latest checkpoint."""
+    """Mirror the log into a directory of static tiles (docs/protocol.md section 19), up to its latest checkpoint."""
     from ledger.tiles_mirror import MirrorError, sync_tiles
 
     settings = load_settings(args.home, args.db)
@@ -774,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="tiles_command", required=True)
     q = tsub.add_parser("sync", help="mirror the log into DIR, incrementally (safe from cron while the service writes)",
                         description="Write the tiles, entry bundles and checkpoint of the log's latest signed "
-                                    "checkpoint into DIR (docs/protocol.md section 18): only what changed since the "
+                                    "checkpoint into DIR (docs/protocol.md section 19): only what changed since the "
                                     "last sync; every file written atomically, the checkpoint last.")
     q.add_argument("dir", help="the directory to mirror into (served as the tiles' URL prefix)")
     q.add_argument("--no-sign", action="store_true",

@@ -1,4 +1,4 @@
-"""The log's tiles (C2SP tlog-tiles, docs/protocol.md section 18), read from the stored tree and entries.
+"""The log's tiles (C2SP tlog-tiles, docs/protocol.md section 19), read from the stored tree and entries.
 
 A hash tile is a range read: hash ``i`` of tile ``L``/``N`` is the stored perfect subtree ``(8 L, 256 N + i)``
 (`ledger.tree`), written once with its last entry and never changed. An entry bundle is 256 (or, partial,

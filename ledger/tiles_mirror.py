@@ -1,4 +1,4 @@
-"""`tagledger tiles sync DIR`: mirror the log into a directory of static tiles (docs/protocol.md section 18).
+"""`tagledger tiles sync DIR`: mirror the log into a directory of static tiles (docs/protocol.md section 19).
 
 Any static web server, object store or CDN can then serve DIR as a C2SP tlog-tiles log. The mirror is:
 

@@ -1,4 +1,4 @@
-"""The log as static tiles (docs/protocol.md section 18), end to end: `tagledger tiles sync DIR` mirrors a real
+"""The log as static tiles (docs/protocol.md section 19), end to end: `tagledger tiles sync DIR` mirrors a real
 ledger (SQLite and PostgreSQL) into a directory, a real nginx serves it on a loopback port with the server block
 of docs/nginx-tiles.conf, and `tagledger audit http://127.0.0.1:PORT` checks the log from nginx alone. A tile or
 bundle altered on disk fails the audit, named."""

@@ -15,7 +15,7 @@ Checks a whole ledger without trusting the server that serves it, with nothing b
    hashes (authenticated by the checkpoint) name the first entry that does not match;
 6. the custody projection's digest that the server reports, against the replay's at the same position.
 
-The source may also be a static tlog-tiles host (`verification.tiles_source`, docs/protocol.md section 18): then
+The source may also be a static tlog-tiles host (`verification.tiles_source`, docs/protocol.md section 19): then
 every hash tile is checked against the entries too, and an altered one is named.
 
 Exit status: 0 all good, 1 the log failed a check (the first bad entry is named), 2 the audit could not run.

@@ -230,7 +230,7 @@ class BundleSource(LogSource):
 
 def open_source(location: str) -> LogSource:
     if location.startswith(("http://", "https://")):
-        from verification.tiles_source import tiles_source_at  # a static tlog-tiles host (protocol 18), or the API
+        from verification.tiles_source import tiles_source_at  # a static tlog-tiles host (protocol 19), or the API
 
         return tiles_source_at(location) or HttpSource(location)
     return BundleSource(location)

@@ -1,4 +1,4 @@
-"""The log as static tiles: C2SP tlog-tiles paths and encodings (docs/protocol.md section 18) -- no I/O.
+"""The log as static tiles: C2SP tlog-tiles paths and encodings (docs/protocol.md section 19) -- no I/O.
 
 A tiled log is a directory of static files under a URL prefix (c2sp.org/tlog-tiles):
 

@@ -1,4 +1,4 @@
-"""An auditor's source that is a static tlog-tiles host (docs/protocol.md section 18): any web server, CDN or
+"""An auditor's source that is a static tlog-tiles host (docs/protocol.md section 19): any web server, CDN or
 object store serving what `tagledger tiles sync` wrote, or the ledger's own ``/tiles/``.
 
 It reads ``<prefix>/checkpoint``, the entry bundles (``tile/entries/<N>``, or tagledger's ``tagledger/entries/<N>``

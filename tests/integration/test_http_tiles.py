@@ -1,4 +1,4 @@
-"""The running ledger serves its log as tlog-tiles under /tiles (docs/protocol.md section 18): the same bytes as
+"""The running ledger serves its log as tlog-tiles under /tiles (docs/protocol.md section 19): the same bytes as
 `tagledger tiles sync` writes, the caching headers, the audit over it, and problem+json for bad paths."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles paths, tile sets and entry bundles (verification/tiles.py, docs/protocol.md section 18), checked
+"""C2SP tlog-tiles paths, tile sets and entry bundles (verification/tiles.py, docs/protocol.md section 19), checked
 against the specification's own examples and against the Merkle tree of verification/merkle.py."""
 
 from __future__ import annotations
