@@ -46,15 +46,16 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 	@touch $@
 
 # Debian packages the tests need: chromium, for the browser tests of the verification page
-# (tests/browser/).  Installed only when `command -v chromium` fails, quietly (errors still show);
-# as root, or through `sudo -n` otherwise.  If it cannot be installed, `make test` stops here; without
-# chromium the browser tests fail under CI=true and are skipped (with a banner) otherwise.
+# (tests/browser/), and nginx, the static web server of the tiles tests (tests/test_tiles_nginx.py).
+# Installed only when one is missing, quietly (errors still show); as root, or through `sudo -n`
+# otherwise.  If they cannot be installed, `make test` stops here; without them those tests fail under
+# CI=true and are skipped (with a banner for chromium) otherwise.
 sysdeps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo ">> installing Debian's chromium for the browser tests"; \
+	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || { \
+	  echo ">> installing Debian's chromium and nginx for the browser and tiles tests"; \
 	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
 	  $$sudo apt-get update -qq >/dev/null || echo ">> apt-get update failed; trying the package lists at hand"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # The two README commands

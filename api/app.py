@@ -29,6 +29,7 @@ from api import (
     routes_reports,
     routes_risk,
     routes_tags,
+    routes_tiles,
     routes_verify_qr,
 )
 from api.problems import from_violation, problem
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)
     app.include_router(routes_attempts.router)  # GET /v1/log/refused-attempts: evidence of reuse, with standing
+    app.include_router(routes_tiles.router)  # /tiles/: the log as C2SP tlog-tiles (protocol section 19)
     app.include_router(routes_registry.router)
     app.include_router(routes_labels.router)  # signed QR labels
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label

@@ -14,6 +14,7 @@
     tagledger projection rebuild|status the projections (custody state, fraud flags)
     tagledger check                     the service's own consistency check (entries, Merkle tree, checkpoints)
     tagledger export --out FILE         a self-contained bundle for offline audit
+    tagledger tiles sync DIR            mirror the log into DIR as static C2SP tlog-tiles (incremental; cron-safe)
     tagledger audit URL|BUNDLE          the auditor's independent replay (verification/, see --help)
 
 Commands that write go to `--url` (a running ledger, over HTTP) or, without it, to the store of this home.
@@ -581,6 +582,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tiles_sync(args: argparse.Namespace) -> int:
+    """Mirror the log into a directory of static tiles (docs/protocol.md section 19), up to its latest checkpoint."""
+    from ledger.tiles_mirror import MirrorError, sync_tiles
+
+    settings = load_settings(args.home, args.db)
+    ledger = Ledger.open(settings.db)
+    try:
+        log_key = settings.keys_dir / "log.pem"
+        if log_key.exists() and not args.no_sign:  # sign a checkpoint of everything there is (as the service does)
+            ledger.start_checkpoints(KeyPair.load(log_key), publish_in_background=False)
+        summary = sync_tiles(ledger.store, ledger.identity(), Path(args.dir),
+                             progress=None if args.quiet else _progress_printer("mirroring"))
+    except MirrorError as error:
+        raise CliError(str(error)) from None
+    except LookupError as error:
+        raise CliError(f"{error}: create the ledger first (`tagledger init`)") from None
+    except OSError as error:
+        raise CliError(f"cannot write the tiles into {args.dir}: {error.strerror or error}") from None
+    finally:
+        ledger.close()
+    if not args.quiet:
+        print(summary.describe(Path(args.dir)))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """`tagledger audit URL|BUNDLE`: the auditor's replay, from `verification.audit` (which needs none of the
     server's code; `python -m verification.audit` runs the same thing)."""
@@ -753,6 +779,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the bundle file to write (a .zip)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("tiles", help="the log as static C2SP tlog-tiles, for any web server or CDN")
+    tsub = p.add_subparsers(dest="tiles_command", required=True)
+    q = tsub.add_parser("sync", help="mirror the log into DIR, incrementally (safe from cron while the service writes)",
+                        description="Write the tiles, entry bundles and checkpoint of the log's latest signed "
+                                    "checkpoint into DIR (docs/protocol.md section 19): only what changed since the "
+                                    "last sync; every file written atomically, the checkpoint last.")
+    q.add_argument("dir", help="the directory to mirror into (served as the tiles' URL prefix)")
+    q.add_argument("--no-sign", action="store_true",
+                   help="do not sign a new checkpoint first, even if this home holds the log key")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_tiles_sync)
 
     # Everything after `audit` goes to verification.audit as it is (`--help`, `--vkey K URL`, ...): with "\0" as
     # its only option prefix, which no command-line argument can contain, this parser takes none for its own.

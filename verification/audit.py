@@ -17,6 +17,9 @@ Checks a whole ledger without trusting the server that serves it, with nothing b
 7. the refused attempts the ledger keeps as evidence of reused tags (`verification.refused_attempts`): each one
    signed by a key valid then, on a tag already ended, with the standing the replay finds (protocol 9.1).
 
+The source may also be a static tlog-tiles host (`verification.tiles_source`, docs/protocol.md section 19): then
+every hash tile is checked against the entries too, and an altered one is named.
+
 Exit status: 0 all good, 1 the log failed a check (the first bad entry is named), 2 the audit could not run.
 "As of" mode (`--as-of N` or `--as-of-time T`) replays only up to that point and shows the ledger, or one tag
 (`--tag`), as it stood then.
@@ -43,7 +46,7 @@ from verification.parallel import replay_entries
 from verification.refused_attempts import AttemptProblem, AttemptWatch, PublishedAttempt, check_attempts
 from verification.replay import ReplayResult
 from verification.replay_errors import ReplayError
-from verification.sources import LogSource, ProjectionClaim, SourceError, open_source
+from verification.sources import LogSource, ProjectionClaim, SourceError, SourceMismatch, open_source
 
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 DEFAULT_STATE_DIR = Path.home() / ".tagledger" / "audit"
@@ -197,6 +200,11 @@ def _published_attempts(source: LogSource, size: int) -> list[PublishedAttempt] 
     return [a for a in attempts if a.log_size <= size]
 
 
+def _where(source: LogSource, seq: int) -> str:
+    where = source.locate(seq)
+    return f" ({where})" if where else ""
+
+
 def _name_bad_leaf(source: LogSource, checkpoint: Checkpoint) -> int | None:
     """The first entry whose leaf hash differs from the stored one, if the stored ones reproduce the signed root."""
     stored = list(source.leaf_hashes(0, checkpoint.size)) if checkpoint.size <= 2_000_000 else None
@@ -256,7 +264,8 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
         )
     except ReplayError as error:
         progress.done()
-        raise AuditFailed(f"entry #{error.seq} breaks {error.rule}: {error.message}", error.seq) from None
+        raise AuditFailed(f"entry #{error.seq}{_where(source, error.seq)} breaks {error.rule}: {error.message}",
+                          error.seq) from None
     progress.done()
     if result.size < end and result.stopped is None:
         raise AuditFailed(f"the source holds {result.size} entries, but the checkpoint covers {end}: entries "
@@ -280,10 +289,14 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
 
     if result.root != checkpoint.root_hash:
         bad = _name_bad_leaf(source, checkpoint)
-        where = f"entry #{bad} was altered (its leaf hash differs from the one committed to)" if bad is not None \
+        where = f"entry #{bad}{_where(source, bad)} was altered (its leaf hash differs from the one committed to)" \
+            if bad is not None \
             else "the entry cannot be named (the source's stored tree does not match the checkpoint either)"
         raise AuditFailed(f"the entries do not reproduce the signed checkpoint's root: {where}", bad)
     report.add("merkle root", "the replayed entries reproduce the signed checkpoint's root")
+    tiles = source.check_tiles(checkpoint)  # a static tiles host: its hash tiles against the entries
+    if tiles is not None:
+        report.add("tiles", tiles)
 
     if claim is not None:
         ours = EMPTY_DIGEST if claim.position == 0 else (
@@ -310,7 +323,8 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tagledger audit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="a ledger's base URL (http://host:port) or an exported bundle (.zip)")
+    parser.add_argument("source", help="a ledger's base URL (http://host:port), a static tiles host's URL "
+                                       "(the prefix of its /checkpoint) or an exported bundle (.zip)")
     parser.add_argument("--vkey", help="the log's verifier key to trust (C2SP vkey), or @FILE holding it")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help=f"where the log key and last checkpoint are remembered (default {DEFAULT_STATE_DIR})")
@@ -343,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = audit(args, source, report)
     except AuditFailed as failure:
         report.failure, report.first_bad_entry, status = str(failure), failure.seq, 1
+    except SourceMismatch as failure:  # an altered or missing tile of a static host
+        report.failure, status = str(failure), 1
     except (SourceError, NoteError, ValueError, KeyError) as error:
         report.failure, status = f"the audit could not run: {error}", 2
     finally:

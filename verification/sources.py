@@ -30,6 +30,11 @@ class SourceError(Exception):
     """The source could not be read (network, HTTP error, malformed bundle)."""
 
 
+class SourceMismatch(SourceError):
+    """What the source publishes is altered or missing where the checkpoint requires it (a tile that disagrees with
+    the entries, a malformed entry bundle): the log fails the audit, rather than the audit failing to run."""
+
+
 @dataclass(frozen=True)
 class LogKeys:
     origin: str
@@ -70,6 +75,15 @@ class LogSource(ABC):
 
     def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         """The server's RFC 9162 consistency proof, or None if the source cannot give one (a bundle)."""
+        return None
+
+    def locate(self, seq: int) -> str | None:
+        """Where the source published entry `seq` (e.g. "in tile/entries/000"), to name it in a failure."""
+        return None
+
+    def check_tiles(self, checkpoint: Any) -> str | None:
+        """After the entries reproduced `checkpoint`'s root: check the source's own hash tiles against them (a tiles
+        source, verification.tiles_source); a line for the report, or None if it publishes none."""
         return None
 
     def refused_attempts(self) -> list[dict[str, Any]] | None:
@@ -269,5 +283,7 @@ class BundleSource(LogSource):
 
 def open_source(location: str) -> LogSource:
     if location.startswith(("http://", "https://")):
-        return HttpSource(location)
+        from verification.tiles_source import tiles_source_at  # a static tlog-tiles host (protocol 19), or the API
+
+        return tiles_source_at(location) or HttpSource(location)
     return BundleSource(location)
