@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from domain.errors import RuleViolation
 from domain.roles import Role
 from verification.encoding import EncodingError, parse_time
+from verification.note import is_valid_key_name
 
 ORG_ID = r"^[a-z0-9][a-z0-9-]{1,39}$"
 TAG_ID = r"^[A-Z0-9][A-Z0-9-]{2,39}$"
@@ -85,8 +86,15 @@ class OperatorInfo(Strict):
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 
 
+def _note_key_name(value: str) -> str:
+    """The log key's name is the log's origin: a C2SP note key name (no space, no `+`; protocol 11.2)."""
+    if not is_valid_key_name(value):
+        raise ValueError("is not a note key name (C2SP signed-note: no space, no '+', no control character)")
+    return value
+
+
 class LogKey(Strict):
-    name: ShortText
+    name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_note_key_name)]
     public_key: PublicKey
 
 

@@ -54,7 +54,7 @@ def _open_with_genesis(url: str, monkeypatch: pytest.MonkeyPatch | None, *, age:
 
 def _create(ledger: Ledger, keys: GenesisKeys) -> None:
     create_ledger(ledger, name="tagledger demo", operator=OPERATOR, operator_name="ITSCI Programme",
-                  country="GB", log_key_name="demo log", keys=keys)
+                  country="GB", log_key_name="tagledger.demo/log", keys=keys)
 
 
 def _entries(ledger: Ledger) -> Iterator[Entry]:

@@ -36,6 +36,7 @@ from verification.encoding import (
     parse_time,
 )
 from verification.envelope import EnvelopeError, issued_tags
+from verification.note import is_valid_key_name
 
 __all__ = [
     "CUSTODY_ROLES",
@@ -230,6 +231,16 @@ _NAME = _text_up_to(MAX_NAME)
 _NOTE = _text_up_to(MAX_NOTE)
 """Reasons, notes, resolutions and descriptions (section 6, "Strings"): 1..500 characters."""
 _GRAMS = _integer(1)
+
+
+def _log_key_name(value: Any, path: Path) -> None:
+    """The log's origin (section 11.2): a name of 1..120 characters that is a C2SP note key name (since 1.8)."""
+    _NAME(value, path)
+    if not is_valid_key_name(value):
+        raise _fail(path, "is not a note key name (no space, no '+', no control character)")
+
+
+_LOG_KEY_NAME = _log_key_name
 _ORG = _predicate(is_org_id, "an organisation id")
 _TAG = _predicate(is_tag_id, "a tag id")
 _GPS = _object({"lat": (True, _coordinate(90)), "lon": (True, _coordinate(180))})
@@ -255,7 +266,7 @@ _DATA: dict[str, Checker] = {
         "ledger": (True, _NAME),
         "operator": (True, _object({"org": (True, _ORG), "name": (True, _NAME), "country": (True, _COUNTRY_CODE)})),
         "root_key": (True, _public_key),
-        "log_key": (True, _object({"name": (True, _NAME), "public_key": (True, _public_key)})),
+        "log_key": (True, _object({"name": (True, _LOG_KEY_NAME), "public_key": (True, _public_key)})),
         "mass_tolerance_ppm": (True, _integer(0, MAX_MASS_TOLERANCE_PPM)),
     }),
     "org_registered": _object({

@@ -36,7 +36,7 @@ def build_demo(url: str) -> Ledger:
     ledger = Ledger.open(url)
     keys = GenesisKeys(KeyPair.generate(), KeyPair.generate())
     create_ledger(ledger, name="tagledger demo", operator="itsci", operator_name="ITSCI Programme", country="GB",
-                  log_key_name="demo log", keys=keys, time=datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS + 1))
+                  log_key_name="tagledger.demo/log", keys=keys, time=datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS + 1))
     load_demo(LocalTransport(ledger), Signer("itsci", keys.root), seed=7, tags_per_site=DEMO_TAGS_PER_SITE)
     return ledger
 

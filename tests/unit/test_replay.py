@@ -63,7 +63,7 @@ def build_demo(url: str, *, tags_per_site: int = TAGS_PER_SITE, seed: int = 7) -
     ledger = Ledger.open(url)
     keys = GenesisKeys(KeyPair.generate(), KeyPair.generate())
     create_ledger(ledger, name="tagledger demo", operator=OPERATOR, operator_name="ITSCI Programme", country="GB",
-                  log_key_name="demo log", keys=keys,
+                  log_key_name="tagledger.demo/log", keys=keys,
                   time=datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS + 1))
     report = load_demo(LocalTransport(ledger), Signer(OPERATOR, keys.root), seed=seed, tags_per_site=tags_per_site)
     entries = [stored.data for stored in ledger.store.iter_all()]
@@ -219,7 +219,7 @@ def test_snapshot_at(demo: Demo, replayed: Any) -> None:
 def test_pinned_keys(demo: Demo) -> None:
     root, log = demo.root.public_raw, demo.log.public_raw
     assert replay_sequential(demo.entries[:50], pinned_root_key=root, pinned_log_key=log,
-                             pinned_log_key_name="demo log").size == 50
+                             pinned_log_key_name="tagledger.demo/log").size == 50
     other = KeyPair.generate().public_raw
     expect_failure(demo.entries[:50], 0, "genesis.root_key", pinned_root_key=other)
     expect_failure(demo.entries[:50], 0, "genesis.log_key", pinned_log_key=other, parallel=False)
