@@ -1,0 +1,134 @@
+// "My custody": the tags this organisation holds, those on their way to it, those it sent, each with its
+// verification status. Read from the ledger when there is a network (GET /v1/orgs/{org}/custody, and each tag's
+// GET /v1/tags/{id}, whose signatures and hash links the phone checks itself), kept in IndexedDB for offline use.
+import { db, outboxItems, setSetting, setting } from "./db.js";
+import { ledger, Offline } from "./api.js";
+import { learnHeads } from "./outbox.js";
+import { b64urlDecode, envelopeHash, verifyEnvelope } from "./protocol.js";
+
+const VERIFY_AT_ONCE = 30;
+
+/** Bring what the phone keeps up to date. Throws Offline when there is no network. */
+export async function refresh() {
+  const org = await setting("org");
+  if (!org) return null;
+  const sentBefore = (await outboxItems())
+    .filter((i) => i.type === "custody_dispatched" && i.status === "accepted").map((i) => i.summary.tag);
+  const [custody, orgs, logKey] = await Promise.all([ledger.custody(org, [...new Set(sentBefore)].slice(-200)),
+                                                    ledger.orgs(), ledger.logKey()]);
+  if (orgs.status === 200) await setSetting("orgs", orgs.body.orgs);
+  if (logKey.status === 200) await refreshLabelKeys(logKey.body);
+  if (custody.status !== 200) return null;
+  const snapshot = { ...custody.body, at: new Date().toISOString() };
+  await setSetting("custody", snapshot);
+  const heads = [];
+  const tx = (await db()).transaction("tags", "readwrite");
+  for (const state of [...snapshot.held, ...snapshot.incoming, ...snapshot.sent, ...snapshot.asked]) {
+    heads.push({ stream: `tag:${state.tag}`, hash: state.head.hash, seq: state.head.seq, time: state.last_time });
+    const known = await tx.store.get(state.tag);
+    await tx.store.put({ ...known, tag: state.tag, state });
+  }
+  await tx.done;
+  for (const group of snapshot.issued) {
+    for (const tag of group.tags) heads.push({ stream: `tag:${tag}`, hash: group.head.hash, seq: group.head.seq, time: group.time });
+  }
+  await learnHeads(heads);
+  return snapshot;
+}
+
+/** The operator's keys and the ledger's origin, so that a scanned label is checked even with no network. */
+async function refreshLabelKeys(logKey) {
+  if (!logKey.operator) return;
+  const operator = await ledger.org(logKey.operator);
+  if (operator.status !== 200) return;
+  const keys = {};
+  for (const key of operator.body.keys) keys[key.kid] = key.public_key;
+  await setSetting("labels", { origin: logKey.origin, operator: logKey.operator, keys });
+}
+
+/**
+ * Check a tag view on the phone: every event's hash is sha256(jcs(envelope)), its signature verifies with the key
+ * the view names, the first event is the `tags_issued` that created the tag and each later one names the one
+ * before it. (The inclusion proofs are left to `tagledger audit`.) Returns {ok, problems, verdict, flags}.
+ */
+export async function verifyDocument(document) {
+  const problems = [];
+  const stream = `tag:${document.tag}`;
+  let previous = null;
+  for (const [index, event] of (document.events ?? []).entries()) {
+    const body = event.envelope?.body ?? {};
+    const hash = await envelopeHash(event.envelope);
+    if (hash !== event.hash) problems.push(`#${event.seq}: hash`);
+    const key = document.keys?.[body.key];
+    let signed = false;
+    try {
+      signed = Boolean(key) && (await verifyEnvelope(event.envelope, b64urlDecode(key.public_key, 32)));
+    } catch { /* a malformed key is a failed check */ }
+    if (!signed) problems.push(`#${event.seq}: signature`);
+    const named = body.stream === stream ? body.prev : body.links?.[stream];
+    if (index === 0 ? body.type !== "tags_issued" : named !== previous) problems.push(`#${event.seq}: link`);
+    previous = hash;
+  }
+  return { ok: problems.length === 0 && (document.events ?? []).length > 0, problems,
+           verdict: document.verdict?.code ?? null, flags: (document.flags ?? []).length };
+}
+
+/** Fetch and check the tags shown whose history changed since they were last checked (at most a few at once). */
+export async function verifyShown(tags) {
+  let checked = 0;
+  for (const tag of tags) {
+    if (checked >= VERIFY_AT_ONCE) break;
+    const known = await (await db()).get("tags", tag);
+    if (known?.verification && known.verification.head === known.state?.head?.hash) continue;
+    let answer;
+    try {
+      answer = await ledger.tag(tag);
+    } catch (error) {
+      if (error instanceof Offline) return checked;
+      throw error;
+    }
+    if (answer.status !== 200) continue;
+    const verification = { ...(await verifyDocument(answer.body)), at: new Date().toISOString(),
+                           head: answer.body.state?.head?.hash ?? null };
+    await (await db()).put("tags", { ...known, tag, state: answer.body.state, verification });
+    checked++;
+  }
+  return checked;
+}
+
+/**
+ * The three lists, from the last snapshot and what is waiting in the outbox: [{tag, state, verification, waiting,
+ * via}] for `held`, `incoming` and `sent`.
+ */
+export async function lists() {
+  const snapshot = (await setting("custody")) ?? { held: [], incoming: [], sent: [], asked: [], issued: [] };
+  const known = new Map((await (await db()).getAll("tags")).map((row) => [row.tag, row]));
+  const row = (state, extra = {}) => ({ tag: state.tag, state, verification: known.get(state.tag)?.verification ?? null,
+                                        waiting: false, ...extra });
+  const held = new Map(snapshot.held.map((s) => [s.tag, row(s)]));
+  const incoming = new Map(snapshot.incoming.map((s) => [s.tag, row(s)]));
+  const sent = new Map(snapshot.sent.map((s) => [s.tag, row(s)]));
+  for (const state of snapshot.asked) {
+    if (!held.has(state.tag) && !incoming.has(state.tag)) sent.set(state.tag, row(state));
+  }
+  for (const item of await outboxItems()) {
+    if (item.status !== "waiting") continue;
+    const tag = item.summary?.tag;
+    const pending = { tag, state: known.get(tag)?.state ?? null, verification: null, waiting: true, item };
+    if (item.type === "tag_attached" || item.type === "custody_received") {
+      incoming.delete(tag);
+      held.set(tag, { ...(held.get(tag) ?? pending), waiting: true, item });
+    } else if (item.type === "custody_dispatched") {
+      held.delete(tag);
+      sent.set(tag, { ...(sent.get(tag) ?? pending), waiting: true, item });
+    } else if (["tag_consumed", "tag_voided"].includes(item.type) || item.type === "lot_formed") {
+      for (const input of item.summary?.inputs ?? [tag]) held.delete(input);
+      if (item.type === "lot_formed") held.set(tag, { ...pending });
+    } else if (item.type === "lot_split") {
+      held.delete(tag);
+      for (const output of item.summary?.outputs ?? []) held.set(output, { ...pending, tag: output });
+    }
+  }
+  return { held: [...held.values()], incoming: [...incoming.values()], sent: [...sent.values()],
+           at: snapshot.at ?? null, issued: snapshot.issued.flatMap((g) => g.tags) };
+}
