@@ -10,14 +10,14 @@ const VERIFY_AT_ONCE = 30;
 
 /** Bring what the phone keeps up to date. Throws Offline when there is no network. */
 export async function refresh() {
+  const [orgs, logKey] = await Promise.all([ledger.orgs(), ledger.logKey()]);
+  if (orgs.status === 200) await setSetting("orgs", orgs.body.orgs);
+  if (logKey.status === 200) await refreshLabelKeys(logKey.body);
   const org = await setting("org");
   if (!org) return null;
   const sentBefore = (await outboxItems())
     .filter((i) => i.type === "custody_dispatched" && i.status === "accepted").map((i) => i.summary.tag);
-  const [custody, orgs, logKey] = await Promise.all([ledger.custody(org, [...new Set(sentBefore)].slice(-200)),
-                                                    ledger.orgs(), ledger.logKey()]);
-  if (orgs.status === 200) await setSetting("orgs", orgs.body.orgs);
-  if (logKey.status === 200) await refreshLabelKeys(logKey.body);
+  const custody = await ledger.custody(org, [...new Set(sentBefore)].slice(-200));
   if (custody.status !== 200) return null;
   const snapshot = { ...custody.body, at: new Date().toISOString() };
   await setSetting("custody", snapshot);
@@ -73,13 +73,19 @@ export async function verifyDocument(document) {
            verdict: document.verdict?.code ?? null, flags: (document.flags ?? []).length };
 }
 
+/** The last event of a tag as the phone knows it: from its own accepted records, else from the ledger's view. */
+async function currentHead(tag, known) {
+  const head = await (await db()).get("heads", `tag:${tag}`);
+  return head && !head.pending ? head.hash : known?.state?.head?.hash ?? null;
+}
+
 /** Fetch and check the tags shown whose history changed since they were last checked (at most a few at once). */
 export async function verifyShown(tags) {
   let checked = 0;
   for (const tag of tags) {
     if (checked >= VERIFY_AT_ONCE) break;
     const known = await (await db()).get("tags", tag);
-    if (known?.verification && known.verification.head === known.state?.head?.hash) continue;
+    if (known?.verification && known.verification.head === (await currentHead(tag, known))) continue;
     let answer;
     try {
       answer = await ledger.tag(tag);
@@ -103,24 +109,35 @@ export async function verifyShown(tags) {
 export async function lists() {
   const snapshot = (await setting("custody")) ?? { held: [], incoming: [], sent: [], asked: [], issued: [] };
   const known = new Map((await (await db()).getAll("tags")).map((row) => [row.tag, row]));
-  const row = (state, extra = {}) => ({ tag: state.tag, state, verification: known.get(state.tag)?.verification ?? null,
-                                        waiting: false, ...extra });
+  const heads = new Map((await (await db()).getAll("heads")).map((head) => [head.stream, head]));
+  // a check counts only for the history it checked: a newer event makes the tag "not checked yet" again
+  const checked = (tag) => {
+    const verification = known.get(tag)?.verification ?? null;
+    const head = heads.get(`tag:${tag}`);
+    const current = head && !head.pending ? head.hash : known.get(tag)?.state?.head?.hash;
+    return verification && verification.head === current ? verification : null;
+  };
+  const row = (state, extra = {}) => ({ tag: state.tag, state, verification: checked(state.tag), waiting: false, ...extra });
   const held = new Map(snapshot.held.map((s) => [s.tag, row(s)]));
   const incoming = new Map(snapshot.incoming.map((s) => [s.tag, row(s)]));
   const sent = new Map(snapshot.sent.map((s) => [s.tag, row(s)]));
   for (const state of snapshot.asked) {
     if (!held.has(state.tag) && !incoming.has(state.tag)) sent.set(state.tag, row(state));
   }
+  // what the ledger's custody view does not show yet: records waiting to be sent, and records accepted after the
+  // view was read (the projection follows the log a moment behind)
+  const position = snapshot.projection_position ?? 0;
   for (const item of await outboxItems()) {
-    if (item.status !== "waiting") continue;
+    const waiting = item.status === "waiting";
+    if (!waiting && !(item.status === "accepted" && item.result?.receipt?.seq >= position)) continue;
     const tag = item.summary?.tag;
-    const pending = { tag, state: known.get(tag)?.state ?? null, verification: null, waiting: true, item };
+    const pending = { tag, state: known.get(tag)?.state ?? null, verification: waiting ? null : checked(tag), waiting, item };
     if (item.type === "tag_attached" || item.type === "custody_received") {
       incoming.delete(tag);
-      held.set(tag, { ...(held.get(tag) ?? pending), waiting: true, item });
+      held.set(tag, { ...(held.get(tag) ?? pending), verification: pending.verification, waiting, item });
     } else if (item.type === "custody_dispatched") {
       held.delete(tag);
-      sent.set(tag, { ...(sent.get(tag) ?? pending), waiting: true, item });
+      sent.set(tag, { ...(sent.get(tag) ?? pending), verification: pending.verification, waiting, item });
     } else if (["tag_consumed", "tag_voided"].includes(item.type) || item.type === "lot_formed") {
       for (const input of item.summary?.inputs ?? [tag]) held.delete(input);
       if (item.type === "lot_formed") held.set(tag, { ...pending });

@@ -235,6 +235,7 @@ export async function resign(id, { fresh = false } = {}) {
     const old = JSON.parse(item.text).body;
     const joins = {};
     const after = {};
+    let latest = 0; // the time of the last event of the streams it joins: it may not be dated before it
     for (const stream of Object.keys(item.joins)) {
       const primary = stream === old.stream;
       if (item.creates && primary) {
@@ -250,9 +251,12 @@ export async function resign(id, { fresh = false } = {}) {
       const head = await headOf(stream, { empty: item.empty && primary });
       joins[stream] = head.hash;
       if (head.pending && head.item) after[stream] = renamed[head.item] ?? head.item;
+      latest = Math.max(latest, head.time ? Date.parse(head.time) : 0);
     }
+    // the same moment, unless what was recorded in between is later: then it is signed as of now
+    const time = fresh || Date.parse(old.time) <= latest ? formatTime(new Date()) : old.time;
     const body = makeBody({
-      ...old, id: fresh ? crypto.randomUUID() : old.id, time: fresh ? formatTime(new Date()) : old.time,
+      ...old, id: fresh ? crypto.randomUUID() : old.id, time,
       actor: fresh ? await setting("org") : old.actor, key: fresh ? key.kid : old.key, prev: joins[old.stream],
       links: old.links ? Object.fromEntries(Object.keys(old.links).map((s) => [s, joins[s]])) : undefined,
     });
@@ -260,8 +264,8 @@ export async function resign(id, { fresh = false } = {}) {
       await (await db()).put("outbox", { ...item, status: "replaced", replacedBy: body.id });
       renamed[item.id] = body.id;
     }
-    await keepSigned({ ...item, id: body.id, joins, after, replaces: fresh ? item.id : item.replaces }, body,
-                     key.privateKey);
+    await keepSigned({ ...item, id: body.id, order: fresh ? nextOrder() : item.order, joins, after,
+                       replaces: fresh ? item.id : item.replaces }, body, key.privateKey);
   }
   return sync();
 }

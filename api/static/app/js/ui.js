@@ -538,7 +538,7 @@ function download(name, text) {
 export async function keyScreen() {
   const me = await profile();
   const orgs = (await setting("orgs")) ?? [];
-  const registration = (await setting("registration"))?.status;
+  const { status: registration, at: registrationAt } = (await setting("registration")) ?? {};
   const message = h("div", { id: "key-message" });
   const makeForm = h("form", { id: "make-key" },
     h("div", { class: "field" }, h("label", { for: "org" }, t("app_key_org")),
@@ -595,8 +595,9 @@ export async function keyScreen() {
     h("h1", {}, t("app_key_title")),
     me.key ? h("section", { id: "key-info" },
       h("p", {}, t("app_key_intro")),
-      registration ? notice(registration === "registered" ? "ok" : registration === "revoked" ? "bad" : "warn",
-                            t(`app_key_${registration}`)) : null,
+      registration ? h("p", { class: `notice ${registration === "registered" ? "ok" : registration === "revoked" ? "bad" : "warn"}`,
+                              id: "registration", "data-registration": registration, "data-checked": registrationAt },
+                       t(`app_key_${registration}`)) : null,
       h("dl", {}, h("dt", {}, t("app_key_org")), h("dd", { id: "key-org" }, me.org),
         h("dt", {}, t("v_kid")), h("dd", {}, h("code", { id: "kid" }, me.key.kid)),
         h("dt", {}, t("v_public_key")), h("dd", {}, h("code", { id: "public-key" }, me.key.publicKey))),
