@@ -72,9 +72,16 @@ class Phone:
     def until(self, script: str, arg: Any = None, timeout_ms: int = WAIT_MS) -> Any:
         """Evaluate `script` (a JavaScript function of `arg`) until it returns something truthy; return that.
         (Playwright's wait_for_function evaluates strings inside the page, which the app's CSP forbids.)"""
+        from playwright.sync_api import Error
+
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            value = self.page.evaluate(script, arg)
+            try:
+                value = self.page.evaluate(script, arg)
+            except Error as error:  # the page reloaded meanwhile (e.g. a new version of the app took over)
+                if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                    raise
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

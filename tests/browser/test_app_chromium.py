@@ -1,7 +1,8 @@
 """The phone app (/app/) in real Chromium (Debian's, driven by Playwright): keys made on the phone and registered
 with the operator's CLI, records made with no network, a reload with no network (the service worker serves the
 app), sending when the network is back, the recipient on a second phone, a label scanned through Chromium's fake
-camera, conflicts and a revoked key explained in plain words, and a browser killed with records waiting.
+camera, conflicts and a revoked key explained in plain words, and a browser killed with records waiting (restarted,
+then updated to a new version of the app as the network comes back: nothing is lost).
 
 Each phone is a browser context (its own IndexedDB, service worker and cache: a second profile); the network is
 cut with Playwright's offline emulation, which also covers the service worker's requests.
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from api import routes_app
 from ledger.keys import KeyPair
 from tests.browser.phone import CHROMIUM_ARGS, OperatorCli, Phone, context_options
 from verification.encoding import b64url_decode
@@ -264,7 +266,21 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def test_killed_browser_keeps_its_outbox(playwright_driver, chromium_binary, live_ledger, cli, tmp_path) -> None:
+def a_new_version() -> routes_app.AppFiles:
+    """The app as published after an update: one module changed, so a new version and a new service worker."""
+    files = routes_app.app_files()
+    assets = dict(files.assets)
+    main = assets["/app/js/main.js"]
+    assets["/app/js/main.js"] = routes_app._asset(main.body + b"\n// an update\n", ".js")
+    version = files.version[::-1]
+    worker = assets["/app/sw.js"].body.replace(files.version.encode(), version.encode())
+    assets["/app/sw.js"] = routes_app._asset(worker, ".js")
+    return routes_app.AppFiles(assets, files.shell, version)
+
+
+def test_killed_browser_keeps_its_outbox(playwright_driver, chromium_binary, live_ledger, cli, tmp_path,
+                                         monkeypatch) -> None:
+    new_version = a_new_version()
     profile = tmp_path / "profile"
     profile.mkdir()
     process, endpoint = _start_chromium(chromium_binary, profile)
@@ -293,7 +309,13 @@ def test_killed_browser_keeps_its_outbox(playwright_driver, chromium_binary, liv
         phone = Phone(context.new_page(), live_ledger.url, "site")
         phone.open()
         assert [r["status"] for r in phone.outbox()] == ["waiting", "waiting"]
+        old = phone.page.evaluate("caches.keys()")
+        # meanwhile a new version of the app is published; the network comes back: the records go, the app updates
+        monkeypatch.setattr(routes_app, "app_files", lambda: new_version)
         context.set_offline(False)
+        phone.until(f"() => caches.keys().then(k => k.includes('tagledger-app-{new_version.version}') && "
+                    f"!k.includes('{old[0]}'))")
+        phone.ready()
         phone.wait_outbox(["accepted", "accepted"])
         for tag in (TAG, OTHER):
             assert verify_tag_with_reference(live_ledger.http, tag)[-1]["type"] == "tag_attached"

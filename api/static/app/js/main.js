@@ -12,11 +12,17 @@ async function start() {
   await drawBar();
   await route();
   window.addEventListener("hashchange", () => route());
-  window.addEventListener("online", () => syncNow().catch(() => drawBar()));
   window.addEventListener("offline", () => drawBar());
+  let registration = null;
+  window.addEventListener("online", () => {
+    syncNow().catch(() => drawBar());
+    registration?.update().catch(() => {}); // a new version may have been published meanwhile
+  });
   if ("serviceWorker" in navigator) {
     const updating = Boolean(navigator.serviceWorker.controller);
-    navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
+    navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).then((r) => {
+      registration = r;
+    }).catch(() => {});
     // a new version took over: start it, unless a form is open (it will start on the next visit)
     navigator.serviceWorker.addEventListener("controllerchange", () => {
       if (updating && !location.hash.startsWith("#/record")) location.reload();
