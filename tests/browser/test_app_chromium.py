@@ -10,7 +10,9 @@ cut with Playwright's offline emulation, which also covers the service worker's 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -322,3 +324,39 @@ def test_killed_browser_keeps_its_outbox(playwright_driver, chromium_binary, liv
         browser.close()
     finally:
         _kill(process)
+
+
+def test_incident_with_a_photo_and_a_site_visit(phones, live_ledger, cli, tmp_path) -> None:
+    """A field monitor reports an incident with a photo: only the photo's hash is in the signed event, the description
+    goes sealed (protocol 16.2) once the report is accepted; then the month's site visit."""
+    live_ledger.register(SITE, "site", name="Kalimbi Zea site")
+    monitor = phones("monitor", locale="fr-CD")
+    register(cli, monitor, "better-mining", "monitor", "Better Mining")
+    caught_up(live_ledger)
+    monitor.sync()
+    photo = tmp_path / "pit3.png"
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(photo)
+    monitor.go("#/record/incident")
+    monitor.page.set_input_files("#f-photos", str(photo))
+    monitor.record("incident", site=SITE, category="child_labour", severity="high", summary="Mineurs au puits 3",
+                   description="Deux enfants portaient du minerai au puits 3, vers 10 h.", people="2", gps=True)
+    [report] = monitor.wait_outbox(["accepted"])
+    assert "Détails confidentiels transmis pour les lecteurs autorisés." in report["text"]
+    incident = monitor.page.evaluate("import('/app/js/db.js').then(m => m.outboxItems()).then(i => i[0].summary.incident)")
+    public = live_ledger.http.get(f"/v1/incidents/{incident}").json()
+    assert public["access"] == "public" and "details" not in public
+    assert [e["sha256"] for e in public["evidence"]] == [hashlib.sha256(photo.read_bytes()).hexdigest()]
+    assert public["category"] == "child_labour" and public["red_flag"] is True and public["people_affected"] == 2
+    [sealed] = live_ledger.ledger.store.read_sealed_details(incident)
+    details = json.loads(sealed.data)
+    assert details["description"] == "Deux enfants portaient du minerai au puits 3, vers 10 h."
+    assert details["gps"] == {"lat": "-2.1234567", "lon": "28.7654321"}
+    assert sealed.sha256 == public["details_sha256"] == hashlib.sha256(sealed.data).hexdigest()
+    assert "Mineurs au puits 3" == public["summary"] and "enfants" not in json.dumps(public)
+
+    monitor.record("visit", site=SITE, price_paid="9,5", reference_price="12", women="12", men="40")
+    monitor.wait_outbox(["accepted", "accepted"])
+    [visit] = live_ledger.http.get(f"/v1/sites/{SITE}/risk").json()["monitoring"]
+    assert visit["price_paid"] == {"currency": "USD", "minor_per_kg": 950}
+    assert visit["workforce"] == {"women": 12, "men": 40} and visit["price_ratio"] == "0.792"
+    assert monitor.errors == []

@@ -472,7 +472,12 @@ function explanation(item) {
   if (item.status === "accepted") {
     lines.push(h("p", {}, t("app_status_accepted", { seq: item.result.receipt.seq })));
     if (item.details) lines.push(h("p", { class: "small" }, item.detailsSent ? t("app_details_sent") : t("app_details_waiting")));
-    if (item.evidence?.length) lines.push(h("p", { class: "small" }, t("app_photos_kept", { n: item.evidence.length })));
+    if (item.evidence?.length) {
+      lines.push(h("p", { class: "small" }, t("app_photos_kept", { n: item.evidence.length })),
+        h("button", { class: "photos", onclick: () => item.evidence.forEach((photo) => saveFile(
+          `${item.summary.incident}-${photo.sha256.slice(0, 16)}.${(photo.type.split("/")[1] ?? "jpg").replace("jpeg", "jpg")}`,
+          photo.blob)) }, t("app_photos_save")));
+    }
   }
   if (item.status === "blocked") lines.push(h("p", {}, t("app_status_blocked")));
   if (item.status === "replaced") lines.push(h("p", {}, t("app_status_replaced")));
@@ -528,11 +533,17 @@ export async function outboxScreen() {
 // The key
 // ---------------------------------------------------------------------------------------------------------
 
-function download(name, text) {
-  const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "application/json" })), download: name });
+function saveFile(name, blob) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name });
   document.body.append(link);
   link.click();
   link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function download(name, text) {
+  saveFile(name, new Blob([text], { type: "application/json" }));
 }
 
 export async function keyScreen() {
