@@ -45,8 +45,9 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 	@$(VENV_PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# Debian packages the tests need: chromium, for the browser tests of the verification page
-# (tests/browser/).  Installed only when `command -v chromium` fails, quietly (errors still show);
+# Debian packages the tests need: chromium, for the browser tests of the verification page and of the phone
+# app (tests/browser/; the app's are driven by Playwright, a Python package of the [dev] extras, pointed at this
+# chromium: no browser is ever downloaded).  Installed only when `command -v chromium` fails, quietly (errors still show);
 # as root, or through `sudo -n` otherwise.  If it cannot be installed, `make test` stops here; without
 # chromium the browser tests fail under CI=true and are skipped (with a banner) otherwise.
 sysdeps:

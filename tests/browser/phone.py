@@ -47,10 +47,10 @@ class OperatorCli:
         return self.run("audit", self.url, "--no-state")
 
     def run(self, *args: str) -> Any:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli_main(["--home", str(self.home), *args])
-        assert code == 0, (args, out.getvalue())
+        assert code == 0, (args, out.getvalue(), err.getvalue())
         text = out.getvalue()
         try:
             return json.loads(text)
@@ -102,11 +102,17 @@ class Phone:
     def text(self, selector: str = "main") -> str:
         return self.page.inner_text(selector)
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, top: bool = True) -> None:
         target = os.environ.get("TAGLEDGER_SCREENSHOTS")
         if target:
+            if top:
+                self.page.evaluate("() => window.scrollTo(0, 0)")
             Path(target).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=False)
+            path = Path(target) / f"{name}.png"
+            self.page.screenshot(path=str(path), full_page=False)
+            from PIL import Image  # 128 colours: a third of the bytes in the repository, no visible difference
+
+            Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
 
     # -- the key ------------------------------------------------------------------------------------------------
 
@@ -117,8 +123,9 @@ class Phone:
             self.page.click("#make-key summary")
             self.page.fill("#passphrase", passphrase)
             self.page.fill("#passphrase2", passphrase)
+        before = self.page.inner_text("#kid") if self.page.query_selector("#kid") else ""
         self.page.click("#make-key-button")
-        self.page.wait_for_selector("#public-key")
+        self.until("(before) => (document.querySelector('#kid')?.textContent ?? before) !== before", before)
         return self.page.inner_text("#public-key"), self.page.inner_text("#kid")
 
     def check_registration(self) -> str:
@@ -142,8 +149,9 @@ class Phone:
             "(before) => import('/app/js/db.js').then(m => m.setting('custody')).then(c => (c?.at ?? '') !== before)",
             before)
 
-    def record(self, action: str, **fields: Any) -> str:
-        """Fill the form of `action` (field name -> value; `gps=True` taps "Use my position") and sign."""
+    def record(self, action: str, shot: str | None = None, **fields: Any) -> str:
+        """Fill the form of `action` (field name -> value; `gps=True` taps "Use my position") and sign (`shot`: a
+        screenshot of the filled form first, when screenshots are asked for)."""
         self.go(f"#/record/{action}")
         form = f"#form-{action}"
         self.page.wait_for_selector(form)
@@ -160,6 +168,8 @@ class Phone:
                     self.page.select_option(selector, value)
                 else:
                     self.page.fill(selector, str(value))
+        if shot:
+            self.shot(shot)
         self.page.click(f"{form} #sign")
         self.until(f"() => Boolean(document.querySelector('{form}').dataset.saved || "
                    "document.querySelector('#form-message .notice.bad'))")

@@ -92,21 +92,21 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
     site = phones("site")
     trader = phones("trader", locale="sw-TZ")  # a second profile, in Swahili
     site_kid = register(cli, site, SITE, "site", "Kalimbi Zea site")
-    site.shot("1-key")
+    site.shot("key")
     register(cli, trader, TRADER, "trader", "Bukavu Minerals")
     cli("tags", "issue", SITE, "--tag", TAG, "--tag", OTHER)
     caught_up(live_ledger)
     assert site.check_registration() == "This phone's key is registered: the ledger accepts what it signs."
     site.sync()  # reads the tags issued to it, their heads, and the organisations
+    site.shot("home")
 
     # no network: put a tag on a bag, then send the same bag; both signed and kept on the phone
     site.page.context.set_offline(True)
-    site.record("attach", tag=TAG, mineral="tin", mass="50,2", pit="Pit 7", gps=True)
-    site.shot("2-attach")
+    site.record("attach", shot="attach", tag=TAG, mineral="tin", mass="50,2", pit="Pit 7", gps=True)
     site.record("dispatch", tag=TAG, to=TRADER)
     assert site.waiting() == 2
     site.go("#/outbox")
-    site.shot("3-outbox-offline")
+    site.shot("outbox-offline")
     # the app starts again with no network: the service worker serves it, the outbox is intact
     site.page.reload()
     site.ready()
@@ -120,7 +120,7 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
     site.page.context.set_offline(False)
     done = site.wait_outbox(["accepted", "accepted"])
     assert "Accepted by the ledger (entry #" in done[0]["text"]
-    site.shot("4-outbox-sent")
+    site.shot("outbox-sent")
     events = verify_tag_with_reference(live_ledger.http, TAG)
     assert [e["type"] for e in events] == ["tags_issued", "tag_attached", "custody_dispatched"]
     attach, dispatch = (e["envelope"]["body"] for e in events[1:])
@@ -141,7 +141,7 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
     trader.sync()
     assert TAG in trader.page.inner_text("#held")
     trader.until(f"() => document.querySelector('#held li[data-tag=\"{TAG}\"] .badge.ok') !== null")
-    trader.shot("5-custody-sw")
+    trader.shot("custody-sw")
     assert "sahihi zimekaguliwa kwenye simu hii" in trader.page.inner_text("#held")
     state = live_ledger.http.get(f"/v1/tags/{TAG}").json()["state"]
     assert (state["status"], state["holder"], state["mass_g"]) == ("in_custody", TRADER, 50_100)
@@ -183,7 +183,8 @@ def test_conflict_and_revoked_key_in_plain_words(phones, live_ledger, cli) -> No
             in refused["text"])
     assert "These records must be recorded again by a registered key" in refused["text"]
     assert site.page.query_selector(f'li[data-id="{refused["id"]}"] button.again') is not None
-    site.shot("6-refused")
+    site.page.query_selector(f'li[data-id="{refused["id"]}"]').scroll_into_view_if_needed()
+    site.shot("refused", top=False)
     # a new key on the phone, registered by the operator; the same record is made again, and accepted
     site.page.once("dialog", lambda dialog: dialog.accept())
     public_key, _ = site.make_key(SITE)
@@ -338,7 +339,7 @@ def test_incident_with_a_photo_and_a_site_visit(phones, live_ledger, cli, tmp_pa
     Image.new("RGB", (64, 48), (120, 80, 40)).save(photo)
     monitor.go("#/record/incident")
     monitor.page.set_input_files("#f-photos", str(photo))
-    monitor.record("incident", site=SITE, category="child_labour", severity="high", summary="Mineurs au puits 3",
+    monitor.record("incident", shot="incident-fr", site=SITE, category="child_labour", severity="high", summary="Mineurs au puits 3",
                    description="Deux enfants portaient du minerai au puits 3, vers 10 h.", people="2", gps=True)
     [report] = monitor.wait_outbox(["accepted"])
     assert "Détails confidentiels transmis pour les lecteurs autorisés." in report["text"]

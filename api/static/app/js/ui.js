@@ -486,7 +486,7 @@ function explanation(item) {
     const known = rule && t(`problem_${rule}`) !== `problem_${rule}`;
     lines.push(h("p", {}, `${t(item.status === "conflict" ? "app_status_conflict" : "app_status_refused")} `,
       known ? t(`problem_${rule}`) : h("span", { lang: "en" }, problem?.detail ?? String(item.result?.status))));
-    if (known) lines.push(h("p", { class: "next" }, t("app_next"), " ", t(`problem_${rule}_next`)));
+    if (known) lines.push(h("p", { class: "next" }, h("strong", {}, t("app_next")), " ", t(`problem_${rule}_next`)));
   }
   return lines;
 }
