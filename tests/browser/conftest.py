@@ -10,6 +10,8 @@
 * `dump_dom(url)`: `chromium --headless --dump-dom URL`, the one-shot command line.
 * `page_world`: a live ledger (SQLite; tests/integration/test_page.py covers both backends) with the story of
   tests/integration/page_world.py.
+* `playwright_driver`, `pw_browser`: Playwright driving this same Chromium (`executable_path`, never a downloaded
+  build), for the phone app's tests (tests/browser/phone.py, test_app_*.py).
 
 Chromium is started with the flags of ../shared/README.md: the machine has no internet and without
 `--disable-background-networking --disable-component-update` it keeps trying to reach outside hosts.

@@ -114,6 +114,15 @@ class Phone:
 
             Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
 
+    def layout(self) -> dict[str, Any]:
+        """How the screen fits a 360 px phone: sideways overflow (px), and the touch targets under 44 px high."""
+        return self.page.evaluate("""() => ({
+            width: document.documentElement.clientWidth,
+            overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+            small: [...document.querySelectorAll('button, a.action, a.button, input:not([type=checkbox]), select')]
+              .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
+              .map(e => e.id || e.name || e.textContent.trim())})""")
+
     # -- the key ------------------------------------------------------------------------------------------------
 
     def make_key(self, org: str, passphrase: str = "") -> tuple[str, str]:
@@ -159,6 +168,12 @@ class Phone:
             if name == "gps":
                 self.page.click("#f-gps")
                 self.until("() => document.querySelector('[data-gps]').dataset.gps !== ''")
+            elif name == "outputs":
+                for row, (tag, kilograms) in enumerate(value, start=1):
+                    if row > 2:
+                        self.page.click(f'{form} [data-field="outputs"] > button')
+                    self.page.fill(f"{form} .output:nth-of-type({row}) [name=output_tag]", tag)
+                    self.page.fill(f"{form} .output:nth-of-type({row}) [name=output_mass]", kilograms)
             elif name == "inputs":
                 for tag in value:
                     self.page.check(f'{form} input[name="inputs"][value="{tag}"]')

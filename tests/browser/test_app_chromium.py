@@ -99,6 +99,10 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
     assert site.check_registration() == "This phone's key is registered: the ledger accepts what it signs."
     site.sync()  # reads the tags issued to it, their heads, and the organisations
     site.shot("home")
+    for screen in ("#/", "#/record/attach", "#/record/dispatch", "#/key"):  # a small phone, fingers
+        site.go(screen)
+        site.page.wait_for_selector("main h1, main .actions")
+        assert site.layout() == {"width": 360, "overflow": 0, "small": []}, screen
 
     # no network: put a tag on a bag, then send the same bag; both signed and kept on the phone
     site.page.context.set_offline(True)
@@ -361,3 +365,39 @@ def test_incident_with_a_photo_and_a_site_visit(phones, live_ledger, cli, tmp_pa
     assert visit["price_paid"] == {"currency": "USD", "minor_per_kg": 950}
     assert visit["workforce"] == {"women": 12, "men": 40} and visit["price_ratio"] == "0.792"
     assert monitor.errors == []
+
+
+def test_lot_split_and_consume_at_the_refinery(phones, live_ledger, cli) -> None:
+    """A refiner receives two bags, makes a lot of them, splits it, and processes one part."""
+    site = live_ledger.register(SITE, "site")
+    refinery = phones("refinery")
+    register(cli, refinery, "be-refinery", "refiner", "Refinery BE")
+    cli("tags", "issue", SITE, "--tag", TAG, "--tag", OTHER)
+    cli("tags", "issue", "be-refinery", "--tag", "LOT-000001", "--tag", "OUT-000001", "--tag", "OUT-000002")
+    for tag, grams in ((TAG, 30_000), (OTHER, 20_000)):
+        site.attach(tag, mineral="tungsten", mass_g=grams, pit="P4")
+        site.dispatch(tag, "be-refinery")
+    caught_up(live_ledger)
+    refinery.sync()
+    assert "(2)" in refinery.page.inner_text("#incoming")
+    refinery.record("receive", tag=TAG, mass="30")
+    refinery.record("receive", tag=OTHER, mass="19.990")
+    refinery.wait_outbox(["accepted", "accepted"])
+    caught_up(live_ledger)
+    refinery.sync()
+    refinery.record("merge", tag="LOT-000001", inputs=[TAG, OTHER])  # the lot's mass is their sum: 49.990 kg
+    refinery.record("split", tag="LOT-000001", outputs=[("OUT-000001", "25"), ("OUT-000002", "24,99")])
+    refinery.record("consume", tag="OUT-000001", product="tungsten concentrate")
+    refinery.wait_outbox(["accepted"] * 5)
+    view = lambda tag: live_ledger.http.get(f"/v1/tags/{tag}").json()  # noqa: E731
+    lot = view("LOT-000001")
+    assert lot["state"]["inputs"] == [TAG, OTHER] and lot["state"]["status"] == "split"
+    formed = next(e for e in lot["events"] if e["type"] == "lot_formed")["envelope"]["body"]
+    assert formed["data"] == {"inputs": [TAG, OTHER], "mass_g": 49_990}
+    assert set(formed["links"]) == {f"tag:{TAG}", f"tag:{OTHER}"}
+    assert lot["state"]["outputs"] == ["OUT-000001", "OUT-000002"]
+    assert view("OUT-000001")["state"]["status"] == "consumed"
+    assert (view("OUT-000002")["state"]["status"], view("OUT-000002")["state"]["mass_g"]) == ("in_custody", 24_990)
+    for tag in ("LOT-000001", "OUT-000001", TAG):
+        verify_tag_with_reference(live_ledger.http, tag)
+    assert refinery.errors == []
