@@ -110,14 +110,12 @@ function dependsOn(item) {
 
 /** After a record failed: the streams it joined go back to the head it named (or to the record it followed). */
 async function unwind(tx, item) {
+  const heads = tx.objectStore("heads");
   for (const [stream, prev] of Object.entries(item.joins)) {
-    const heads = tx.objectStore("heads");
-    const current = await heads.get(stream);
-    if (current?.item === item.id) {
-      const before = item.after?.[stream] ?? null;
-      await heads.put({ stream, hash: prev, seq: null, time: null, pending: Boolean(before), item: before });
-      if (!prev) await heads.delete(stream);
-    }
+    if ((await heads.get(stream))?.item !== item.id) continue;
+    const before = item.after?.[stream] ?? null;
+    if (prev === null) await heads.delete(stream); // it was the first on that stream: ask the ledger next time
+    else await heads.put({ stream, hash: prev, seq: null, time: null, pending: Boolean(before), item: before });
   }
 }
 
@@ -184,8 +182,7 @@ async function doSync() {
       await done.objectStore("outbox").put({ ...item, status, result });
       await unwind(done, item);
     }
-    await done.done;
-    if (batch.length < BATCH) break;
+    await done.done; // and round again: records made while this batch was on its way go too
   }
   if (!report.offline) await sendDetails(report);
   return report;
