@@ -401,3 +401,43 @@ def test_lot_split_and_consume_at_the_refinery(phones, live_ledger, cli) -> None
     for tag in ("LOT-000001", "OUT-000001", TAG):
         verify_tag_with_reference(live_ledger.http, tag)
     assert refinery.errors == []
+
+
+def test_key_stays_on_the_phone_qr_backup_and_restore(phones, tmp_path) -> None:
+    """The private key cannot be read by any script; the public key's QR code decodes to it; a passphrase backup
+    restores the same key on another phone, and a wrong passphrase is refused in plain words."""
+    import zxingcpp
+
+    old = phones("old phone")
+    public_key, kid = old.make_key(SITE, passphrase="kalimbi pit seven 2026")
+    with old.page.expect_download() as saved:
+        old.page.click("text=Save the backup file again")
+    backup = tmp_path / "backup.json"
+    saved.value.save_as(backup)
+    document = json.loads(backup.read_text())
+    assert (document["format"], document["kid"], document["public_key"]) == ("tagledger/key-backup/v1", kid, public_key)
+    assert document["kdf"] == {**document["kdf"], "name": "PBKDF2", "hash": "SHA-256", "iterations": 600_000}
+    assert "private" not in json.dumps(document).lower()
+    # the key in IndexedDB signs, and cannot be exported, even by the app itself
+    assert old.page.evaluate("""() => import('/app/js/keys.js').then(m => m.currentKey()).then(async (k) => {
+        try { await crypto.subtle.exportKey('pkcs8', k.privateKey); return 'exported'; }
+        catch (e) { return [k.privateKey.extractable, e.name]; } })""") == [False, "InvalidAccessError"]
+    shot = tmp_path / "qr.png"
+    old.page.eval_on_selector(".qr", "e => e.scrollIntoView({block: 'center'})")  # not under the sticky bar
+    old.page.locator(".qr svg").screenshot(path=str(shot))
+    [code] = zxingcpp.read_barcodes(Image.open(shot))
+    assert code.text == public_key
+
+    new = phones("new phone")
+    new.go("#/key")
+    new.page.set_input_files("#restore-key [name=file]", str(backup))
+    new.page.fill("#restore-key [name=passphrase]", "not the passphrase")
+    new.page.click("#restore-key button")
+    new.page.wait_for_selector("#key-message .notice.bad")
+    assert new.text("#key-message") == "Wrong passphrase, or a damaged file."
+    new.page.fill("#restore-key [name=passphrase]", "kalimbi pit seven 2026")
+    new.page.click("#restore-key button")
+    new.page.wait_for_selector("#kid")
+    assert (new.page.inner_text("#kid"), new.page.inner_text("#key-org")) == (kid, SITE)
+    assert new.page.evaluate("() => import('/app/js/keys.js').then(m => m.currentKey()).then(k => k.privateKey.extractable)") is False
+    assert old.errors == [] and new.errors == []
