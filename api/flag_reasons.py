@@ -60,6 +60,10 @@ REVOKED_KEY = re.compile(r"^Entry #(\d+) \(" + _WORD + r" by " + _ORG + r", date
                          r"key ([0-9a-f]{16}), which was later revoked with effect from " + _TIME + r" \(entry #(\d+): "
                          r"(.*)\): whoever held the compromised key may have signed it\.$", re.S)
 
+LATE_RECORD = re.compile(r"^Entry #(\d+) \(" + _WORD + r" by " + _ORG + r"\) on tag " + _TAG + r" is dated " + _TIME
+                         + r" but reached the ledger on " + _TIME + r", (\d+) days later \(more than (\d+)\): it may "
+                         r"have been backdated\.$")
+
 NOTE_POSITION = re.compile(r"^" + _WORD + r" of " + _TAG + r" at (-?[\d.]+),(-?[\d.]+) on " + _TIME + r"$")
 NOTE_ATTEMPT = re.compile(r"^" + _WORD + r" by " + _ORG + r" dated " + _TIME + r", refused \(([a-z_.]+)\) at "
                           + _TIME + r"$")
@@ -73,6 +77,8 @@ NOTE_CAPACITY_CROSSED = re.compile(r"^the attachment that crossed the capacity \
 NOTE_KEY_USE = re.compile(r"^" + _WORD + r" by " + _ORG + r" signed with key ([0-9a-f]{16}) at " + _TIME + r"$")
 NOTE_KEY_REVOKED = re.compile(r"^key ([0-9a-f]{16}) of " + _ORG + r" revoked with effect from " + _TIME
                               + r": (.*)$", re.S)
+NOTE_LATE = re.compile(r"^" + _WORD + r" by " + _ORG + r" dated " + _TIME + r", received " + _TIME
+                       + r" \((\d+) days later\)$")
 NOTE_END = re.compile(r"^" + _TAG + r" (consumed at " + _ORG + r"|voided \(([a-z]+)\) by " + _ORG
                       + r"|merged into lot " + _TAG + r" by " + _ORG + r"|split into (\d+) tags by " + _ORG
                       + r") on " + _TIME + r"$")
@@ -176,6 +182,10 @@ class FlagExplainer:
             seq, kind, actor, dated, kid, effective, rseq, why = match.groups()
             return t("flag_reason_revoked_key", seq=int(seq), event=self.event(kind), actor=self.org(actor),
                      when=self.when(dated), kid=kid, effective=self.when(effective), rseq=int(rseq), reason=why)
+        elif code == "time.late_record" and (match := LATE_RECORD.match(summary)):
+            seq, kind, actor, tag, dated, received, days, limit = match.groups()
+            return t("flag_reason_late_record", seq=int(seq), event=self.event(kind), actor=self.org(actor), tag=tag,
+                     when=self.when(dated), received=self.when(received), n=int(days), limit=int(limit))
         return None
 
     def _travel(self, limit: int, evidence: list[dict[str, Any]]) -> Markup | None:
@@ -274,6 +284,10 @@ class FlagExplainer:
         if match := NOTE_KEY_REVOKED.match(note):
             kid, org, moment, why = match.groups()
             return t("flag_note_key_revoked", kid=kid, org=self.org(org), when=self.when(moment), reason=why)
+        if match := NOTE_LATE.match(note):
+            kind, actor, dated, received, days = match.groups()
+            return t("flag_note_late", event=self.event(kind), actor=self.org(actor), when=self.when(dated),
+                     received=self.when(received), n=int(days))
         if (end := self._end(item)) is not None:
             return end
         if match := NOTE_END_BARE.match(note):

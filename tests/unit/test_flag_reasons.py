@@ -173,3 +173,15 @@ def test_every_language_explains_every_kind(lang: str) -> None:
         text = explain(doc, lang, events)
         assert text.reason is not None and None not in text.notes, (lang, doc["summary"])
         assert not re.search(r"{\w+}", str(text.reason)), "a placeholder was left unfilled"
+
+
+def test_late_record() -> None:
+    """`time.late_record` (a flag of main's issue 10 work): said in words once domain/flags.py has it."""
+    late = getattr(rules, "late_record_flag", None)
+    if late is None:
+        pytest.skip("domain/flags.py has no late_record_flag on this branch yet")
+    body = {"type": "custody_received", "actor": "coop", "time": "2026-01-02T08:00:00Z", "stream": "tag:KAL-1"}
+    flag = late("KAL-1", body, "a" * 64, 40, "2026-06-01T10:00:00.000000Z")
+    text = explain(public(flag), "fr")
+    assert text.reason is not None and "Coop Nyabibwe" in text.reason and "2026-01-02 08:00 UTC" in text.reason
+    assert text.notes[0] is not None and "réception par <strong>Coop Nyabibwe</strong>" in text.notes[0]
