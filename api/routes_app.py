@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import json
 import mimetypes
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ DECODER_DIR = "vendor/zxing-wasm/"
 the shell the service worker installs (the app fetches it once, when online, and the service worker keeps it)."""
 SHELL_LIMIT_BYTES = 200 * 1024
 """The app shell (everything the service worker installs) must stay within this many bytes gzipped."""
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LISTED = 1000
 MAX_ASKED = 200
 TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
@@ -174,6 +176,11 @@ def _issued_heads(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def org_custody(org_id: str, request: Request,
                       tags: str = Query("", description="tags to give the current state of, comma-separated")) -> Any:
     ledger: Ledger = request.app.state.ledger
+    for name, value in (("org_id", org_id), ("tags", tags)):  # as every parameter of the JSON API
+        if found := CONTROL_CHARACTER.search(value):
+            return problem(400, "request.invalid", f"the parameter {name} contains the control character "
+                                                   f"U+{ord(found.group()):04X}; no parameter may contain one",
+                           field=f"/{name}")
     asked = [t.strip().upper() for t in tags.split(",") if t.strip()]
     if len(asked) > MAX_ASKED or any(not TAG_ID.fullmatch(t) for t in asked):
         return problem(400, "request.invalid", f"tags: at most {MAX_ASKED} tag ids, comma-separated", field="/tags")

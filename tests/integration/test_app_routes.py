@@ -69,3 +69,8 @@ def test_an_organisations_custody_for_its_phone(live_ledger) -> None:
     assert unknown.status_code == 404 and unknown.json()["rule"] == "org.unknown"
     bad = live_ledger.http.get("/v1/orgs/kal-site/custody", params={"tags": "not a tag"})
     assert bad.status_code == 400 and bad.json()["field"] == "/tags"
+    for url, field in (("/v1/orgs/kal%00site/custody", "/org_id"), ("/v1/orgs/kal-site/custody?tags=A%0AB", "/tags")):
+        refused = live_ledger.http.get(url)
+        assert refused.status_code == 400 and refused.headers["content-type"] == PROBLEM, url
+        assert (refused.json()["rule"], refused.json()["field"]) == ("request.invalid", field)
+        assert "control character" in refused.json()["detail"]
