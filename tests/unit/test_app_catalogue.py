@@ -11,7 +11,8 @@ from api.i18n import CATALOGUE, LANGUAGES
 from api.routes_app import APP_DIR
 from domain.roles import Role
 
-JS = {path.name: path.read_text(encoding="utf-8") for path in (APP_DIR / "js").glob("*.js")}
+JS = {path.relative_to(APP_DIR / "js").as_posix(): path.read_text(encoding="utf-8")
+      for path in (APP_DIR / "js").rglob("*.js")}
 RULES = Path(__file__).parents[2] / "docs" / "protocol.md"
 
 

@@ -1,5 +1,6 @@
 // What each role records, as forms: the fields a person fills in, and how they become an event of
-// docs/protocol.md section 6 (its type, stream, links and data). ui.js draws the forms; outbox.js signs and keeps.
+// docs/protocol.md section 6 (its type, stream, links and data). screens/record.js draws the forms; outbox.js signs
+// and keeps.
 import { canonical, b64urlEncode, sha256Hex } from "./protocol.js";
 
 export const CUSTODY_ROLES = ["site", "cooperative", "trader", "processor", "exporter", "refiner"];

@@ -2,7 +2,9 @@
 // outbox whenever the network comes back.
 import { setting } from "./db.js";
 import { useLanguage } from "./i18n.js";
-import { drawBar, drawLanguages, route, syncNow } from "./ui.js";
+import { drawBar, drawLanguages } from "./frame.js";
+import { route } from "./router.js";
+import { syncNow } from "./session.js";
 
 const SYNC_EVERY_MS = 60000;
 
