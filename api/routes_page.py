@@ -1,9 +1,9 @@
 """GET /t/{tag_id}: the public verification page, for a person holding a bag (or a photo of its QR label).
 
-Server-rendered HTML (jinja2, autoescaped), no JavaScript, one small response with its CSS inline, in English, French or
-Swahili (`Accept-Language`, `?lang=en|fr|sw` wins; api/catalogue/ has one file per language). It shows the same data as `GET /v1/tags/{tag_id}`
-(ledger.views.tag_document): a verdict, the origin, the custody timeline, the lot relations, flags, and a
-"check it yourself" section with the signatures and proofs. `?s=` (the signature of a QR label,
+Server-rendered HTML (jinja2, autoescaped), no JavaScript, one small response with its CSS inline, in English,
+French or Swahili (`Accept-Language`, `?lang=en|fr|sw` wins; api/catalogue/ has one file per language). It shows the
+same data as `GET /v1/tags/{tag_id}` (ledger.views.tag_document): a verdict, the origin, the custody timeline, the
+lot relations, flags, and a "check it yourself" section with the signatures and proofs. `?s=` (the signature of a QR label,
 docs/protocol.md) is checked with verification.label. `?as_of=N` shows the tag as the log stood at size N.
 
 Answers: 200 (a tag), 404 (never issued: a full page that says so), 400 (not a tag id, or a bad parameter),

@@ -148,15 +148,15 @@ class Phone:
 
     # -- recording and sending ----------------------------------------------------------------------------------
 
-    def sync(self) -> None:
-        """Tap "Send now" on the home screen and wait until the phone has read its custody back."""
+    def sync(self, position: int = 0) -> None:
+        """Tap "Send now" on the home screen and wait until the phone has read its custody back (as of at least
+        `position` entries of the log, when given: a sending still running from before may also read it)."""
         self.go("#/")
         self.page.wait_for_selector("#sync")
         before = self.page.evaluate("import('/app/js/db.js').then(m => m.setting('custody')).then(c => c?.at ?? '')")
         self.page.click("#sync")
-        self.until(
-            "(before) => import('/app/js/db.js').then(m => m.setting('custody')).then(c => (c?.at ?? '') !== before)",
-            before)
+        self.until("""([before, position]) => import('/app/js/db.js').then(m => m.setting('custody')).then(c =>
+            (c?.at ?? '') !== before && (c?.projection_position ?? 0) >= position)""", [before, position])
 
     def record(self, action: str, shot: str | None = None, **fields: Any) -> str:
         """Fill the form of `action` (field name -> value; `gps=True` taps "Use my position") and sign (`shot`: a

@@ -137,7 +137,7 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
 
     # the recipient, on its own phone (in Swahili), sees it coming and receives it
     caught_up(live_ledger)
-    trader.sync()
+    trader.sync(live_ledger.entries())
     incoming = trader.page.inner_text("#incoming")
     assert TAG in incoming and "Inakuja kwangu (1)" in incoming
     trader.record("receive", tag=TAG, mass="50.1")
@@ -242,7 +242,8 @@ def test_scan_a_label_with_the_camera(playwright_driver, chromium_binary, live_l
         assert "Label genuine: signed by the operator for this tag." in phone.text()
         assert "signatures checked on this phone" in phone.page.inner_text("#check-result")
         # headless Chromium has no BarcodeDetector: the WebAssembly decoder did it
-        assert phone.page.evaluate("import('/app/js/scanner.js').then(m => m.decoder()).then(d => d.name)") == "zxing-wasm"
+        decoder = phone.page.evaluate("import('/app/js/scanner.js').then(m => m.decoder()).then(d => d.name)")
+        assert decoder == "zxing-wasm"
         assert phone.page.evaluate("'BarcodeDetector' in window") is False
         assert phone.errors == []
     finally:
@@ -343,11 +344,13 @@ def test_incident_with_a_photo_and_a_site_visit(phones, live_ledger, cli, tmp_pa
     Image.new("RGB", (64, 48), (120, 80, 40)).save(photo)
     monitor.go("#/record/incident")
     monitor.page.set_input_files("#f-photos", str(photo))
-    monitor.record("incident", shot="incident-fr", site=SITE, category="child_labour", severity="high", summary="Mineurs au puits 3",
+    monitor.record("incident", shot="incident-fr", site=SITE, category="child_labour", severity="high",
+                   summary="Mineurs au puits 3",
                    description="Deux enfants portaient du minerai au puits 3, vers 10 h.", people="2", gps=True)
     [report] = monitor.wait_outbox(["accepted"])
     assert "Détails confidentiels transmis pour les lecteurs autorisés." in report["text"]
-    incident = monitor.page.evaluate("import('/app/js/db.js').then(m => m.outboxItems()).then(i => i[0].summary.incident)")
+    incident = monitor.page.evaluate(
+        "import('/app/js/db.js').then(m => m.outboxItems()).then(i => i[0].summary.incident)")
     public = live_ledger.http.get(f"/v1/incidents/{incident}").json()
     assert public["access"] == "public" and "details" not in public
     assert [e["sha256"] for e in public["evidence"]] == [hashlib.sha256(photo.read_bytes()).hexdigest()]
@@ -384,7 +387,7 @@ def test_lot_split_and_consume_at_the_refinery(phones, live_ledger, cli) -> None
     refinery.record("receive", tag=OTHER, mass="19.990")
     refinery.wait_outbox(["accepted", "accepted"])
     caught_up(live_ledger)
-    refinery.sync()
+    refinery.sync(live_ledger.entries())
     refinery.record("merge", tag="LOT-000001", inputs=[TAG, OTHER])  # the lot's mass is their sum: 49.990 kg
     refinery.record("split", tag="LOT-000001", outputs=[("OUT-000001", "25"), ("OUT-000002", "24,99")])
     refinery.record("consume", tag="OUT-000001", product="tungsten concentrate")
@@ -439,5 +442,6 @@ def test_key_stays_on_the_phone_qr_backup_and_restore(phones, tmp_path) -> None:
     new.page.click("#restore-key button")
     new.page.wait_for_selector("#kid")
     assert (new.page.inner_text("#kid"), new.page.inner_text("#key-org")) == (kid, SITE)
-    assert new.page.evaluate("() => import('/app/js/keys.js').then(m => m.currentKey()).then(k => k.privateKey.extractable)") is False
+    assert new.page.evaluate(
+        "() => import('/app/js/keys.js').then(m => m.currentKey()).then(k => k.privateKey.extractable)") is False
     assert old.errors == [] and new.errors == []

@@ -127,23 +127,31 @@ export async function lists() {
   // what the ledger's custody view does not show yet: records waiting to be sent, and records accepted after the
   // view was read (the projection follows the log a moment behind)
   const position = snapshot.projection_position ?? 0;
+  const org = await setting("org");
   for (const item of await outboxItems()) {
     const waiting = item.status === "waiting";
     if (!waiting && !(item.status === "accepted" && item.result?.receipt?.seq >= position)) continue;
-    const tag = item.summary?.tag;
-    const pending = { tag, state: known.get(tag)?.state ?? null, verification: waiting ? null : checked(tag), waiting, item };
+    const s = item.summary ?? {};
+    const before = known.get(s.tag)?.state ?? {};
+    // the tag as this record leaves it, until the ledger's view shows it
+    const row = (tag, state) => ({ tag, state: { ...state, tag }, verification: waiting ? null : checked(tag), waiting, item });
+    const holding = (tag, mass_g, extra = {}) => row(tag, { ...(known.get(tag)?.state ?? {}), status: "in_custody",
+                                                            holder: org, pending_recipient: null, mass_g, ...extra });
     if (item.type === "tag_attached" || item.type === "custody_received") {
-      incoming.delete(tag);
-      held.set(tag, { ...(held.get(tag) ?? pending), verification: pending.verification, waiting, item });
+      incoming.delete(s.tag);
+      held.set(s.tag, holding(s.tag, s.mass_g));
     } else if (item.type === "custody_dispatched") {
-      held.delete(tag);
-      sent.set(tag, { ...(sent.get(tag) ?? pending), verification: pending.verification, waiting, item });
-    } else if (["tag_consumed", "tag_voided"].includes(item.type) || item.type === "lot_formed") {
-      for (const input of item.summary?.inputs ?? [tag]) held.delete(input);
-      if (item.type === "lot_formed") held.set(tag, { ...pending });
+      held.delete(s.tag);
+      sent.set(s.tag, row(s.tag, { ...before, status: "in_transit", holder: org, pending_recipient: s.to,
+                                   mass_g: s.mass_g ?? before.mass_g }));
+    } else if (item.type === "tag_consumed" || item.type === "tag_voided") {
+      held.delete(s.tag);
+    } else if (item.type === "lot_formed") {
+      for (const input of s.inputs ?? []) held.delete(input);
+      held.set(s.tag, holding(s.tag, s.mass_g, { inputs: s.inputs }));
     } else if (item.type === "lot_split") {
-      held.delete(tag);
-      for (const output of item.summary?.outputs ?? []) held.set(output, { ...pending, tag: output });
+      held.delete(s.tag);
+      for (const output of s.outputs ?? []) held.set(output, holding(output, s.masses?.[output] ?? null, { parent: s.tag }));
     }
   }
   return { held: [...held.values()], incoming: [...incoming.values()], sent: [...sent.values()],

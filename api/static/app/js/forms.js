@@ -74,7 +74,8 @@ export const ACTIONS = [
     id: "split", roles: HANDLERS, icon: "⊗",
     fields: [tag("tag", "held"), { name: "outputs", kind: "outputs", source: "issued", required: true }],
     build: (v) => ({ type: "lot_split", stream: streamOf(v.tag), links: v.outputs.map((o) => streamOf(o.tag)),
-                     summary: { tag: v.tag, outputs: v.outputs.map((o) => o.tag) },
+                     summary: { tag: v.tag, outputs: v.outputs.map((o) => o.tag),
+                                masses: Object.fromEntries(v.outputs.map((o) => [o.tag, o.mass])) },
                      data: { outputs: v.outputs.map((o) => ({ tag: o.tag, mass_g: o.mass })) } }),
   },
   {
