@@ -45,11 +45,12 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 	@$(VENV_PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# Debian packages the tests need: chromium, for the browser tests of the verification page
-# (tests/browser/), and nginx, the static web server of the tiles tests (tests/test_tiles_nginx.py).
-# Installed only when one is missing, quietly (errors still show); as root, or through `sudo -n`
-# otherwise.  If they cannot be installed, `make test` stops here; without them those tests fail under
-# CI=true and are skipped (with a banner for chromium) otherwise.
+# Debian packages the tests need: chromium, for the browser tests of the verification page and of the phone
+# app (tests/browser/; the app's are driven by Playwright, a Python package of the [dev] extras, pointed at this
+# chromium: no browser is ever downloaded), and nginx, the static web server of the tiles tests
+# (tests/test_tiles_nginx.py). Installed only when one is missing, quietly (errors still show); as root, or
+# through `sudo -n` otherwise.  If they cannot be installed, `make test` stops here; without them those tests
+# fail under CI=true and are skipped (with a banner for chromium) otherwise.
 sysdeps:
 	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || { \
 	  echo ">> installing Debian's chromium and nginx for the browser and tiles tests"; \

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import (
+    routes_app,
     routes_attempts,
     routes_epcis,
     routes_events,
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(routes_reports.router)  # GET /v1/reports/due-diligence/{tag_id}: for buyers
     app.include_router(routes_risk.router)  # incidents, sealed details, a site's risk (protocol section 16)
     app.include_router(routes_epcis.router)  # GET /v1/epcis/events: GS1 EPCIS 2.0 export (protocol section 17)
+    app.include_router(routes_app.router)  # /app/: the offline phone app, and GET /v1/orgs/{org}/custody for it
 
     @app.exception_handler(RuleViolation)
     async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from api.flag_reasons import FlagExplainer
 from api.i18n import Messages, iso_date, iso_minute
 
 TEMPLATES = Environment(
@@ -429,23 +430,27 @@ def keys_model(document: dict[str, Any], names: Names) -> list[dict[str, Any]]:
     return rows
 
 
-def flags_model(t: Messages, document: dict[str, Any], lang: str | None,
+def flags_model(t: Messages, document: dict[str, Any], lang: str | None, names: Names,
                 timeline: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The warnings; `timeline`: this tag's timeline rows by seq, so that an evidence item that is an event of this
-    tag also says, in the reader's language, what that event was (the `note` is the ledger's English)."""
+    """The warnings, each with its reason and evidence in the reader's language (api/flag_reasons.py); what that
+    module does not understand is shown as the ledger wrote it (English, marked so). `timeline`: this tag's
+    timeline rows by seq, so that an evidence item that is an event of this tag also says what that event was."""
     seqs = {event.get("seq") for event in document.get("events") or []}
     timeline = timeline or {}
+    explainer = FlagExplainer(t, names, {e["seq"]: e for e in document.get("events") or []
+                                         if isinstance(e, dict) and isinstance(e.get("seq"), int)})
     flags = []
     for flag in document.get("flags") or []:
         if not isinstance(flag, dict):
             continue
         code = str(flag.get("code") or "")
         summary = str(flag.get("summary") or "")
+        text = explainer.explain(flag)
         evidence = []
-        for item in flag.get("evidence") or []:
-            if not isinstance(item, dict):
-                continue
+        items = [item for item in flag.get("evidence") or [] if isinstance(item, dict)]
+        for item, note in zip(items, text.notes):
             seq = item.get("seq")
+            event = timeline.get(seq) if isinstance(seq, int) else None
             evidence.append({
                 "seq": seq,
                 # an entry of this tag's history links to its proofs below; another entry (e.g. a key revocation)
@@ -454,14 +459,16 @@ def flags_model(t: Messages, document: dict[str, Any], lang: str | None,
                 if isinstance(seq, int) else None,
                 "label": t("flag_event", seq=seq) if seq is not None else t("flag_rejected"),
                 "hash": str(item.get("hash") or ""),
-                "note": str(item.get("note") or ""),
-                "event": timeline.get(seq) if isinstance(seq, int) else None,
+                "note": note,
+                # the ledger's English note, only when it could not be said in the reader's words
+                "note_en": str(item.get("note") or "") if note is None and event is None else "",
+                "event": event,
             })
         title = t.flag_title(code)
         sources = [str(x) for x in flag.get("from") or ([flag["tag"]] if flag.get("tag") else [])]
         inherited = bool(flag.get("inherited")) and bool(sources)
-        flags.append({"code": code, "title": title or summary or code,
-                      "summary": summary if title else "", "evidence": evidence,
+        flags.append({"code": code, "title": title or summary or code, "reason": text.reason,
+                      "summary": summary if title and text.reason is None else "", "evidence": evidence,
                       "inherited": [{"tag": x, "href": tag_href(x, lang)} for x in sources[:MAX_LISTED]]
                       if inherited else []})
     return flags
@@ -484,8 +491,8 @@ def tag_page_model(document: dict[str, Any], *, registry: Any, t: Messages, lang
     return {
         "tag": tag,
         "verdict": verdict_model(t, document, names, lang_param),
-        "flags": flags_model(t, document, lang_param, {row["seq"]: row for row in timeline
-                                                      if isinstance(row["seq"], int)}),
+        "flags": flags_model(t, document, lang_param, names, {row["seq"]: row for row in timeline
+                                                             if isinstance(row["seq"], int)}),
         "origin": origins_model(t, document, names, lang_param),
         "risk": risk_model(t, document, names, as_of),
         "relations": relations_model(t, document, lang_param),
@@ -507,8 +514,9 @@ def tag_page_model(document: dict[str, Any], *, registry: Any, t: Messages, lang
 # ------------------------------------------------------------------------------------------------
 
 
-def render(template: str, *, t: Messages, switch_href: str, **context: Any) -> str:
-    return TEMPLATES.get_template(template).render(t=t, lang=t.lang, switch_href=switch_href, **context)
+def render(template: str, *, t: Messages, languages: list[dict[str, str]], **context: Any) -> str:
+    """`languages`: the other languages the page is offered in ({code, name, href}), linked from its header."""
+    return TEMPLATES.get_template(template).render(t=t, lang=t.lang, languages=languages, **context)
 
 
 def maybe_gzip(body: bytes, accept_encoding: str | None) -> tuple[bytes, bool]:

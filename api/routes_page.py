@@ -1,9 +1,9 @@
 """GET /t/{tag_id}: the public verification page, for a person holding a bag (or a photo of its QR label).
 
-Server-rendered HTML (jinja2, autoescaped), no JavaScript, one small response with its CSS inline, in English or
-French (`Accept-Language`, `?lang=en|fr` wins). It shows the same data as `GET /v1/tags/{tag_id}`
-(ledger.views.tag_document): a verdict, the origin, the custody timeline, the lot relations, flags, and a
-"check it yourself" section with the signatures and proofs. `?s=` (the signature of a QR label,
+Server-rendered HTML (jinja2, autoescaped), no JavaScript, one small response with its CSS inline, in English,
+French or Swahili (`Accept-Language`, `?lang=en|fr|sw` wins; api/catalogue/ has one file per language). It shows the
+same data as `GET /v1/tags/{tag_id}` (ledger.views.tag_document): a verdict, the origin, the custody timeline, the
+lot relations, flags, and a "check it yourself" section with the signatures and proofs. `?s=` (the signature of a QR label,
 docs/protocol.md) is checked with verification.label. `?as_of=N` shows the tag as the log stood at size N.
 
 Answers: 200 (a tag), 404 (never issued: a full page that says so), 400 (not a tag id, or a bad parameter),
@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from api.i18n import Messages, negotiate
+from api.i18n import Messages, language_names, negotiate
 from api.page import maybe_gzip, render, tag_page_model
 from api.routes_tags import TAG_ID
 from ledger.service import Ledger
@@ -47,15 +47,15 @@ SECURITY_HEADERS = {
 }
 
 
-def _switch_href(request: Request, lang: str) -> str:
-    """The same page in the other language (keeps ?s= and ?as_of=)."""
-    other = "fr" if lang == "en" else "en"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] + [("lang", other)]
-    return request.url.path + "?" + urlencode(params)
+def _other_languages(request: Request, lang: str) -> list[dict[str, str]]:
+    """The same page in each of the other languages (keeps ?s= and ?as_of=): code, name (in itself) and link."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return [{**other, "href": request.url.path + "?" + urlencode(kept + [("lang", other["code"])])}
+            for other in language_names() if other["code"] != lang]
 
 
 def _html(request: Request, status: int, template: str, t: Messages, cache: str, **context: Any) -> Response:
-    body = render(template, t=t, switch_href=_switch_href(request, t.lang), **context).encode("utf-8")
+    body = render(template, t=t, languages=_other_languages(request, t.lang), **context).encode("utf-8")
     payload, compressed = maybe_gzip(body, request.headers.get("accept-encoding"))
     headers = {
         "Cache-Control": cache,

@@ -307,11 +307,14 @@ class CustodyProjection(TrackedProjection):
         return summary
 
     def query(self, *, holder: str | None = None, status: str | None = None, limit: int = 100,
-              after: str = "") -> list[dict[str, Any]]:
+              after: str = "", issued_to: str | None = None) -> list[dict[str, Any]]:
         clauses, params = [f"tag > {self._ph}"], [after]
         if holder:
             clauses.append(f"holder = {self._ph}")
             params.append(holder)
+        if issued_to:
+            clauses.append(f"issued_to = {self._ph}")
+            params.append(issued_to)
         if status:
             clauses.append(f"status = {self._ph}")
             params.append(status)
@@ -320,6 +323,13 @@ class CustodyProjection(TrackedProjection):
                 f"SELECT state FROM {VIEW} WHERE {' AND '.join(clauses)} ORDER BY tag LIMIT {int(limit)}", params
             )
             return [json.loads(bytes(r["state"])) for r in curs.fetchall()]
+
+    def states(self, tags: Iterable[str]) -> list[dict[str, Any]]:
+        """The current states of these tags (those the projection has), in the order given."""
+        tags = list(tags)
+        with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            found = self._load(curs, tags)
+        return [found[tag].to_json() for tag in tags if tag in found]
 
     def counts_by_status(self) -> dict[str, int]:
         with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]

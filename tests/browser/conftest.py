@@ -10,6 +10,8 @@
 * `dump_dom(url)`: `chromium --headless --dump-dom URL`, the one-shot command line.
 * `page_world`: a live ledger (SQLite; tests/integration/test_page.py covers both backends) with the story of
   tests/integration/page_world.py.
+* `playwright_driver`, `pw_browser`: Playwright driving this same Chromium (`executable_path`, never a downloaded
+  build), for the phone app's tests (tests/browser/phone.py, test_app_*.py).
 
 Chromium is started with the flags of ../shared/README.md: the machine has no internet and without
 `--disable-background-networking --disable-component-update` it keeps trying to reach outside hosts.
@@ -216,6 +218,36 @@ def browser(chromium_binary: str) -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_driver(chromium_binary: str) -> Iterator[Any]:
+    """Playwright (its Python package and driver), pointed at this machine's Chromium: it never downloads a browser.
+    Missing, it fails under CI=true and skips otherwise, like Chromium itself."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        message = "Playwright is required for the app's browser tests: `pip install -e '.[dev]'` (make venv)."
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    driver = sync_playwright().start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+@pytest.fixture(scope="module")
+def pw_browser(playwright_driver: Any, chromium_binary: str) -> Iterator[Any]:
+    """One headless Chromium for a test module's phones (each phone is its own browser context)."""
+    from tests.browser.phone import CHROMIUM_ARGS
+
+    browser = playwright_driver.chromium.launch(executable_path=chromium_binary, args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def test_authentic_tag_as_a_person_sees_it(browser, page_world, tmp_path) -> Non
     shown = lines(seen.text)
     # the verdict comes first, in words (and in green)
     verdict_at = shown.index(f"✓ Authentic — in the custody of {COOP_NAME}")
-    assert shown[:verdict_at] == ["tagledger · custody verification", "Français", "Security tag", IN_CUSTODY]
+    assert shown[:verdict_at] == ["tagledger · custody verification", "Français · Kiswahili", "Security tag",
+                                  IN_CUSTODY]
     assert shown[verdict_at + 1] == "Last recorded mass: 49.750\u00a0kg"
     assert layout["verdictBackground"] == "rgb(231, 245, 234)"
     assert layout["verdictTop"] < layout["viewportHeight"] / 2  # above the fold on a phone
@@ -156,6 +157,12 @@ def test_flagged_tag(browser, page_world) -> None:
     french, _ = browser.open(f"{page_world.url}/t/{FLAGGED}", accept_language=FR)
     assert "! SIGNALÉE — à vérifier avant d'accepter" in french.text
     assert "La chaîne de possession passe par une organisation dont la clé a été révoquée" in french.text
+    # the reason in French, with the trader's name and readable dates, no English left from the ledger
+    french_warnings = "\n".join(lines(french.text)[lines(french.text).index("Alertes"):
+                                                   lines(french.text).index("Origine")])
+    assert "a été signée avec la clé" in french_warnings and TRADER_NAME in french_warnings
+    assert flag["summary"] not in french_warnings and "revoked" not in french_warnings
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", french_warnings), french_warnings
 
 
 def test_risk_at_the_origin_sites(browser, page_world) -> None:

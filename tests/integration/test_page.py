@@ -234,10 +234,10 @@ def test_as_of_shows_history(world) -> None:
     assert not_yet.headers["cache-control"] == "public, max-age=30"
 
 
-def test_french_and_english(world) -> None:
+def test_french_english_and_swahili(world) -> None:
     # Accept-Language with q-values decides (more cases, without a server, in tests/unit/test_page_i18n.py)
     for accept, expected in (("fr-CD,fr;q=0.9,en;q=0.5", "fr"), ("en;q=0.5, fr;q=0.8", "fr"), ("fr;q=0, *", "en"),
-                             ("sw, de", "en"), ("", "en")):
+                             ("sw, de", "sw"), ("de, rw", "en"), ("", "en")):
         response = world.http.get(f"/t/{IN_CUSTODY}", headers={"accept-language": accept})
         assert response.status_code == 200
         assert response.headers["content-language"] == expected, accept
@@ -257,8 +257,13 @@ def test_french_and_english(world) -> None:
     assert '<html lang="en">' in page(world, IN_CUSTODY, headers=FR, lang="en")
     en_forced = world.http.get(f"/t/{IN_CUSTODY}?lang=fr", headers=EN)
     assert '<html lang="fr">' in en_forced.text and en_forced.headers["content-language"] == "fr"
-    assert f'href="/t/{IN_CUSTODY}?lang=en"' in fr
+    assert f'href="/t/{IN_CUSTODY}?lang=en"' in fr and f'href="/t/{IN_CUSTODY}?lang=sw"' in fr
     assert f'href="/t/{IN_CUSTODY}?lang=fr"' in page(world, IN_CUSTODY)
+    swahili = page(world, IN_CUSTODY, lang="sw")
+    assert verdict_of(swahili) == (f"ok: ✓ Halisi — iko mikononi mwa {COOP_NAME} "
+                                   "Uzito wa mwisho uliorekodiwa: 49.750\u00a0kg")
+    assert f"Imetumwa na {SITE_NAME} kwenda {COOP_NAME}" in text_of(swahili)
+    assert f'href="/t/{IN_CUSTODY}?lang=en"' in swahili and f'href="/t/{IN_CUSTODY}?lang=sw"' not in swahili
     assert '<html lang="en">' in page(world, IN_CUSTODY, lang="xx")  # unknown: the header decides
     # an explicit choice sticks on links to other tags
     lot_fr = page(world, LOT, lang="fr")
@@ -348,9 +353,25 @@ def test_flagged_tag_lists_reasons_and_evidence(world) -> None:
     assert "Custody passed through an organisation whose key was revoked" in text_of(flags)
     for evidence in flag["evidence"]:
         assert f"log entry #{evidence['seq']}" in text_of(flags)
-        assert html.escape(evidence["note"], quote=False) in flags or evidence["note"] in text_of(flags)
-    french = text_of(page(world, FLAGGED, headers=FR))
+        assert evidence["hash"][:16] in flags
+    assert f"revoked with effect from " in text_of(flags)  # the revocation's evidence, said by the catalogue
+    # the reason, in words, with the organisation's name and a readable date (not its id and a raw timestamp)
+    reason = text_of(re.search(r'<p class="head">[^<]*</p>\s*<p class="small">(.*?)</p>', flags, re.S).group(1))
+    assert reason.startswith(f"Entry #") and f"by {TRADER_NAME}, dated " in reason, reason
+    assert "was later revoked with effect from" in reason and " UTC" in reason
+    french_html = page(world, FLAGGED, headers=FR)
+    french = text_of(french_html)
     assert "SIGNALÉE — à vérifier avant d'accepter 1 alerte ci-dessous." in french
+    french_flags = text_of(re.search(r'<section id="flags">(.*?)</section>', french_html, re.S).group(1))
+    assert "La chaîne de possession passe par une organisation dont la clé a été révoquée" in french_flags
+    assert "a été signée avec la clé" in french_flags and "révoquée par la suite avec effet au" in french_flags
+    assert TRADER_NAME in french_flags and " UTC" in french_flags
+    # no English sentence of the ledger, no organisation id, no raw timestamp left on the French page
+    assert flag["summary"] not in french_flags
+    for evidence in flag["evidence"]:
+        assert evidence["note"] not in french_flags
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", french_flags), french_flags
+    assert "revoked" not in french_flags and "signed with" not in french_flags
 
 
 
