@@ -474,6 +474,21 @@ def flags_model(t: Messages, document: dict[str, Any], lang: str | None, names: 
     return flags
 
 
+def uncounted_attempts_model(t: Messages, document: dict[str, Any], names: Names) -> list[dict[str, Any]]:
+    """Refused attempts by organisations without standing on this tag (protocol 9.1): kept and shown, apart from
+    the warnings, because they prove nothing about the tag (anyone registered can send one)."""
+    rows = []
+    for attempt in document.get("refused_attempts") or []:
+        if not isinstance(attempt, dict) or attempt.get("counted"):
+            continue
+        body = (attempt.get("envelope") or {}).get("body") or {}
+        actor = str(body.get("actor") or "")
+        received = str(attempt.get("received") or "")
+        rows.append({"actor": names(actor) or actor, "event": t(f"event_{body.get('type')}"),
+                     "date": received[:10], "time": received[11:16], "hash": str(attempt.get("hash") or "")})
+    return rows
+
+
 def _evidence_seqs(document: dict[str, Any]) -> set[int]:
     return {item.get("seq") for flag in document.get("flags") or [] if isinstance(flag, dict)
             for item in flag.get("evidence") or [] if isinstance(item, dict) and isinstance(item.get("seq"), int)}
@@ -493,6 +508,7 @@ def tag_page_model(document: dict[str, Any], *, registry: Any, t: Messages, lang
         "verdict": verdict_model(t, document, names, lang_param),
         "flags": flags_model(t, document, lang_param, names, {row["seq"]: row for row in timeline
                                                              if isinstance(row["seq"], int)}),
+        "uncounted_attempts": uncounted_attempts_model(t, document, names),
         "origin": origins_model(t, document, names, lang_param),
         "risk": risk_model(t, document, names, as_of),
         "relations": relations_model(t, document, lang_param),

@@ -117,6 +117,11 @@ def test_a_stranger_cannot_flag_a_finished_lot(live_ledger) -> None:
     assert kept["envelope"]["body"]["actor"] == RIVAL and kept["envelope"]["body"]["type"] == "custody_dispatched"
     assert kept["envelope"]["body"]["key"] in document["keys"]  # its signature can be checked from the view
     assert [e["type"] for e in document["events"]][-1] == "tag_scanned"  # the scan is in the log, shown
+    # the page for people shows the attempt apart from the warnings, in the reader's language
+    page = live.http.get("/t/LOT-0001", params={"lang": "fr"})
+    assert page.status_code == 200
+    assert 'id="uncounted"' in page.text and "Tentatives refusées non retenues" in page.text
+    assert 'id="flags"' not in page.text and kept["hash"][:16] in page.text
 
     # the lot's last holder tries to use the finished tag again: that one counts
     with pytest.raises(LedgerError):
