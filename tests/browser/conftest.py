@@ -220,10 +220,12 @@ def browser(chromium_binary: str) -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver(chromium_binary: str) -> Iterator[Any]:
     """Playwright (its Python package and driver), pointed at this machine's Chromium: it never downloads a browser.
-    Missing, it fails under CI=true and skips otherwise, like Chromium itself."""
+    Missing, it fails under CI=true and skips otherwise, like Chromium itself. One per test module: its sync API
+    runs an event loop in this thread while it is started, so it must be stopped before other tests call
+    `asyncio.run` (they would fail with "cannot be called from a running event loop")."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
