@@ -22,6 +22,15 @@ async def read_json(request: Request, limit: int = MAX_EVENT_BYTES) -> Any:
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if media not in {"application/json", "application/*+json"} and not media.endswith("+json"):
         raise BadBody(415, "request.media_type", f"send application/json, not {media}")
+    raw = await read_bytes(request, limit)
+    try:
+        return parse_json(raw)
+    except MalformedJSON as exc:
+        raise BadBody(400, "request.malformed_json", f"the body is not protocol JSON: {exc}") from None
+
+
+async def read_bytes(request: Request, limit: int) -> bytes:
+    """The body, never more than `limit` bytes of it held: 413 `request.too_large` beyond (announced or not)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BadBody(413, "request.too_large", f"the body is larger than {limit} bytes")
@@ -31,10 +40,7 @@ async def read_json(request: Request, limit: int = MAX_EVENT_BYTES) -> Any:
         if size > limit:
             raise BadBody(413, "request.too_large", f"the body is larger than {limit} bytes")
         chunks.append(chunk)
-    try:
-        return parse_json(b"".join(chunks))
-    except MalformedJSON as exc:
-        raise BadBody(400, "request.malformed_json", f"the body is not protocol JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 def envelope_or_violation(obj: Any) -> Any:

@@ -1,6 +1,8 @@
 """Risk and remediation (docs/protocol.md section 16): incidents, their sealed details, a site's risk.
 
     PUT /v1/incidents/{incident_id}/details   upload the sealed details whose hash the report signed (16.2)
+    PUT /v1/incidents/{incident_id}/evidence/{sha256}   upload an evidence file a signed event names (16.2)
+    GET /v1/incidents/{incident_id}/evidence/{sha256}   the file, for authorised readers only (16.4)
     GET /v1/incidents/{incident_id}           the incident's public form; its details for authorised readers (16.4)
     GET /v1/sites/{site_id}/risk              a site's risk status, incidents, monitoring and monthly trend (16.5)
 
@@ -16,9 +18,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from api.body import BadBody, read_json
+from api.body import BadBody, read_bytes, read_json
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.read_auth import Unauthenticated, authenticate
@@ -34,6 +36,9 @@ router = APIRouter(tags=["risk"], dependencies=PARAMETER_CHECKS)
 INCIDENT_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}", re.ASCII)
 ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,39}", re.ASCII)
 MAX_DETAILS_BYTES = 64 * 1024
+MAX_EVIDENCE_BYTES = 10 << 20
+"""An evidence file (a photo from a phone, a scanned statement): at most 10 MiB."""
+SHA256_HEX = re.compile(r"[0-9a-f]{64}", re.ASCII)
 """A sealed-details body: two texts of at most 4,000 characters (each at most 6 bytes escaped), salt, GPS."""
 SITE_RISK = "tagledger/site-risk/v1"
 INCIDENT_VIEW = "tagledger/incident/v1"
@@ -98,6 +103,9 @@ def _incident_json(ledger: Ledger, incident: IncidentState, at: datetime, show_d
     document = incident.public_json(at)
     if show_details:
         document["details"] = ledger.sealed_details(incident.incident)
+        document["evidence_files"] = [{"sha256": digest, "media_type": media, "size": size, "stored_at": at}
+                                      for digest, media, size, at in ledger.store.sealed_evidence_list(
+                                          incident.incident)]
     return document
 
 
@@ -133,6 +141,90 @@ async def put_details(incident_id: str, request: Request) -> Any:
     except DetailsRefused as refused:
         return problem(refused.status, refused.rule, refused.detail, **refused.extra)
     return {"incident": incident_id, "details_sha256": digest}
+
+
+# --- sealed evidence files ----------------------------------------------------------------------------------
+
+
+def _evidence_path_problem(incident_id: str, sha256: str) -> JSONResponse | None:
+    if not INCIDENT_ID.fullmatch(incident_id):
+        return problem(400, "incident.invalid_id", f"{incident_id!r} is not an incident id (A-Z, 0-9 and '-', 3 to "
+                                                   "40 characters)", field="/incident_id")
+    if not SHA256_HEX.fullmatch(sha256):
+        return problem(400, "evidence.invalid_hash", f"{sha256!r} is not a SHA-256 in lowercase hex (64 characters)",
+                       field="/sha256")
+    return None
+
+
+@router.put(
+    "/v1/incidents/{incident_id}/evidence/{sha256}",
+    summary="Upload an evidence file that a signed event of the incident names",
+    description=(
+        "The body is the file itself (a photo, a statement), with `Content-Type` the media type the signed event "
+        "gives it; `sha256` is its SHA-256 in lowercase hex, as an `evidence` item of a signed event of the "
+        "incident names it (protocol 16.2). No credentials: only those exact bytes are accepted. 200 "
+        "`{incident, sha256, media_type, size, stored}` (`stored` false when it was there already); 404 "
+        "`incident.unknown`, `evidence.unknown` (no signed event names it); 409 `evidence.mismatch`; 415 "
+        f"`evidence.media_type`; 413 beyond {MAX_EVIDENCE_BYTES} bytes. Kept outside the log, append-only, shown "
+        "only to authorised readers."
+    ),
+    responses={200: {"description": "Stored, or stored already"}, **responses(400, 404, 409, 413, 415, 503)},
+    openapi_extra={"requestBody": {"required": True, "content": {"*/*": {"schema": {"type": "string",
+                                                                                       "format": "binary"}}}}},
+)
+async def put_evidence(incident_id: str, sha256: str, request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    bad = _evidence_path_problem(incident_id, sha256)
+    if bad is not None:
+        return bad
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        data = await read_bytes(request, MAX_EVIDENCE_BYTES)
+    except BadBody as refused:
+        return problem(refused.status, refused.rule, refused.detail)
+    try:
+        stored = await run_in_threadpool(ledger.put_sealed_evidence, incident_id, sha256, media_type, data)
+    except DetailsRefused as refused:
+        return problem(refused.status, refused.rule, refused.detail, **refused.extra)
+    return {"incident": incident_id, "sha256": sha256, "media_type": media_type, "size": len(data), "stored": stored}
+
+
+@router.get(
+    "/v1/incidents/{incident_id}/evidence/{sha256}",
+    summary="An evidence file of an incident, for authorised readers",
+    description=(
+        "The file uploaded with `PUT`, with its media type, to an authorised reader of the incident's sealed "
+        "details (protocol 16.4): sign the request with `Authorization: Tagledger-Signature ...`. 401 "
+        "`read.unauthenticated` (no or a bad signature), 403 `read.forbidden` (not an authorised reader), 404 "
+        "`incident.unknown` or `evidence.unknown` (not uploaded)."
+    ),
+    responses={200: {"content": {"application/octet-stream": {}}}, **responses(400, 401, 403, 404)},
+)
+def get_evidence(incident_id: str, sha256: str, request: Request) -> Any:
+    ledger: Ledger = request.app.state.ledger
+    bad = _evidence_path_problem(incident_id, sha256)
+    if bad is not None:
+        return bad
+    found = _reader_and_size(request, ledger, None)
+    if isinstance(found, JSONResponse):
+        return found
+    reader, _ = found
+    if reader is None:
+        return problem(401, "read.unauthenticated", "evidence files are shown only to authorised readers: sign the "
+                                                    "request (Authorization: Tagledger-Signature, protocol 16.4)")
+    incident = ledger.risk_book([f"incident:{incident_id}"]).incidents.get(incident_id)
+    if incident is None:
+        return problem(404, "incident.unknown", f"no incident {incident_id} was reported")
+    if not may_read_details(reader, incident):
+        return problem(403, "read.forbidden", f"{reader.org} is not an authorised reader of {incident_id}'s sealed "
+                                              "details")
+    evidence = ledger.sealed_evidence(incident_id, sha256)
+    if evidence is None:
+        return problem(404, "evidence.unknown", f"no evidence file {sha256} of {incident_id} was uploaded")
+    return Response(evidence.data, media_type=evidence.media_type,
+                    headers={"Cache-Control": "private, no-store", "Vary": "Authorization",
+                             "X-Content-Type-Options": "nosniff",
+                             "Content-Disposition": f'attachment; filename="{incident_id}-{sha256[:16]}"'})
 
 
 # --- one incident ----------------------------------------------------------------------------------------

@@ -142,6 +142,9 @@ class IncidentState:
     people_affected: int | None = None
     referred_to: str | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    """Every evidence file any event of the incident names (report, confirmation, progress, verification): its
+    sha256 -> media type. Only these may be uploaded as sealed evidence (protocol 16.2)."""
     status: str = "reported"  # confirmed, dismissed, closed
     resolved_at: str | None = None
     actions: dict[str, ActionState] = field(default_factory=dict)
@@ -255,6 +258,7 @@ class RiskBook:
                 people_affected=data.get("people_affected"),
                 referred_to=data.get("referred_to"),
                 evidence=list(data.get("evidence") or []),
+                files=_files(data),
                 events=[ref],
             )
             return
@@ -263,6 +267,8 @@ class RiskBook:
             return
         state.head = head
         state.events.append(ref)
+        for digest, media_type in _files(data).items():
+            state.files.setdefault(digest, media_type)
         if kind == "incident_confirmed":
             state.status = "confirmed"
             if data.get("severity") is not None:
@@ -295,3 +301,8 @@ class RiskBook:
             if data["outcome"] == "implemented":
                 action.status = "implemented"
                 action.implemented_at = body["time"]
+
+
+def _files(data: dict[str, Any]) -> dict[str, str]:
+    """The evidence files an event's data names: sha256 -> media type."""
+    return {item["sha256"]: item["media_type"] for item in data.get("evidence") or []}

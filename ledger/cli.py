@@ -341,6 +341,18 @@ def _evidence(paths: list[str] | None) -> list[dict[str, str]] | None:
 
 
 def _record_risk(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
+    result = _record_risk_event(args, client)
+    if getattr(args, "evidence", None) and not args.keep_evidence:  # the files go up sealed (protocol 16.2)
+        incident = args.incident
+        uploaded = []
+        for item, name in zip(_evidence(args.evidence) or [], args.evidence):
+            client.transport.put_evidence(incident, item["sha256"], item["media_type"], Path(name).read_bytes())
+            uploaded.append(item["sha256"])
+        result = {**result, "evidence_uploaded": uploaded}
+    return result
+
+
+def _record_risk_event(args: argparse.Namespace, client: LedgerClient) -> dict[str, Any]:
     verb = args.verb
     if verb == "incident-report":
         from verification.sealed_details import DetailsError, commitment, new_details
@@ -417,7 +429,10 @@ def _risk_parsers(rsub: Any, target: Any) -> None:
             parser.add_argument("action", help="the action id within the incident, e.g. A1")
         if name in {"incident-report", "incident-confirm", "action-progress", "action-verify"}:
             parser.add_argument("--evidence", action="append", metavar="FILE",
-                                help="a photo or document kept by you: its sha256 is recorded (repeatable)")
+                                help="a photo or document: its sha256 is in the signed record, the file is uploaded "
+                                     "sealed, for authorised readers only (repeatable)")
+            parser.add_argument("--keep-evidence", action="store_true",
+                                help="record the files' hashes only, and keep the files yourself")
     r = q["incident-report"]
     r.add_argument("--site", required=True)
     r.add_argument("--category", required=True, choices=CATEGORIES)

@@ -24,7 +24,7 @@ from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
 from ledger.store import LogStore, open_store
-from ledger.store.base import StoredCheckpoint, StoredDetails
+from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvidence
 from ledger.writer import LedgerWriter, Receipt
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
@@ -367,6 +367,36 @@ class Ledger:
             if sha256_hex(row.data) == row.sha256:
                 return json.loads(row.data)
         return None
+
+
+    # -- sealed evidence files (protocol section 16.2, since 1.10) ------------------------------
+
+    def put_sealed_evidence(self, incident_id: str, sha256: str, media_type: str, data: bytes) -> bool:
+        """Keep an evidence file of `incident_id` (outside the log, append-only) if a signed event of the incident
+        names it: its bytes hash to `sha256`, with that `media_type`. True if this call stored it (idempotent).
+        Raises `DetailsRefused`: 404 `incident.unknown`, 404 `evidence.unknown`, 409 `evidence.mismatch`,
+        415 `evidence.media_type`."""
+        incident = self.risk_book([f"incident:{incident_id}"]).incidents.get(incident_id)
+        if incident is None:
+            raise DetailsRefused(404, "incident.unknown", f"no incident {incident_id} was ever reported")
+        named = incident.files.get(sha256)
+        if named is None:
+            raise DetailsRefused(404, "evidence.unknown", f"no signed event of {incident_id} names an evidence file "
+                                 f"with SHA-256 {sha256}")
+        digest = sha256_hex(data)
+        if digest != sha256:
+            raise DetailsRefused(409, "evidence.mismatch", f"these bytes hash to {digest}, not to {sha256}",
+                                 sha256=digest, expected=sha256)
+        if media_type != named:
+            raise DetailsRefused(415, "evidence.media_type", f"the signed event names this file as {named}, not "
+                                 f"{media_type}", expected=named)
+        stamp = format_time(datetime.now(timezone.utc))
+        return self.store.insert_sealed_evidence(StoredEvidence(incident_id, sha256, named, data, stamp))
+
+    def sealed_evidence(self, incident_id: str, sha256: str) -> StoredEvidence | None:
+        """An uploaded evidence file, if its bytes still hash to its name (else None: nothing false is served)."""
+        found = self.store.sealed_evidence(incident_id, sha256)
+        return found if found is not None and sha256_hex(found.data) == found.sha256 else None
 
 
 class DetailsRefused(Exception):

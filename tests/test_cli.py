@@ -359,12 +359,16 @@ def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_p
                        "--lon", "28.7654321", "--summary", "minors seen at a pit", "--referred-to", MONITOR,
                        "--evidence", photo).json()
     assert reported["details_uploaded"] is True and len(reported["details_sha256"]) == 64
+    assert reported["evidence_uploaded"] == [hashlib.sha256(photo.read_bytes()).hexdigest()]  # sealed, beside
     home.ok("record", "incident-confirm", "INC-2026-0001", *monitor, "--note", "seen again on the next visit")
     home.ok("record", "action-assign", "INC-2026-0001", "A1", "--org", "itsci", "--key",
             home.path / "keys" / "itsci.pem", "--owner", SITE, "--description", "remove minors from the pits",
             "--cycle", "2099-12")
-    home.ok("record", "action-progress", "INC-2026-0001", "A1", *site, "--note", "fence built", "--percent", 100,
-            "--evidence", photo)
+    statement = tmp_path / "fence.pdf"
+    statement.write_bytes(b"%PDF-1.4 the fence, signed by the site manager")
+    progress = home.ok("record", "action-progress", "INC-2026-0001", "A1", *site, "--note", "fence built",
+                       "--percent", 100, "--evidence", photo, "--evidence", statement, "--keep-evidence").json()
+    assert "evidence_uploaded" not in progress  # the site keeps its files: only their hashes are recorded
     # only a monitor verifies: the site's own claim is refused, with the rule named, and nothing is written
     before = home.entries()
     refused = home.run("record", "action-verify", "INC-2026-0001", "A1", *site, "--outcome", "implemented")
@@ -382,6 +386,8 @@ def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_p
     try:
         book = ledger.site_risk_book(SITE)
         details = ledger.sealed_details("INC-2026-0001")
+        files = ledger.store.sealed_evidence_list("INC-2026-0001")
+        sealed_photo = ledger.sealed_evidence("INC-2026-0001", hashlib.sha256(photo.read_bytes()).hexdigest())
     finally:
         ledger.close()
     incident = book.incidents["INC-2026-0001"]
@@ -394,6 +400,8 @@ def test_record_an_incident_its_actions_and_a_site_visit(registered: Home, tmp_p
     # the description was sealed: it is in the uploaded details, not in the signed event
     assert details is not None and details["description"] == "two minors carrying ore at pit 3"
     assert details["gps"] == {"lat": "-2.1234567", "lon": "28.7654321"}
+    assert [(f[1], f[2]) for f in files] == [("image/jpeg", len(photo.read_bytes()))]  # not the kept statement
+    assert sealed_photo is not None and sealed_photo.data == photo.read_bytes()
     (visit,) = book.visits[SITE]
     assert visit.data["workforce"] == {"women": 12, "men": 40} and visit.data["concerns"] == ["price", "safety"]
     assert visit.data["price_paid"] == {"currency": "USD", "minor_per_kg": 900}

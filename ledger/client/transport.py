@@ -43,6 +43,10 @@ class Transport(ABC):
         """Upload an incident's sealed details (protocol 16.2): `{"incident", "details_sha256"}`."""
         raise NotImplementedError
 
+    def put_evidence(self, incident: str, sha256: str, media_type: str, data: bytes) -> dict[str, Any]:
+        """Upload an evidence file a signed event of the incident names (protocol 16.2, since 1.10)."""
+        raise NotImplementedError
+
 
 class HttpTransport(Transport):
     def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
@@ -72,6 +76,13 @@ class HttpTransport(Transport):
 
     def put_details(self, incident: str, details: dict[str, Any]) -> dict[str, Any]:
         response = self.http.put(f"/v1/incidents/{incident}/details", json=details)
+        if response.status_code >= 400:
+            raise LedgerError(response.status_code, _problem(response))
+        return response.json()
+
+    def put_evidence(self, incident: str, sha256: str, media_type: str, data: bytes) -> dict[str, Any]:
+        response = self.http.put(f"/v1/incidents/{incident}/evidence/{sha256}", content=data,
+                                 headers={"content-type": media_type})
         if response.status_code >= 400:
             raise LedgerError(response.status_code, _problem(response))
         return response.json()
@@ -109,6 +120,15 @@ class LocalTransport(Transport):
         except DetailsRefused as refused:
             raise LedgerError(refused.status, {"rule": refused.rule, "detail": refused.detail, **refused.extra}) from None
         return {"incident": incident, "details_sha256": digest}
+
+    def put_evidence(self, incident: str, sha256: str, media_type: str, data: bytes) -> dict[str, Any]:
+        from ledger.service import DetailsRefused
+
+        try:
+            stored = self.ledger.put_sealed_evidence(incident, sha256, media_type, data)
+        except DetailsRefused as refused:
+            raise LedgerError(refused.status, {"rule": refused.rule, "detail": refused.detail, **refused.extra}) from None
+        return {"incident": incident, "sha256": sha256, "media_type": media_type, "size": len(data), "stored": stored}
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class StoredEvent:
 CHECKPOINTS = "tagledger_checkpoints"
 NODES = "tagledger_merkle_nodes"
 SEALED_DETAILS = "tagledger_sealed_details"
+SEALED_EVIDENCE = "tagledger_sealed_evidence"
 
 
 class SchemaError(RuntimeError):
@@ -73,6 +74,18 @@ class StoredDetails:
 
     incident: str
     sha256: str
+    data: bytes
+    stored_at: str
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    """An evidence file of an incident (protocol 16.2): `data`, whose SHA-256 is `sha256`, named with `media_type`
+    by a signed event of the incident."""
+
+    incident: str
+    sha256: str
+    media_type: str
     data: bytes
     stored_at: str
 
@@ -229,6 +242,43 @@ class LogStore(ABC):
             )
             return [StoredDetails(r["incident"], r["sha256"], bytes(r["details"]), r["stored_at"])
                     for r in curs.fetchall()]
+
+    # -- sealed evidence files (protocol section 16.2, since 1.10; migration 007) ----------------
+
+    def insert_sealed_evidence(self, evidence: StoredEvidence) -> bool:
+        """Store an evidence file unless (incident, sha256) is stored already; True if this call stored it."""
+        ph = self.placeholder
+        with self._append_transaction() as curs:
+            curs.execute(
+                f"INSERT INTO {SEALED_EVIDENCE} (incident, sha256, media_type, data, stored_at) VALUES "
+                f"({ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT (incident, sha256) DO NOTHING",
+                [evidence.incident, evidence.sha256, evidence.media_type, evidence.data, evidence.stored_at],
+            )
+            return self._inserted(curs)
+
+    def sealed_evidence(self, incident: str, sha256: str) -> StoredEvidence | None:
+        with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT incident, sha256, media_type, data, stored_at FROM {SEALED_EVIDENCE} WHERE "
+                         f"incident = {self.placeholder} AND sha256 = {self.placeholder}", [incident, sha256])
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return StoredEvidence(row["incident"], row["sha256"], row["media_type"], bytes(row["data"]),
+                              row["stored_at"])
+
+    def sealed_evidence_list(self, incident: str) -> list[tuple[str, str, int, str]]:
+        """(sha256, media type, size in bytes, stored at) of every evidence file stored for `incident`."""
+        with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+            curs.execute(f"SELECT sha256, media_type, length(data) AS size, stored_at FROM {SEALED_EVIDENCE} "
+                         f"WHERE incident = {self.placeholder} ORDER BY stored_at, sha256", [incident])
+            return [(r["sha256"], r["media_type"], int(r["size"]), r["stored_at"]) for r in curs.fetchall()]
+
+    def _append_transaction(self) -> Any:
+        """A transaction for a row appended outside the log (the SQLite store takes its write lock)."""
+        return self.datastore.transaction(commit=True)  # type: ignore[attr-defined]
+
+    def _inserted(self, curs: Any) -> bool:
+        return curs.rowcount == 1
 
     @abstractmethod
     def close(self) -> None: ...

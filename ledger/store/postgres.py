@@ -25,6 +25,7 @@ from ledger.store.base import (
     CHECKPOINTS,
     NODES,
     SEALED_DETAILS,
+    SEALED_EVIDENCE,
     LogStore,
     SchemaError,
     StoredCheckpoint,
@@ -65,7 +66,7 @@ _SELECT_TAGGED = (
 
 
 APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts",
-                      SEALED_DETAILS)
+                      SEALED_DETAILS, SEALED_EVIDENCE)
 APP_ROLE = "tagledger_app"
 
 

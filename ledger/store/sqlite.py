@@ -35,6 +35,7 @@ from ledger.store.base import (
     CHECKPOINTS,
     NODES,
     SEALED_DETAILS,
+    SEALED_EVIDENCE,
     LogStore,
     SchemaError,
     StoredCheckpoint,
@@ -50,7 +51,7 @@ TAGS = "tagledger_events_tt_tag"
 POLL_SECONDS = 0.2
 _MAX_VARS = 900  # stay under SQLite's bound-parameter limit
 APPEND_ONLY_TABLES = (MAIN, TAGS, NODES, CHECKPOINTS, "tagledger_labels", "tagledger_rejected_attempts",
-                      SEALED_DETAILS)
+                      SEALED_DETAILS, SEALED_EVIDENCE)
 
 
 def sqlite_path(url: str) -> str:
@@ -257,6 +258,13 @@ class SQLiteLogStore(LogStore):
             )
             curs.execute("SELECT changes() AS n")
             return int(curs.fetchone()["n"]) == 1
+
+    def _append_transaction(self) -> Any:
+        return self._locked_transaction()
+
+    def _inserted(self, curs: Any) -> bool:
+        curs.execute("SELECT changes() AS n")
+        return int(curs.fetchone()["n"]) == 1
 
     def close(self) -> None:
         self.datastore.close()

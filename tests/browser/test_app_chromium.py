@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from api import routes_app
+from ledger.client.read_auth import read_authorization
 from ledger.keys import KeyPair
 from tests.browser.phone import CHROMIUM_ARGS, OperatorCli, Phone, context_options
 from verification.encoding import b64url_decode
@@ -361,6 +362,17 @@ def test_incident_with_a_photo_and_a_site_visit(phones, live_ledger, cli, tmp_pa
     assert details["gps"] == {"lat": "-2.1234567", "lon": "28.7654321"}
     assert sealed.sha256 == public["details_sha256"] == hashlib.sha256(sealed.data).hexdigest()
     assert "Mineurs au puits 3" == public["summary"] and "enfants" not in json.dumps(public)
+    # the photo itself goes up sealed (protocol 16.2): only an authorised reader gets it back
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    deadline = time.monotonic() + 20
+    while live_ledger.ledger.sealed_evidence(incident, digest) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    path = f"/v1/incidents/{incident}/evidence/{digest}"
+    got = live_ledger.http.get(path, headers={"Authorization": read_authorization("itsci", live_ledger.root, path)})
+    assert got.status_code == 200 and got.content == photo.read_bytes()
+    assert live_ledger.http.get(path).status_code == 401
+    monitor.go("#/outbox")
+    monitor.page.wait_for_function("document.body.innerText.includes('Photos transmises, scellées')")
 
     monitor.record("visit", site=SITE, price_paid="9,5", reference_price="12", women="12", men="40")
     monitor.wait_outbox(["accepted", "accepted"])

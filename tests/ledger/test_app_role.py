@@ -65,7 +65,8 @@ def test_the_application_role_cannot_change_history(app_url: str, table: str, st
         world.ledger.close()
     column = {"tagledger_events_tt_main": "type", "tagledger_events_tt_tag": "tag",
               "tagledger_merkle_nodes": "hash", "tagledger_checkpoints": "note", "tagledger_labels": "sig",
-              "tagledger_rejected_attempts": "rule", "tagledger_sealed_details": "sha256"}[table]
+              "tagledger_rejected_attempts": "rule", "tagledger_sealed_details": "sha256",
+              "tagledger_sealed_evidence": "sha256"}[table]
     with psycopg.connect(app_url, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement.format(table=table, column=column))

@@ -40,6 +40,14 @@ export async function putDetails(incident, text) {
   return response.status;
 }
 
+/** PUT an evidence file a signed event names (protocol 16.2: a photo, sealed for authorised readers): its status. */
+export async function putEvidence(incident, sha256, blob, mediaType) {
+  const response = await call(`/v1/incidents/${encodeURIComponent(incident)}/evidence/${sha256}`, {
+    method: "PUT", headers: { "Content-Type": mediaType }, body: blob,
+  });
+  return response.status;
+}
+
 export const ledger = {
   logKey: () => getJSON("/v1/log/key"),
   orgs: () => getJSON("/v1/orgs"),

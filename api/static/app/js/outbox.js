@@ -7,7 +7,7 @@
 // Sending the same bytes again is harmless (the ledger answers 200 with the first receipt), so an answer lost to a
 // dropped connection costs nothing: the item is simply sent again.
 import { db, outboxItems, setting } from "./db.js";
-import { ledger, Offline, postBatch, putDetails } from "./api.js";
+import { ledger, Offline, postBatch, putDetails, putEvidence } from "./api.js";
 import { currentKey } from "./keys.js";
 import { canonical, envelopeHash, formatTime, makeBody, signBody } from "./protocol.js";
 
@@ -188,19 +188,35 @@ async function doSync() {
   return report;
 }
 
-/** Sealed incident details (protocol 16.2) go up once their incident's report is accepted. */
+/** Sealed incident details and the photos the report names (protocol 16.2) go up once the report is accepted. */
 async function sendDetails(report) {
   for (const item of await outboxItems()) {
-    if (item.status !== "accepted" || !item.details || item.detailsSent) continue;
+    if (item.status !== "accepted") continue;
     try {
-      const status = await putDetails(item.summary.incident, item.details);
-      if (status === 200) await (await db()).put("outbox", { ...item, detailsSent: true });
-      else report.error ??= status;
+      if (item.details && !item.detailsSent) {
+        const status = await putDetails(item.summary.incident, item.details);
+        if (status === 200) await (await db()).put("outbox", { ...(await current(item)), detailsSent: true });
+        else report.error ??= status;
+      }
+      for (const photo of item.evidence ?? []) {
+        if ((item.photosSent ?? []).includes(photo.sha256)) continue;
+        const status = await putEvidence(item.summary.incident, photo.sha256, photo.blob, photo.type);
+        if (status !== 200) {
+          report.error ??= status;
+          continue;
+        }
+        const now = await current(item);
+        await (await db()).put("outbox", { ...now, photosSent: [...(now.photosSent ?? []), photo.sha256] });
+      }
     } catch (error) {
       if (error instanceof Offline) return;
       throw error;
     }
   }
+}
+
+async function current(item) {
+  return (await (await db()).get("outbox", item.id)) ?? item;
 }
 
 /** The records that follow `root` (blocked on it, directly or not), in recording order. */

@@ -29,7 +29,9 @@ function explanation(item) {
     lines.push(h("p", {}, t("app_status_accepted", { seq: item.result.receipt.seq })));
     if (item.details) lines.push(h("p", { class: "small" }, item.detailsSent ? t("app_details_sent") : t("app_details_waiting")));
     if (item.evidence?.length) {
-      lines.push(h("p", { class: "small" }, t("app_photos_kept", { n: item.evidence.length })),
+      const sent = item.evidence.every((photo) => (item.photosSent ?? []).includes(photo.sha256));
+      lines.push(h("p", { class: "small" }, t("app_photos_kept", { n: item.evidence.length }), " ",
+        sent ? t("app_photos_sent") : t("app_photos_waiting")),
         h("button", { class: "photos", onclick: () => item.evidence.forEach((photo) => saveFile(
           `${item.summary.incident}-${photo.sha256.slice(0, 16)}.${(photo.type.split("/")[1] ?? "jpg").replace("jpeg", "jpg")}`,
           photo.blob)) }, t("app_photos_save")));
