@@ -29,6 +29,7 @@ from api import (
     routes_risk,
     routes_tags,
     routes_verify_qr,
+    store_failures,
 )
 from api.problems import from_violation, problem
 from domain.errors import RuleViolation
@@ -122,7 +123,7 @@ def create_app(
     @app.exception_handler(PersistenceError)
     async def _storage(request: Request, exc: PersistenceError):  # noqa: ANN202
         log.error("storage error: %s", exc)
-        return problem(503, "storage.unavailable", "the store could not complete the request; nothing was written")
+        return store_failures.store_error(request.method)  # a read wrote nothing; a write may have (8.1)
 
     @app.exception_handler(asyncio.TimeoutError)
     async def _timeout(request: Request, exc: Exception):  # noqa: ANN202

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.body import BadBody, read_json
 from api.problems import from_violation, problem, responses, violation_status
 from api.schemas import ENVELOPE_SCHEMA, BatchResult, ReceiptOut
+from api.store_failures import failure_item, failure_problem, timed_out
 from domain.errors import RuleViolation
 from ledger.service import Ledger
+from ledger.write_outcomes import RETRY_AFTER_SECONDS, StorageFailure
 
+log = logging.getLogger("tagledger.api")
 router = APIRouter(tags=["write"])
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 << 20  # 32 MiB
@@ -45,6 +49,10 @@ async def post_event(request: Request) -> Any:
         return problem(bad.status, bad.rule, bad.detail)
     except RuleViolation as violation:
         return from_violation(violation)
+    except StorageFailure as failure:  # definite "not written", or "outcome unknown" (protocol 8.1)
+        return failure_problem(failure)
+    except asyncio.TimeoutError:  # still queued: it may yet be recorded
+        return failure_problem(timed_out())
     return JSONResponse(receipt.to_json(), status_code=200 if receipt.duplicate else 201)
 
 
@@ -64,7 +72,7 @@ async def post_event(request: Request) -> Any:
         }
     },
 )
-async def post_batch(request: Request) -> Any:
+async def post_batch(request: Request, response: Response) -> Any:
     ledger: Ledger = request.app.state.ledger
     try:
         objs = await read_json(request, limit=MAX_BATCH_BYTES)
@@ -78,18 +86,31 @@ async def post_batch(request: Request) -> Any:
             futures.append(ledger.writer.submit_async(obj))
         except RuleViolation as violation:
             futures.append(violation)
-    results: list[dict[str, Any]] = []
-    for item in futures:
-        if isinstance(item, RuleViolation):
-            results.append(_problem_item(item))
-            continue
-        try:
-            receipt = await asyncio.wait_for(asyncio.wrap_future(item), WRITE_TIMEOUT_SECONDS)
-        except RuleViolation as violation:
-            results.append(_problem_item(violation))
-        else:
-            results.append({"status": 200 if receipt.duplicate else 201, "receipt": receipt.to_json()})
+    deadline = asyncio.get_running_loop().time() + WRITE_TIMEOUT_SECONDS
+    results = [await _outcome(item, deadline) for item in futures]
+    if any(r["status"] == 503 for r in results):
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return {"results": results}
+
+
+async def _outcome(item: Any, deadline: float) -> dict[str, Any]:
+    """One envelope's answer: its receipt, its refusal, or what the store's failure means for it (8.1)."""
+    if isinstance(item, RuleViolation):
+        return _problem_item(item)
+    try:
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        receipt = await asyncio.wait_for(asyncio.wrap_future(item), remaining)
+    except RuleViolation as violation:
+        return _problem_item(violation)
+    except StorageFailure as failure:
+        return failure_item(failure)
+    except asyncio.TimeoutError:  # still queued: it may yet be recorded
+        return failure_item(timed_out())
+    except Exception:  # noqa: BLE001 - a bug judging this envelope: it alone was rolled back (LedgerWriter)
+        log.exception("unexpected error judging a batch item")
+        return {"status": 500, "problem": {"rule": "internal", "status": 500, "detail": "an unexpected error "
+                                           "occurred judging this envelope; it was not recorded"}}
+    return {"status": 200 if receipt.duplicate else 201, "receipt": receipt.to_json()}
 
 
 def _problem_item(violation: RuleViolation) -> dict[str, Any]:

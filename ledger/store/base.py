@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
+from eventsourcing.persistence import OperationalError
 
 from ledger.tree.log_tree import LEVEL_ONE
 
@@ -51,6 +52,12 @@ class StoredEvent:
 CHECKPOINTS = "tagledger_checkpoints"
 NODES = "tagledger_merkle_nodes"
 SEALED_DETAILS = "tagledger_sealed_details"
+
+
+class CommitOutcomeUnknown(OperationalError):
+    """The store failed while committing a write transaction (the connection died during or around COMMIT): the
+    transaction may or may not have been committed. Only a look at the log afterwards can tell
+    (`ledger.write_outcomes.resolve`)."""
 
 
 class SchemaError(RuntimeError):
@@ -141,7 +148,10 @@ class LogStore(ABC):
 
     @abstractmethod
     def write_session(self) -> AbstractContextManager[WriteSession]:
-        """Open a transaction under the write lock; commit on normal exit, roll back on error."""
+        """Open a transaction under the write lock; commit on normal exit, roll back on error.
+
+        A failure before the commit raises a `PersistenceError` and nothing was written; a failure of the
+        commit itself raises `CommitOutcomeUnknown`."""
 
     @abstractmethod
     def size(self) -> int: ...
