@@ -5,8 +5,9 @@
 * `CuttingProxy(pg_url)`: a TCP proxy in front of PostgreSQL. The service connects through it
   (`proxy.url`); the test arms it to cut the connection that sends the next `COMMIT`, either **before** the
   COMMIT reaches PostgreSQL (the transaction is rolled back) or **after** PostgreSQL received it but before
-  its answer reaches the service (the transaction is committed; the service only sees its connection die). It
-  can also refuse new connections for a while (the store unreachable). Its threads and sockets end with it.
+  its answer reaches the service (the transaction is committed; the service only sees its connection die); or
+  to hold the next COMMIT for a while (a slow store). It can also refuse new connections (the store
+  unreachable). Its threads and sockets end with it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class CuttingProxy:
         assert when in {"before", "after"}
         with self._lock:
             self._armed = when
+
+    def hold_next_commit(self, seconds: float) -> None:
+        """Forward the next COMMIT only after `seconds` (and its answer as usual)."""
+        with self._lock:
+            self._armed = f"hold {seconds}"
 
     def close(self) -> None:
         self._closed = True
@@ -107,7 +113,9 @@ class CuttingProxy:
                 if upstream and COMMIT in data:
                     with self._lock:
                         when, self._armed = self._armed, None
-                    if when is not None:
+                    if when is not None and when.startswith("hold "):
+                        time.sleep(float(when.split()[1]))
+                    elif when is not None:
                         state["cut"] = True  # nothing more reaches the service on this connection
                         self.cuts += 1
                         if when == "after":

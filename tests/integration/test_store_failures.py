@@ -4,7 +4,9 @@ resolved by resubmitting the same bytes, and nothing is ever recorded twice.
 
 * a 1,000-envelope batch whose service backends are terminated (`pg_terminate_backend`) mid-batch, repeatedly;
 * a single envelope whose connection dies just before / just after PostgreSQL receives the COMMIT (a proxy
-  cuts it: `pg_cut.CuttingProxy`), and the same with the store unreachable afterwards.
+  cuts it: `pg_cut.CuttingProxy`), and the same with the store unreachable afterwards;
+* the project's client (`ledger.client`) against such failures and a slow store: it sends the same bytes
+  again, never signs again, and a batch resubmits only the items without a definite outcome.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import psycopg
 import pytest
 
 from api.app import create_app
+from ledger.client import HttpTransport, LedgerClient, Signer
 from ledger.entries import read_entry
 from tests.integration.conftest import ServerThread, http_client
 from tests.integration.pg_cut import CuttingProxy, terminate_backends
@@ -219,3 +223,101 @@ def test_commit_lost_and_store_unreachable_is_outcome_unknown_then_resubmission_
         again = _post(http, raw)
     assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
     assert len(_log(fresh_pg_url)[_event_id(raw)]) == 1
+
+
+# -- the project's client: the same bytes again on 503, no answer or a timeout; never signed again ---------------
+
+
+class CountingSigner:
+    """A `Signer` that counts the envelopes it signs."""
+
+    def __init__(self, signer: Signer):
+        self.signer = signer
+        self.signed = 0
+
+    @property
+    def org(self) -> str:
+        return self.signer.org
+
+    def envelope(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        self.signed += 1
+        return self.signer.envelope(*args, **kwargs)
+
+
+def _recording_client(url: str, **kwargs) -> tuple[httpx.Client, list[tuple[str, bytes]]]:  # noqa: ANN003
+    sent: list[tuple[str, bytes]] = []
+    http = http_client(url, event_hooks={"request": [lambda r: sent.append((r.url.path, r.read()))]}, **kwargs)
+    return http, sent
+
+
+def _attached(url: str, tag: str) -> list[tuple[int, str]]:
+    """(seq, event id) of every `tag_attached` of `tag` in the log."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        rows = conn.execute("SELECT data FROM tagledger_events_tt_main ORDER BY id").fetchall()
+    entries = [read_entry(bytes(data)) for (data,) in rows]
+    return [(e.seq, e.body["id"]) for e in entries
+            if e.body["type"] == "tag_attached" and e.body["stream"] == f"tag:{tag}"]
+
+
+def test_client_resubmits_the_same_bytes_after_503_and_never_signs_again(proxied, fresh_pg_url: str) -> None:
+    world, proxy, server = proxied
+    http, sent = _recording_client(server.url)
+    signer = CountingSigner(world.signer("kalimbi"))
+    client = LedgerClient(HttpTransport(server.url, client=http), signer)  # type: ignore[arg-type]
+    proxy.cut_next_commit("after")
+    proxy.refusing = True  # the server answers 503 (outcome unknown, then not written) for a few seconds
+    reopen = threading.Timer(3.0, lambda: setattr(proxy, "refusing", False))
+    reopen.start()
+    try:
+        receipt = client.attach("KAL-000001", mineral="tin", mass_g=40_000, pit="P1", time=world.tick())
+    finally:
+        reopen.cancel()
+        reopen.join()
+        http.close()
+    posts = [body for path, body in sent if path == "/v1/events"]
+    assert len(posts) >= 2, "the client did not resubmit"
+    assert len(set(posts)) == 1, "the client sent different bytes"
+    assert signer.signed == 1, "the client signed again"
+    assert receipt["duplicate"] is True  # the first send was committed; the resubmission got its receipt
+    assert _attached(fresh_pg_url, "KAL-000001") == [(receipt["seq"], receipt["event_id"])]
+
+
+def test_client_resubmits_the_same_bytes_after_a_timeout_and_nothing_is_recorded_twice(
+        proxied, fresh_pg_url: str) -> None:
+    world, proxy, server = proxied
+    http, sent = _recording_client(server.url, timeout=0.5)
+    signer = CountingSigner(world.signer("kalimbi"))
+    client = LedgerClient(HttpTransport(server.url, client=http), signer)  # type: ignore[arg-type]
+    proxy.hold_next_commit(2.0)  # a slow store: the client's read times out while the server still commits
+    try:
+        receipt = client.attach("KAL-000002", mineral="tin", mass_g=41_000, pit="P1", time=world.tick())
+    finally:
+        http.close()
+    posts = [body for path, body in sent if path == "/v1/events"]
+    assert len(posts) >= 2 and len(set(posts)) == 1
+    assert signer.signed == 1
+    assert receipt["duplicate"] is True
+    assert _attached(fresh_pg_url, "KAL-000002") == [(receipt["seq"], receipt["event_id"])]
+
+
+def test_client_batch_resubmits_only_the_items_without_a_definite_outcome(proxied, fresh_pg_url: str) -> None:
+    world, proxy, server = proxied
+    envelopes = [json.loads(raw) for raw in _attaches(world, 1, 10)]
+    envelopes[3]["body"]["data"]["mass_g"] += 1  # the signature no longer verifies: a definite refusal
+    http, sent = _recording_client(server.url)
+    proxy.cut_next_commit("before")
+    try:
+        results = HttpTransport(server.url, client=http).submit_batch(envelopes)
+    finally:
+        http.close()
+    batches = [json.loads(body) for path, body in sent if path == "/v1/events/batch"]
+    assert len(batches) >= 2, "nothing was resubmitted"
+    ids = [[e["body"]["id"] for e in batch] for batch in batches]
+    assert ids[0] == [e["body"]["id"] for e in envelopes]
+    assert envelopes[3]["body"]["id"] not in ids[1], "a definite refusal was resubmitted"
+    assert set(ids[1]) < set(ids[0])
+    assert results[3]["status"] == 422 and results[3]["problem"]["rule"] == "signature.invalid"
+    assert [r["status"] for i, r in enumerate(results) if i != 3] == [201] * 9
+    log = _log(fresh_pg_url)
+    for i, envelope in enumerate(envelopes):
+        assert len(log.get(envelope["body"]["id"], [])) == (0 if i == 3 else 1)
