@@ -32,6 +32,7 @@ from api import (
     store_failures,
 )
 from api.problems import from_violation, problem
+from api.read_limit import ReadLimit
 from domain.errors import RuleViolation
 from ledger.keys import KeyPair
 from ledger.service import Ledger
@@ -92,6 +93,8 @@ def create_app(
     ledger.start_projection(follow=follow_projection)
     if log_key is not None:
         ledger.start_checkpoints(log_key)
+    # bounded public reads, fewer while writing: 503 `read.busy` beyond them (api/read_limit.py)
+    app.add_middleware(ReadLimit, writer_idle=lambda: ledger.writer.idle_seconds())
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)

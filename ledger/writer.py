@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._batch_lock = threading.Lock()
+        self._recording = False
+        self._recorded_at = float("-inf")
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -160,6 +163,13 @@ class LedgerWriter:
                     results[i] = submission.future.result()
         return results  # type: ignore[return-value]
 
+    def idle_seconds(self) -> float:
+        """0 while envelopes are waiting or being recorded, else the time since the last batch ended (readers
+        give way to a writer that is busy or was just now: api/read_limit.py)."""
+        if self._recording or not self._queue.empty():
+            return 0.0
+        return time.monotonic() - self._recorded_at
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
@@ -190,7 +200,12 @@ class LedgerWriter:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            self._run_batch(batch)
+            self._recording = True
+            try:
+                self._run_batch(batch)
+            finally:
+                self._recorded_at = time.monotonic()
+                self._recording = False
 
     def _run_batch(self, batch: list[Submission]) -> None:
         outcomes: list[Receipt | RuleViolation] = []
