@@ -36,7 +36,7 @@ SLOTS = int(os.environ.get("TAGLEDGER_READ_SLOTS", "4"))
 """Public reads running at once per worker process while it is not writing ($TAGLEDGER_READ_SLOTS)."""
 SLOTS_WHILE_WRITING = int(os.environ.get("TAGLEDGER_READ_SLOTS_WHILE_WRITING", "1"))
 """... while its writer has envelopes to record ($TAGLEDGER_READ_SLOTS_WHILE_WRITING)."""
-SHARE_WHILE_WRITING = float(os.environ.get("TAGLEDGER_READ_SHARE_WHILE_WRITING", "0.5"))
+SHARE_WHILE_WRITING = float(os.environ.get("TAGLEDGER_READ_SHARE_WHILE_WRITING", "0.25"))
 """The fraction of the time reads may run while the writer has envelopes ($TAGLEDGER_READ_SHARE_WHILE_WRITING)."""
 WRITING_HOLD_SECONDS = 0.25
 """The writer counts as recording for this long after its last batch."""

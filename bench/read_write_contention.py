@@ -77,7 +77,7 @@ def _batches(groups: list[list[common.Event]], writers: int, batch: int) -> list
 
 
 async def _phase(port: int, writes: list[list[bytes]], readers: int, tags: list[str], warmup: float,
-                 seed: int) -> dict[str, Any]:
+                 seed: int, meter: CpuMeter) -> dict[str, Any]:
     stop = asyncio.Event()
     rng = random.Random(seed)
     read_lat: list[float] = []
@@ -128,10 +128,12 @@ async def _phase(port: int, writes: list[list[bytes]], readers: int, tags: list[
         await asyncio.sleep(warmup)  # the readers are at full speed before the clock starts
     served_before = sum(n for s, n in read_status.items() if s != 503)  # in the warm-up: nobody writing
     busy_before = read_status.get(503, 0)
+    meter.start()  # the server's CPU while the writers run (not in the warm-up)
     cpu0, t0 = os.times(), time.perf_counter()
     await asyncio.gather(*(writer(w) for w in writes))
     wall = time.perf_counter() - t0
     cpu1 = os.times()
+    meter.stop()
     served = sum(n for s, n in read_status.items() if s != 503) - served_before
     busy = read_status.get(503, 0) - busy_before
     stop.set()
@@ -184,10 +186,9 @@ def run(args: argparse.Namespace, wl: common.Workload, run_no: int) -> dict[str,
             for (name, readers), groups in zip(phases, slices):
                 events = sum(len(g) for g in groups)
                 meter = CpuMeter({"server": server.pids, "postgres": lambda: _backends(url)})
-                meter.start()
                 result = asyncio.run(_phase(server.port, _batches(groups, args.writers, args.batch), readers, tags,
-                                            args.warmup, seed=run_no))
-                cpu = meter.stop()
+                                            args.warmup, seed=run_no, meter=meter))
+                cpu = meter.used
                 problems = list(result["errors"][:3])
                 if result["write_items"] != {201: events}:
                     problems.append(f"ingest answers {result['write_items']}, expected {{201: {events}}}")
