@@ -34,7 +34,9 @@ WRITE_TIMEOUT_SECONDS = 60
         "(`seq`), receipt time and envelope hash. 200: this exact envelope was accepted before (idempotent "
         "resubmission); the original receipt is returned. 409: `stream.conflict` (the `prev` you signed is no "
         "longer the stream's head; the current `head` is in the answer) or `event.duplicate_id`. 422: a rule "
-        "was violated (`rule` and `field` say which)."
+        "was violated (`rule` and `field` say which). 503 (with `Retry-After`): the store failed; "
+        "`storage.unavailable`: this request wrote nothing; `storage.outcome_unknown`: it may or may not be "
+        "recorded. In both cases resubmit the same bytes, never a re-signed envelope (docs/protocol.md 8.1)."
     ),
     responses={200: {"model": ReceiptOut, "description": "Already recorded"}, **responses(400, 409, 413, 415, 422, 503)},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}},
@@ -62,7 +64,9 @@ async def post_event(request: Request) -> Any:
     summary="Record many signed events",
     description=(
         f"Submit a JSON array of up to {MAX_BATCH} envelopes. Each is judged on its own, in order, exactly as "
-        "`POST /v1/events` would judge it; the answer lists, for each, its receipt or its problem."
+        "`POST /v1/events` would judge it; the answer lists, for each, its receipt or its problem, including 503 "
+        "`storage.unavailable` / `storage.outcome_unknown` for the items a failure of the store left without a "
+        "receipt (resubmit those, the same bytes; docs/protocol.md 8.1)."
     ),
     responses=responses(400, 413, 415, 503),
     openapi_extra={
