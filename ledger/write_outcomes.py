@@ -86,6 +86,9 @@ def resolve(store: LogStore, event_ids: Sequence[str]) -> dict[str, bytes] | Non
             log.warning("could not read the log after a failed commit (attempt %d): %s", attempt + 1, short(exc))
             time.sleep(RESOLVE_PAUSE_SECONDS * (attempt + 1))
             continue
+        except Exception:  # noqa: BLE001 - whatever went wrong, the honest answer is "unknown"
+            log.exception("could not read the log after a failed commit")
+            return None
         return {read_entry(s.data).body["id"]: s.data for s in found}
     return None
 

@@ -7,6 +7,8 @@
    key, signature, and `domain.rules.check`; accepted envelopes get the next `seq` and are folded into the
    working state, so later envelopes in the same batch see them.
 3. Insert the accepted entries and commit. Only then is any caller answered: nothing acknowledged is lost.
+   If the store fails, each caller is told what happened to its envelope: not written, or, when the COMMIT
+   itself failed, what the log holds once it can be read again (`ledger.write_outcomes`).
 
 Concurrent callers are grouped by a single writer thread (group commit): while one batch commits, the next
 one gathers. Two conflicting writes to one stream can never both land: the second one's `prev` no longer
