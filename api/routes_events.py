@@ -17,11 +17,12 @@ from domain.errors import RuleViolation
 from ledger.service import Ledger
 from ledger.write_outcomes import RETRY_AFTER_SECONDS, StorageFailure
 
-log = logging.getLogger("tagledger.api")
 router = APIRouter(tags=["write"])
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 << 20  # 32 MiB
 WRITE_TIMEOUT_SECONDS = 60
+
+log = logging.getLogger("tagledger.api")
 
 
 @router.post(
