@@ -32,8 +32,10 @@ from api import (
     routes_tags,
     routes_tiles,
     routes_verify_qr,
+    store_failures,
 )
 from api.problems import from_violation, problem
+from api.read_limit import ReadLimit
 from domain.errors import RuleViolation
 from ledger.keys import KeyPair
 from ledger.service import Ledger
@@ -94,6 +96,8 @@ def create_app(
     ledger.start_projection(follow=follow_projection)
     if log_key is not None:
         ledger.start_checkpoints(log_key)
+    # bounded public reads, fewer while writing: 503 `read.busy` beyond them (api/read_limit.py)
+    app.add_middleware(ReadLimit, writer_idle=lambda: ledger.writer.idle_seconds())
     app.include_router(routes_events.router)
     app.include_router(routes_tags.router)
     app.include_router(routes_log.router)
@@ -128,7 +132,7 @@ def create_app(
     @app.exception_handler(PersistenceError)
     async def _storage(request: Request, exc: PersistenceError):  # noqa: ANN202
         log.error("storage error: %s", exc)
-        return problem(503, "storage.unavailable", "the store could not complete the request; nothing was written")
+        return store_failures.store_error(request.method)  # a read wrote nothing; a write may have (8.1)
 
     @app.exception_handler(asyncio.TimeoutError)
     async def _timeout(request: Request, exc: Exception):  # noqa: ANN202

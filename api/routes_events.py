@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.body import BadBody, read_json
 from api.parameters import PARAMETER_CHECKS
 from api.problems import from_violation, problem, responses, violation_status
 from api.schemas import ENVELOPE_SCHEMA, BatchResult, ReceiptOut
+from api.store_failures import failure_item, failure_problem, timed_out
 from domain.errors import RuleViolation
 from ledger.service import Ledger
+from ledger.write_outcomes import RETRY_AFTER_SECONDS, StorageFailure
 
 router = APIRouter(tags=["write"], dependencies=PARAMETER_CHECKS)
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 << 20  # 32 MiB
 WRITE_TIMEOUT_SECONDS = 60
+
+log = logging.getLogger("tagledger.api")
 
 
 @router.post(
@@ -31,7 +36,9 @@ WRITE_TIMEOUT_SECONDS = 60
         "(`seq`), receipt time and envelope hash. 200: this exact envelope was accepted before (idempotent "
         "resubmission); the original receipt is returned. 409: `stream.conflict` (the `prev` you signed is no "
         "longer the stream's head; the current `head` is in the answer) or `event.duplicate_id`. 422: a rule "
-        "was violated (`rule` and `field` say which)."
+        "was violated (`rule` and `field` say which). 503 (with `Retry-After`): the store failed; "
+        "`storage.unavailable`: this request wrote nothing; `storage.outcome_unknown`: it may or may not be "
+        "recorded. In both cases resubmit the same bytes, never a re-signed envelope (docs/protocol.md 8.1)."
     ),
     responses={200: {"model": ReceiptOut, "description": "Already recorded"}, **responses(400, 409, 413, 415, 422, 503)},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}},
@@ -46,6 +53,10 @@ async def post_event(request: Request) -> Any:
         return problem(bad.status, bad.rule, bad.detail)
     except RuleViolation as violation:
         return from_violation(violation)
+    except StorageFailure as failure:  # definite "not written", or "outcome unknown" (protocol 8.1)
+        return failure_problem(failure)
+    except asyncio.TimeoutError:  # still queued: it may yet be recorded
+        return failure_problem(timed_out())
     return JSONResponse(receipt.to_json(), status_code=200 if receipt.duplicate else 201)
 
 
@@ -55,7 +66,9 @@ async def post_event(request: Request) -> Any:
     summary="Record many signed events",
     description=(
         f"Submit a JSON array of up to {MAX_BATCH} envelopes. Each is judged on its own, in order, exactly as "
-        "`POST /v1/events` would judge it; the answer lists, for each, its receipt or its problem."
+        "`POST /v1/events` would judge it; the answer lists, for each, its receipt or its problem, including 503 "
+        "`storage.unavailable` / `storage.outcome_unknown` for the items a failure of the store left without a "
+        "receipt (resubmit those, the same bytes; docs/protocol.md 8.1)."
     ),
     responses=responses(400, 413, 415, 503),
     openapi_extra={
@@ -65,7 +78,7 @@ async def post_event(request: Request) -> Any:
         }
     },
 )
-async def post_batch(request: Request) -> Any:
+async def post_batch(request: Request, response: Response) -> Any:
     ledger: Ledger = request.app.state.ledger
     try:
         objs = await read_json(request, limit=MAX_BATCH_BYTES)
@@ -79,18 +92,31 @@ async def post_batch(request: Request) -> Any:
             futures.append(ledger.writer.submit_async(obj))
         except RuleViolation as violation:
             futures.append(violation)
-    results: list[dict[str, Any]] = []
-    for item in futures:
-        if isinstance(item, RuleViolation):
-            results.append(_problem_item(item))
-            continue
-        try:
-            receipt = await asyncio.wait_for(asyncio.wrap_future(item), WRITE_TIMEOUT_SECONDS)
-        except RuleViolation as violation:
-            results.append(_problem_item(violation))
-        else:
-            results.append({"status": 200 if receipt.duplicate else 201, "receipt": receipt.to_json()})
+    deadline = asyncio.get_running_loop().time() + WRITE_TIMEOUT_SECONDS
+    results = [await _outcome(item, deadline) for item in futures]
+    if any(r["status"] == 503 for r in results):
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return {"results": results}
+
+
+async def _outcome(item: Any, deadline: float) -> dict[str, Any]:
+    """One envelope's answer: its receipt, its refusal, or what the store's failure means for it (8.1)."""
+    if isinstance(item, RuleViolation):
+        return _problem_item(item)
+    try:
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        receipt = await asyncio.wait_for(asyncio.wrap_future(item), remaining)
+    except RuleViolation as violation:
+        return _problem_item(violation)
+    except StorageFailure as failure:
+        return failure_item(failure)
+    except asyncio.TimeoutError:  # still queued: it may yet be recorded
+        return failure_item(timed_out())
+    except Exception:  # noqa: BLE001 - a bug judging this envelope: it alone was rolled back (LedgerWriter)
+        log.exception("unexpected error judging a batch item")
+        return {"status": 500, "problem": {"rule": "internal", "status": 500, "detail": "an unexpected error "
+                                           "occurred judging this envelope; it was not recorded"}}
+    return {"status": 200 if receipt.duplicate else 201, "receipt": receipt.to_json()}
 
 
 def _problem_item(violation: RuleViolation) -> dict[str, Any]:

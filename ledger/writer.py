@@ -7,6 +7,8 @@
    key, signature, and `domain.rules.check`; accepted envelopes get the next `seq` and are folded into the
    working state, so later envelopes in the same batch see them.
 3. Insert the accepted entries and commit. Only then is any caller answered: nothing acknowledged is lost.
+   If the store fails, each caller is told what happened to its envelope: not written, or, when the COMMIT
+   itself failed, what the log holds once it can be read again (`ledger.write_outcomes`).
 
 Concurrent callers are grouped by a single writer thread (group commit): while one batch commits, the next
 one gathers. Two conflicting writes to one stream can never both land: the second one's `prev` no longer
@@ -15,8 +17,10 @@ matches the head (`stream.conflict`).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,10 +37,15 @@ from domain.registry import Registry
 from domain.roles import REGISTRY_EVENT_TYPES
 from domain.risk import RiskBook
 from domain.rules import check, touched_risk_stream, touched_tags
+from ledger import write_outcomes
 from ledger.entries import build_entry, read_entry
-from ledger.store.base import LogStore, StoredEvent, WriteSession
+from ledger.store.base import CommitOutcomeUnknown, LogStore, StoredEvent, WriteSession
+from ledger.write_outcomes import short
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
 from verification.envelope import Envelope, EnvelopeError, envelope_bytes, issued_tags, verify_signature
+
+
+log = logging.getLogger("tagledger.writer")
 
 
 def utcnow() -> datetime:
@@ -118,6 +127,8 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._batch_lock = threading.Lock()
+        self._recording = False
+        self._recorded_at = float("-inf")
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -154,6 +165,13 @@ class LedgerWriter:
                     results[i] = submission.future.result()
         return results  # type: ignore[return-value]
 
+    def idle_seconds(self) -> float:
+        """0 while envelopes are waiting or being recorded, else the time since the last batch ended (readers
+        give way to a writer that is busy or was just now: api/read_limit.py)."""
+        if self._recording or not self._queue.empty():
+            return 0.0
+        return time.monotonic() - self._recorded_at
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
@@ -184,7 +202,12 @@ class LedgerWriter:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            self._run_batch(batch)
+            self._recording = True
+            try:
+                self._run_batch(batch)
+            finally:
+                self._recorded_at = time.monotonic()
+                self._recording = False
 
     def _run_batch(self, batch: list[Submission]) -> None:
         outcomes: list[Receipt | RuleViolation] = []
@@ -195,17 +218,24 @@ class LedgerWriter:
                 session.insert(accepted)
                 if refused:  # evidence of reused tags (domain.flags); never fails the batch
                     session.keep_rejected(refused)
+        except CommitOutcomeUnknown as exc:  # judged, but did the COMMIT land? Look in the log.
+            self._forget_registry()
+            log.error("commit of %d envelope(s) failed: %s", len(accepted), short(exc))
+            self._answer_after_failed_commit(batch, outcomes)
+            return
         except BaseException as exc:  # nothing was committed: nobody is told "accepted"
-            self._registry = Registry()
-            self._registry_position = 0
+            self._forget_registry()
             if isinstance(exc, Exception) and not isinstance(exc, PersistenceError) and len(batch) > 1:
                 # An unexpected error caused by one envelope must not fail the others: judge each alone.
                 for submission in batch:
                     self._run_batch([submission])
                 return
+            if isinstance(exc, PersistenceError):
+                log.error("store failed before commit, %d envelope(s) not written: %s", len(batch), short(exc))
             for submission in batch:
                 if not submission.future.done():
-                    submission.future.set_exception(exc)
+                    submission.future.set_exception(write_outcomes.not_written()
+                                                    if isinstance(exc, PersistenceError) else exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -215,6 +245,31 @@ class LedgerWriter:
                 submission.future.set_exception(outcome)
             else:
                 submission.future.set_result(outcome)
+
+    def _forget_registry(self) -> None:
+        self._registry = Registry()
+        self._registry_position = 0
+
+    def _answer_after_failed_commit(self, batch: list[Submission], outcomes: list[Receipt | RuleViolation]) -> None:
+        """Answer a batch whose COMMIT failed: refusals and earlier duplicates stand; each accepted envelope is
+        a receipt if the log now holds it, else "not written", or "outcome unknown" if the log cannot be read."""
+        written = [s.body["id"] for s, o in zip(batch, outcomes) if isinstance(o, Receipt) and not o.duplicate]
+        found = write_outcomes.resolve(self.store, written) if written else {}
+        for submission, outcome in zip(batch, outcomes):
+            if isinstance(outcome, RuleViolation):
+                submission.future.set_exception(outcome)
+            elif outcome.duplicate:  # in the log before this transaction
+                submission.future.set_result(outcome)
+            elif found is None:
+                submission.future.set_exception(write_outcomes.unknown())
+            elif submission.body["id"] in found:
+                entry = read_entry(found[submission.body["id"]])
+                if entry.hash == submission.hash:
+                    submission.future.set_result(Receipt(entry.body["id"], entry.seq, entry.received, entry.hash))
+                else:  # another envelope with this id was recorded since: this one was not
+                    submission.future.set_exception(write_outcomes.not_committed())
+            else:
+                submission.future.set_exception(write_outcomes.not_committed())
 
     # -- admission ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Every verb fetches the current head of the streams it touches, signs with the organisation's own key and
 submits. If someone else wrote to the stream first (409 `stream.conflict`), it re-reads the head and signs
-again, a few times, so a refiner can record a transfer with one call.
+again, a few times, so a refiner can record a transfer with one call. That definite refusal is the only reason
+to sign again: when the answer is not definite (503, no answer, a timeout) the transport sends the same signed
+bytes again (`ledger.client.retry`), so an event is never recorded twice.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class LedgerClient:
         linked: list[str] | None = None,
         new_stream: bool = False,
     ) -> dict[str, Any]:
-        """Sign and submit one event on `stream` (and `linked` streams), retrying on a conflict."""
+        """Sign and submit one event on `stream` (and `linked` streams); re-sign only on `stream.conflict`."""
         make: Callable[[], dict[str, Any]] = lambda: self.signer.envelope(  # noqa: E731
             event_type,
             stream,

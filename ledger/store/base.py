@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem, DCBRecorder
+from eventsourcing.persistence import OperationalError
 
 from ledger.tree.log_tree import LEVEL_ONE
 
@@ -52,6 +53,12 @@ CHECKPOINTS = "tagledger_checkpoints"
 NODES = "tagledger_merkle_nodes"
 SEALED_DETAILS = "tagledger_sealed_details"
 SEALED_EVIDENCE = "tagledger_sealed_evidence"
+
+
+class CommitOutcomeUnknown(OperationalError):
+    """The store failed while committing a write transaction (the connection died during or around COMMIT): the
+    transaction may or may not have been committed. Only a look at the log afterwards can tell
+    (`ledger.write_outcomes.resolve`)."""
 
 
 class SchemaError(RuntimeError):
@@ -154,7 +161,10 @@ class LogStore(ABC):
 
     @abstractmethod
     def write_session(self) -> AbstractContextManager[WriteSession]:
-        """Open a transaction under the write lock; commit on normal exit, roll back on error."""
+        """Open a transaction under the write lock; commit on normal exit, roll back on error.
+
+        A failure before the commit raises a `PersistenceError` and nothing was written; a failure of the
+        commit itself raises `CommitOutcomeUnknown`."""
 
     @abstractmethod
     def size(self) -> int: ...

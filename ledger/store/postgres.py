@@ -10,6 +10,7 @@ of envelopes commits in one transaction, with the Merkle tree nodes it completes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timezone
@@ -17,13 +18,16 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
+from eventsourcing import persistence
 from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import dict_row
 
 from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    CommitOutcomeUnknown,
     SEALED_DETAILS,
     SEALED_EVIDENCE,
     LogStore,
@@ -53,6 +57,19 @@ def _connect_kwargs(url: str) -> dict[str, Any]:
         "password": unquote(parts.password or ""),
         "schema": query.get("schema", ""),
     }
+
+
+def _persistence_error(exc: psycopg.Error) -> persistence.PersistenceError:
+    """psycopg's error as the `eventsourcing` library's (as its datastore does for the pool's connections)."""
+    for psycopg_class, library_class in (
+        (psycopg.IntegrityError, persistence.IntegrityError), (psycopg.DataError, persistence.DataError),
+        (psycopg.OperationalError, persistence.OperationalError), (psycopg.InterfaceError, persistence.InterfaceError),
+        (psycopg.ProgrammingError, persistence.ProgrammingError), (psycopg.InternalError, persistence.InternalError),
+        (psycopg.DatabaseError, persistence.DatabaseError),
+    ):
+        if isinstance(exc, psycopg_class):
+            return library_class(str(exc))
+    return persistence.PersistenceError(str(exc))
 
 
 def _row(row: dict[str, Any]) -> StoredEvent:
@@ -137,17 +154,19 @@ class PostgresLogStore(LogStore):
         if migrate:
             self.migrate()
         self.datastore = PostgresDatastore(**kwargs, pool_size=pool_size, max_overflow=4, lock_timeout=30)
+        self._writer: psycopg.Connection[Any] | None = None  # the write sessions' own connection
+        self._writer_lock = threading.Lock()
         self.recorder = PostgresDCBRecorderTT(self.datastore, events_table_name=TABLE_PREFIX)
         self.tree = LogTree(self)
         self.check_append_only()
         if self.tree_size() < self.size():
             self.tree.backfill()
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, **options: Any) -> psycopg.Connection[Any]:
         info = self._conninfo
         return psycopg.connect(
             dbname=info["dbname"], host=info["host"], port=info["port"], user=info["user"],
-            password=info["password"] or None, connect_timeout=5,
+            password=info["password"] or None, connect_timeout=5, **options,
         )
 
     # -- schema ---------------------------------------------------------------------------------
@@ -211,12 +230,65 @@ class PostgresLogStore(LogStore):
 
     @contextmanager
     def write_session(self) -> Iterator[WriteSession]:
-        # One appender at a time. An advisory lock rather than `LOCK TABLE ... IN EXCLUSIVE MODE`, which needs
-        # UPDATE, DELETE or TRUNCATE privilege: the service's role has none of these (migration 003).
-        with self.tree.transaction(), self.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL lock_timeout = '30s'")
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
-            yield _Session(curs, self.tree)
+        """A transaction on the writer's own connection (never one of the readers' pool: a burst of reads
+        cannot make a write wait for a connection), holding the log's advisory lock.
+
+        One appender at a time. An advisory lock rather than `LOCK TABLE ... IN EXCLUSIVE MODE`, which needs
+        UPDATE, DELETE or TRUNCATE privilege: the service's role has none of these (migration 003). A failure
+        before COMMIT rolls back and raises a `PersistenceError` (nothing was written); a failure of COMMIT
+        itself raises `CommitOutcomeUnknown`.
+        """
+        # BEGIN, COMMIT and ROLLBACK are sent as plain statements (`prepare=False`), never as prepared ones.
+        with self._writer_lock, self.tree.transaction():
+            conn = self._begin()
+            try:
+                curs = conn.cursor()
+                curs.execute("SET LOCAL lock_timeout = '30s'")
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
+                yield _Session(curs, self.tree)
+            except BaseException as exc:
+                self._rollback(conn)
+                if isinstance(exc, psycopg.Error):
+                    raise _persistence_error(exc) from exc
+                raise
+            try:
+                conn.execute("COMMIT", prepare=False)
+            except psycopg.Error as exc:
+                self._drop_writer()
+                raise CommitOutcomeUnknown(f"the connection failed during COMMIT: {exc}") from exc
+
+    def _begin(self) -> psycopg.Connection[Any]:
+        """BEGIN on the writer's connection, opened on first use; reopened once if it was lost while idle
+        (nothing was sent yet, so nothing can have been written)."""
+        for attempt in (1, 2):
+            conn = self._writer
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = self._writer = self._connect(autocommit=True, row_factory=dict_row)
+                conn.execute("BEGIN", prepare=False)
+                return conn
+            except psycopg.Error as exc:
+                self._drop_writer()
+                if attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                    raise _persistence_error(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            if not conn.broken:
+                conn.execute("ROLLBACK", prepare=False)
+                return
+        except psycopg.Error:
+            pass
+        self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        conn, self._writer = self._writer, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -265,4 +337,6 @@ class PostgresLogStore(LogStore):
             pass
 
     def close(self) -> None:
+        with self._writer_lock:
+            self._drop_writer()
         self.datastore.close()

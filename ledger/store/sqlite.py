@@ -8,6 +8,7 @@ gapless batched write session on top.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    CommitOutcomeUnknown,
     SEALED_DETAILS,
     SEALED_EVIDENCE,
     LogStore,
@@ -211,9 +213,14 @@ class SQLiteLogStore(LogStore):
                 except BaseException:
                     conn.rollback()
                     raise
-                conn.commit()
             except sqlite3.Error as exc:  # the library's persistence errors, as on PostgreSQL
                 raise OperationalError(str(exc)) from exc
+            try:
+                conn.commit()
+            except sqlite3.Error as exc:  # e.g. a disk I/O error: whether it was written, only the file can tell
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+                raise CommitOutcomeUnknown(f"the commit failed: {exc}") from exc
 
     @contextmanager
     def write_session(self) -> Iterator[WriteSession]:
