@@ -15,8 +15,10 @@ matches the head (`stream.conflict`).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -118,6 +120,8 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._batch_lock = threading.Lock()
+        self.on_batch: Callable[[int, float], None] | None = None
+        """Called by the writer thread after each write transaction with its size and duration (api/metrics.py)."""
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -184,7 +188,13 @@ class LedgerWriter:
                     self._queue.put(None)
                     break
                 batch.append(item)
+            started = time.perf_counter()
             self._run_batch(batch)
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(batch), time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - an observer must never stop the writer
+                    logging.getLogger("tagledger.writer").exception("the batch observer failed")
 
     def _run_batch(self, batch: list[Submission]) -> None:
         outcomes: list[Receipt | RuleViolation] = []
