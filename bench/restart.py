@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--log", default=None, help="serve's output (default: a temporary file, printed on failure)")
-    p.add_argument("--json", action="store_true", help="write bench/results/restart-<time>.json")
+    p.add_argument("--json", nargs="?", const="", help="write the results JSON (default bench/results/restart-*.json)")
     args = p.parse_args(argv)
     # SIGTERM (timeout, a stopped job) ends the script through its `finally` blocks: no serve or store left behind
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -248,9 +248,10 @@ def main(argv: list[str] | None = None) -> None:
                         ("median_s", "median s"), ("min_s", "min s"), ("max_s", "max s"), ("cpu_s", "CPU s"),
                         ("cpu_in_verifications", "CPU in verifications"), ("stop_s", "SIGTERM to exit, s"),
                         ("errors", "errors")])
-    if args.json:
+    if args.json is not None:
         print(common.write_json("restart", {"args": vars(args), "machine": common.machine_info(),
-                                            "reference": [rate, rate_after], "rows": rows, "table": table}))
+                                            "reference": [rate, rate_after], "rows": rows, "table": table},
+                                path=args.json or None))
 
 
 if __name__ == "__main__":
