@@ -18,13 +18,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from ledger.health import CHECKPOINT_BOUND_SECONDS
 from ledger.service import Ledger
-from ledger.supervision import follow_supervisor
-
-STORE_ENV = "TAGLEDGER_SERVE_DB"
-"""The store URL the supervisor hands to its workers."""
-
-CHECKPOINT_BOUND_ENV = "TAGLEDGER_CHECKPOINT_BOUND"
-"""Seconds an accepted entry may wait for a signed checkpoint before the workers refuse writes."""
+from ledger.supervision import CHECKPOINT_BOUND_ENV, STORE_ENV, follow_supervisor
 
 
 def create_app_from_env() -> FastAPI:

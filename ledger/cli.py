@@ -100,8 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.asgi import CHECKPOINT_BOUND_ENV, STORE_ENV
-    from ledger import supervision
+    from ledger import supervision  # not api/: the supervisor serves no request, its workers import the app
 
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
@@ -116,9 +115,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if damage is not None:
         ledger.close()
         raise CliError(f"refusing to serve: {damage}. Run `tagledger check` to find the altered entries.")
-    os.environ[STORE_ENV] = settings.db  # the workers (spawned) inherit it
+    os.environ[supervision.STORE_ENV] = settings.db  # the workers (spawned) inherit it
     os.environ["TAGLEDGER_PUBLIC_URL"] = settings.public_base_url  # what QR labels link to (api.routes_labels)
-    os.environ[CHECKPOINT_BOUND_ENV] = str(args.checkpoint_bound)  # api/write_guard.py, in the workers
+    os.environ[supervision.CHECKPOINT_BOUND_ENV] = str(args.checkpoint_bound)  # api/write_guard.py, in the workers
     config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
                             log_level=args.log_level, workers=args.workers,
                             timeout_graceful_shutdown=supervision.DRAIN_TIMEOUT_SECONDS)

@@ -43,6 +43,12 @@ from uvicorn.supervisors import Multiprocess
 
 log = logging.getLogger("tagledger.supervision")
 
+STORE_ENV = "TAGLEDGER_SERVE_DB"
+"""The store URL the supervisor hands to its workers (api/asgi.py)."""
+
+CHECKPOINT_BOUND_ENV = "TAGLEDGER_CHECKPOINT_BOUND"
+"""Seconds an accepted entry may wait for a signed checkpoint before the workers refuse writes."""
+
 SUPERVISOR_ENV = "TAGLEDGER_SUPERVISOR_PID"
 """The supervisor's pid, which its workers watch (set by `Supervisor.run`)."""
 
