@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -190,7 +190,8 @@ class _Work(Collector):
 
 
 def exposition(monitor: HealthMonitor) -> tuple[bytes, str]:
-    """The text a scrape answers, and its content type."""
+    """The text a scrape answers, and its content type: text format 0.0.4, which every Prometheus reads (tagledger's
+    names need none of the escaping of the newer 1.0.0)."""
     registry = CollectorRegistry(auto_describe=False)
     directory = os.environ.get(METRICS_ENV)
     if directory and os.path.isdir(directory):
@@ -198,4 +199,4 @@ def exposition(monitor: HealthMonitor) -> tuple[bytes, str]:
     else:
         registry.register(_Work())
     registry.register(StoreCollector(monitor))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4

@@ -23,7 +23,7 @@ def scrape(http: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     """GET /metrics, parsed: {(sample name, sorted labels): value}."""
     answer = http.get("/metrics")
     assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(answer.text) for s in family.samples}
 
