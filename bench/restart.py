@@ -182,7 +182,8 @@ def run_backend(backend: str, entries: int, rounds: int, log: Path) -> list[dict
                 for how in STOPS:
                     batch = pending.pop()
                     answer = httpx.post(base + "/v1/events/batch", json=batch, timeout=120, trust_env=False)
-                    codes = {item["status"] for item in answer.json()["results"]} if answer.is_success else {answer.status_code}
+                    codes = ({item["status"] for item in answer.json()["results"]} if answer.is_success
+                             else {answer.status_code})
                     if codes != {201}:
                         raise RuntimeError(f"writing a batch before {how} answered {codes}")
                     stopped = _stop(serve, how)
@@ -236,8 +237,10 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (timeout, a stopped job) ends the script through its `finally` blocks: no serve or store left behind
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log = Path(args.log) if args.log else Path(tempfile.mkstemp(prefix="tl_bench_restart_", suffix=".log")[1])
+    load = os.getloadavg()
     rate = common.ed25519_verify_rate()
-    print(f"reference: {rate:,.0f} Ed25519 verifications/s on one core (cryptography)", flush=True)
+    print(f"reference: {rate:,.0f} Ed25519 verifications/s on one core (cryptography); load average {load[0]:.1f}",
+          flush=True)
     rows: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
         rows += run_backend(backend, args.entries, args.rounds, log)
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                         ("cpu_in_verifications", "CPU in verifications"), ("stop_s", "SIGTERM to exit, s"),
                         ("errors", "errors")])
     if args.json is not None:
-        print(common.write_json("restart", {"args": vars(args), "machine": common.machine_info(),
+        print(common.write_json("restart", {"args": vars(args), "machine": common.machine_info(), "load_before": load,
                                             "reference": [rate, rate_after], "rows": rows, "table": table},
                                 path=args.json or None))
 
