@@ -23,6 +23,7 @@ from api import (
     routes_attempts,
     routes_epcis,
     routes_events,
+    routes_health,
     routes_labels,
     routes_log,
     routes_page,
@@ -61,6 +62,7 @@ def create_app(
     close_ledger_on_shutdown: bool = False,
     log_key: KeyPair | None = None,
     public_base_url: str | None = None,
+    checkpoint_bound: float | None = None,
 ) -> FastAPI:
     """The API over `ledger`.
 
@@ -68,7 +70,8 @@ def create_app(
     with its HTTP workers); `close_ledger_on_shutdown` when the app owns the ledger (a uvicorn worker);
     `log_key` to publish signed checkpoints from this process (`tagledger serve` does it in its supervisor);
     `public_base_url` the ledger's public URL, which QR labels link to (default $TAGLEDGER_PUBLIC_URL, else
-    http://127.0.0.1:8000).
+    http://127.0.0.1:8000); `checkpoint_bound` (seconds) to refuse writes while an accepted entry has waited that
+    long for a signed checkpoint (`tagledger serve`'s workers; api/routes_health.py).
     """
 
     @contextlib.asynccontextmanager
@@ -111,6 +114,7 @@ def create_app(
     app.include_router(routes_risk.router)  # incidents, sealed details, a site's risk (protocol section 16)
     app.include_router(routes_epcis.router)  # GET /v1/epcis/events: GS1 EPCIS 2.0 export (protocol section 17)
     app.include_router(routes_app.router)  # /app/: the offline phone app, and GET /v1/orgs/{org}/custody for it
+    routes_health.install(app, ledger, checkpoint_bound=checkpoint_bound)  # /healthz /readyz /metrics (section 20)
 
     @app.exception_handler(RuleViolation)
     async def _violation(request: Request, exc: RuleViolation):  # noqa: ANN202
@@ -144,11 +148,6 @@ def create_app(
         return problem(500, "internal", "an unexpected error occurred; nothing was acknowledged")
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        return {"ok": True, "entries": ledger.store.size(), "backend": ledger.store.backend}
-
     return app
 
 

@@ -4,6 +4,9 @@
 date in its own process, and starts `--workers` worker processes, each of which calls `create_app_from_env()`
 and so has its own `Ledger` (connection pool and writer thread) on the same store. Writes from several
 workers stay correct because every write transaction holds the store's write lock (docs/architecture.md).
+
+A worker dies with its supervisor and drains when asked to stop (ledger/supervision.py), and refuses writes
+while the log's checkpoints lag beyond the bound the supervisor hands it (api/routes_health.py).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import os
 from fastapi import FastAPI
 
 from api.app import create_app
+from ledger.health import CHECKPOINT_BOUND_SECONDS
 from ledger.service import Ledger
-
-STORE_ENV = "TAGLEDGER_SERVE_DB"
-"""The store URL the supervisor hands to its workers."""
+from ledger.supervision import CHECKPOINT_BOUND_ENV, STORE_ENV, follow_supervisor
 
 
 def create_app_from_env() -> FastAPI:
+    follow_supervisor()  # first: a worker whose supervisor is gone must not serve
     ledger = Ledger.open(os.environ[STORE_ENV])
-    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True)
+    bound = float(os.environ.get(CHECKPOINT_BOUND_ENV) or CHECKPOINT_BOUND_SECONDS)
+    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, checkpoint_bound=bound)

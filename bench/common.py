@@ -143,12 +143,14 @@ def build_workload(
     lot_tags_per_coop: int | None = None,
     issue_chunk: int = 10_000,
     seed: int = 1,
+    log_key: KeyPair | None = None,
 ) -> Workload:
     """Pre-sign a whole workload (client-side signing is excluded from every measurement).
 
     By default each site is issued exactly the bag tags it will use and each cooperative the lot tags, in ranges
     of at most `issue_chunk` tags per `tags_issued`; `bag_tags_per_site` / `lot_tags_per_coop` issue more
-    (tags that stay unused, as in a real roll of tags).
+    (tags that stay unused, as in a real roll of tags). `log_key`: the log key the genesis names (a throw-away
+    one by default; pass one to serve the store with `tagledger serve`, which signs checkpoints with it).
     """
     start = datetime.now(timezone.utc) - timedelta(hours=3)
     b = _Builder(start, seed)
@@ -162,7 +164,7 @@ def build_workload(
         "ledger": "tagledger-bench",
         "operator": {"org": operator.id, "name": "Programme operator", "country": "CD"},
         "root_key": operator.signer.keys.public_key,
-        "log_key": {"name": "bench/log", "public_key": KeyPair.generate().public_key},
+        "log_key": {"name": "bench/log", "public_key": (log_key or KeyPair.generate()).public_key},
         "mass_tolerance_ppm": 20_000,
     })]
     for org in [*site_orgs, *coop_orgs, *trader_orgs]:

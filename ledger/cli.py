@@ -34,6 +34,7 @@ from typing import Any
 from ledger.client import HttpTransport, LedgerClient, LedgerError, LocalTransport, Signer, Transport
 from ledger.config import Settings, load_settings
 from ledger.genesis import DEFAULT_TOLERANCE_PPM, GenesisKeys, create_ledger, key_paths, new_log_origin
+from ledger.health import CHECKPOINT_BOUND_SECONDS
 from ledger.keys import KeyPair
 from ledger.demo import DEMO_DAYS
 from ledger.service import Ledger
@@ -107,9 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
-    from api.asgi import STORE_ENV
+    from ledger import supervision  # not api/: the supervisor serves no request, its workers import the app
 
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
@@ -124,30 +124,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if damage is not None:
         ledger.close()
         raise CliError(f"refusing to serve: {damage}. Run `tagledger check` to find the altered entries.")
-    os.environ[STORE_ENV] = settings.db  # the workers (spawned) inherit it
+    os.environ[supervision.STORE_ENV] = settings.db  # the workers (spawned) inherit it
     os.environ["TAGLEDGER_PUBLIC_URL"] = settings.public_base_url  # what QR labels link to (api.routes_labels)
+    os.environ[supervision.CHECKPOINT_BOUND_ENV] = str(args.checkpoint_bound)  # api/write_guard.py, in the workers
     config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
-                            log_level=args.log_level, workers=args.workers)
+                            log_level=args.log_level, workers=args.workers,
+                            timeout_graceful_shutdown=supervision.DRAIN_TIMEOUT_SECONDS)
     try:
         ledger.start_projection()
-        _start_checkpoints(ledger, settings)
-        sock = config.bind_socket()
+        _start_checkpoints(ledger, settings, args.checkpoint_bound)
+        sock = supervision.bind_socket(args.host, args.port,  # waits for a previous server's workers to let go
+                                       on_wait=lambda message: print(message, file=sys.stderr, flush=True))
         print(f"tagledger serving {settings.db} on http://{args.host}:{args.port} with {args.workers} worker "
               f"process(es)  (API docs: /docs)", flush=True)
-        Multiprocess(config, sockets=[sock]).run()
+        with supervision.worker_metrics_dir(settings.home):
+            supervision.Supervisor(config, sockets=[sock]).run()
+    except supervision.PortInUse as exc:
+        raise CliError(f"cannot serve: {exc.strerror}") from None
     finally:
         ledger.close()
     return 0
 
 
-def _start_checkpoints(ledger: Ledger, settings: Settings) -> None:
+def _start_checkpoints(ledger: Ledger, settings: Settings, bound: float) -> None:
     """Publish signed checkpoints from this process, with the log key kept in the ledger's home."""
     path = settings.keys_dir / "log.pem"
     if not path.exists():
-        print(f"WARNING: no log key at {path}: this server publishes no checkpoints (GET /v1/log/checkpoint "
-              "answers with the last one another server signed)", file=sys.stderr, flush=True)
+        print(f"WARNING: no log key at {path}: this server signs no checkpoints. It accepts writes only while "
+              f"another server on this store signs them: once an accepted entry has waited {bound:g} s for a "
+              "checkpoint, writes are answered 503 log.checkpoint_stale", file=sys.stderr, flush=True)
         return
     ledger.start_checkpoints(KeyPair.load(path))
+
+
+def _bound_seconds(text: str) -> float:
+    value = float(text)
+    if not 2 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds from 2 to 3600")
+    return value
 
 
 DEFAULT_WORKERS = 1
@@ -667,6 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     p.add_argument("--workers", type=_positive_int, default=DEFAULT_WORKERS,
                    help=f"HTTP worker processes (default {DEFAULT_WORKERS}; see docs/benchmarks.md)")
+    p.add_argument("--checkpoint-bound", type=_bound_seconds, default=CHECKPOINT_BOUND_SECONDS, metavar="SECONDS",
+                   help="refuse writes (503 log.checkpoint_stale) once an accepted entry has waited this long for a "
+                        f"signed checkpoint (default {CHECKPOINT_BOUND_SECONDS:g}; docs/protocol.md section 20)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("keygen", help="make an Ed25519 key for an organisation")

@@ -367,11 +367,17 @@ class ProjectionFollower:
                 wake()
         self._thread.join(timeout=10)
 
+    def _catch_up(self) -> None:
+        """Catch up a page at a time, looking for a stop between pages: stopping the service never waits for a
+        long backlog (a rebuild, the first start on an imported log) to be folded."""
+        while not self._stopped.is_set() and self.projection.catch_up(limit=PAGE):
+            pass
+
     def _run(self) -> None:
         log = logging.getLogger("tagledger.projection")
         while not self._stopped.is_set():
             try:
-                self.projection.catch_up()
+                self._catch_up()
                 done = self.projection.position()
                 recorder = self.projection.store.recorder
                 with recorder.subscribe(after=done) as subscription:
@@ -384,7 +390,7 @@ class ProjectionFollower:
                         if event.position > done:
                             # let a burst of commits gather, then process it in a few large pages
                             self._stopped.wait(self.settle_seconds)
-                            self.projection.catch_up()
+                            self._catch_up()
                             done = self.projection.position()
             except Exception:  # noqa: BLE001 - keep following; retry after a pause
                 log.exception("projection follower failed; retrying")

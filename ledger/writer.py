@@ -129,6 +129,8 @@ class LedgerWriter:
         self._batch_lock = threading.Lock()
         self._recording = False
         self._recorded_at = float("-inf")
+        self.on_batch: Callable[[int, float], None] | None = None
+        """Called by the writer thread after each write transaction with its size and duration (api/metrics.py)."""
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -203,11 +205,17 @@ class LedgerWriter:
                     break
                 batch.append(item)
             self._recording = True
+            started = time.perf_counter()
             try:
                 self._run_batch(batch)
             finally:
                 self._recorded_at = time.monotonic()
                 self._recording = False
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(batch), time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - an observer must never stop the writer
+                    logging.getLogger("tagledger.writer").exception("the batch observer failed")
 
     def _run_batch(self, batch: list[Submission]) -> None:
         outcomes: list[Receipt | RuleViolation] = []
