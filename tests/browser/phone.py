@@ -199,7 +199,14 @@ class Phone:
         return self.page.eval_on_selector_all("ul.outbox li", """items => items.map(li => ({
             id: li.dataset.id, status: li.dataset.status, rule: li.dataset.rule, text: li.innerText}))""")
 
-    def waiting(self) -> int:
+    def waiting(self, expected: int | None = None) -> int:
+        """The count of records waiting to be sent, as the app's header shows it; with `expected`, once the header
+        shows it (it is updated a moment after a record is saved), or what it shows when the wait runs out."""
+        if expected is not None:
+            try:
+                self.until(f"() => document.querySelector('#outbox-count')?.dataset.waiting === '{expected}'")
+            except TimeoutError:
+                pass
         return int(self.page.get_attribute("#outbox-count", "data-waiting"))
 
     def wait_outbox(self, expected: list[str]) -> list[dict[str, str]]:

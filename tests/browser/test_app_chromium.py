@@ -109,7 +109,7 @@ def test_offline_records_reload_sync_and_receive(phones, live_ledger, cli) -> No
     site.page.context.set_offline(True)
     site.record("attach", shot="attach", tag=TAG, mineral="tin", mass="50,2", pit="Pit 7", gps=True)
     site.record("dispatch", tag=TAG, to=TRADER)
-    assert site.waiting() == 2
+    assert site.waiting(2) == 2
     site.go("#/outbox")
     site.shot("outbox-offline")
     # the app starts again with no network: the service worker serves it, the outbox is intact
@@ -305,7 +305,7 @@ def test_killed_browser_keeps_its_outbox(playwright_driver, chromium_binary, liv
         context.set_offline(True)
         phone.record("attach", tag=TAG, mineral="tantalum", mass="31", pit="P9")
         phone.record("attach", tag=OTHER, mineral="tantalum", mass="32", pit="P9")
-        assert phone.waiting() == 2
+        assert phone.waiting(2) == 2
     finally:
         _kill(process)  # no goodbye: the browser is gone, as when a phone kills the app or loses power
     assert live_ledger.http.get(f"/v1/tags/{TAG}").json()["state"]["status"] == "issued"
