@@ -13,6 +13,7 @@ import os
 from fastapi import FastAPI
 
 from api.app import create_app
+from ledger.replicas import DEFAULT_MAX_LAG_SECONDS, MAX_LAG_ENV, READ_DB_ENV, ReadRouter, read_db_urls
 from ledger.service import Ledger
 
 STORE_ENV = "TAGLEDGER_SERVE_DB"
@@ -21,4 +22,7 @@ STORE_ENV = "TAGLEDGER_SERVE_DB"
 
 def create_app_from_env() -> FastAPI:
     ledger = Ledger.open(os.environ[STORE_ENV])
-    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True)
+    # public reads from hot standbys (`serve --read-db`): each worker probes and chooses on its own
+    router = ReadRouter(ledger, read_db_urls(os.environ.get(READ_DB_ENV)),
+                        max_lag=float(os.environ.get(MAX_LAG_ENV) or DEFAULT_MAX_LAG_SECONDS))
+    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, read_router=router)
