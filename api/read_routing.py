@@ -28,6 +28,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from api.i18n import Messages, negotiate
+from api.parameters import CONTROL_CHARACTER
 from api.problems import problem
 from api.read_limit import EXEMPT
 from ledger.replicas import Backend, ReadRouter
@@ -84,7 +85,10 @@ def min_seq_of(scope: dict[str, Any]) -> int | None:
         return None
     values = []
     for text in texts:
-        text = text.strip()
+        if (found := CONTROL_CHARACTER.search(text)) is not None:  # as every other parameter (api/parameters.py)
+            raise BadMinSeq(f"the parameter {MIN_SEQ_PARAM} contains the control character U+{ord(found.group()):04X}; "
+                            "no parameter may contain one")
+        text = text.strip(" ")
         if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_MIN_SEQ):
             raise BadMinSeq(f"min_seq must be a log position (a decimal integer from 0 to {MAX_MIN_SEQ}), not "
                             f"{text[:40]!r}")
@@ -141,7 +145,9 @@ class ReadRouting:
         ledger = backend.ledger
         if ledger is None:  # taken out (and closed) between the choice and now
             return False
-        extra = [(LOG_SIZE_HEADER, str(size).encode()), (READ_FROM_HEADER, backend.name.encode())]
+        # Vary: a shared cache must not answer a request with X-Min-Seq from an answer made without it
+        extra = [(LOG_SIZE_HEADER, str(size).encode()), (READ_FROM_HEADER, backend.name.encode()),
+                 (b"vary", b"X-Min-Seq")]
         started = held = False
 
         async def relay(message: dict[str, Any]) -> None:

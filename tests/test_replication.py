@@ -224,6 +224,7 @@ def test_read_your_writes_while_the_replica_lags(replicated: Replicated) -> None
         stale = live.http.get("/v1/tags/KAL-000003")
         assert source(stale) == "replica:1" and stale.status_code == 200
         assert log_size(stale) <= seq
+        assert "X-Min-Seq" in stale.headers.get_list("vary")
         assert [e["type"] for e in stale.json()["events"]] == ["tags_issued"]
         # with min_seq (parameter or header): a store holding the write answers
         for fresh in (live.http.get("/v1/tags/KAL-000003", params={"min_seq": seq}),
