@@ -47,7 +47,7 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _run(command: list[str], *, timeout: float = 120) -> str:
+def run_as_owner(command: list[str], *, timeout: float = 120) -> str:
     done = subprocess.run(_as_owner(command), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
@@ -82,13 +82,13 @@ class Cluster:
                                connect_timeout=5)
 
     def start(self) -> None:
-        _run([str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT),
+        run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT),
               "-o", f"-p {self.port} -k {self.socket_dir}", "start"], timeout=START_TIMEOUT + 30)
 
     def stop(self, mode: str = "fast") -> None:
         """`pg_ctl stop -m mode`; whatever postmaster is still there afterwards is killed."""
         try:
-            _run([str(bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"], timeout=60)
+            run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"], timeout=60)
         except (RuntimeError, subprocess.TimeoutExpired):
             pass
         self.kill()
@@ -184,7 +184,7 @@ def primary_and_standby() -> Iterator[Pair]:
     primary = Cluster("primary", root / "primary", free_port(), root)
     standby = Cluster("standby", root / "standby", free_port(), root)
     try:
-        _run([str(bindir() / "initdb"), "-D", str(primary.data), "-U", "postgres", "--auth=trust", "--no-sync",
+        run_as_owner([str(bindir() / "initdb"), "-D", str(primary.data), "-U", "postgres", "--auth=trust", "--no-sync",
               "-E", "UTF8", "--locale=C.UTF-8"], timeout=180)
         with (primary.data / "postgresql.conf").open("a") as conf:
             conf.write(PRIMARY_SETTINGS.format(archive=root / "archive"))
@@ -201,7 +201,7 @@ def primary_and_standby() -> Iterator[Pair]:
 
 def make_standby(primary: Cluster, standby: Cluster) -> None:
     """`pg_basebackup -R` of `primary` into `standby.data`, then start it as a hot standby."""
-    _run([str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+    run_as_owner([str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
           "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"], timeout=180)
     standby.start()
     deadline = time.monotonic() + START_TIMEOUT
@@ -214,4 +214,49 @@ def make_standby(primary: Cluster, standby: Cluster) -> None:
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"the standby did not come up as a hot standby: {standby.log.read_text()[-1000:]}")
+        time.sleep(0.1)
+
+
+# -- backups and the restore drill (docs/deployment.md, "Backups and the restore drill") ---------------------
+
+
+def base_backup(primary: Cluster, dest: Path) -> None:
+    """`pg_basebackup -Ft -z -X stream -c fast`: a compressed tar of the cluster and the WAL needed to start it."""
+    run_as_owner([str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                  "-D", str(dest), "-Ft", "-z", "-X", "stream", "-c", "fast"], timeout=180)
+
+
+def archive_current_wal(primary: Cluster, timeout: float = 60) -> None:
+    """`SELECT pg_switch_wal()`, then wait until the archiver has copied that segment (what `archive_timeout`
+    does periodically in production)."""
+    with primary.connect("postgres") as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        while (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "") < segment:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"WAL segment {segment} was not archived in {timeout} s")
+            time.sleep(0.05)
+
+
+def restore(backup: Path, archive: Path, target: Cluster) -> None:
+    """Point-in-time recovery to the end of the archive: unpack the base backup into `target.data`, ask for
+    recovery (`recovery.signal`, `restore_command` copying from `archive`), start, wait until promoted."""
+    target.data.mkdir(mode=0o700)
+    _own(target.data)
+    run_as_owner(["tar", "-xzf", str(backup / "base.tar.gz"), "-C", str(target.data)])
+    run_as_owner(["tar", "-xzf", str(backup / "pg_wal.tar.gz"), "-C", str(target.data / "pg_wal")])
+    run_as_owner(["touch", str(target.data / "recovery.signal")])
+    with (target.data / "postgresql.auto.conf").open("a") as conf:
+        conf.write(f"restore_command = 'cp {archive}/%f %p'\nrecovery_target_action = 'promote'\n")
+    target.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            with target.connect() as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    return
+        except psycopg.Error:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the restored cluster was not promoted: {target.log.read_text()[-1000:]}")
         time.sleep(0.1)

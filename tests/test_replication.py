@@ -10,6 +10,7 @@ to make it lag for real, and the standby is stopped and started again.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,8 @@ from ledger.service import Ledger
 from tests.integration.conftest import OPERATOR, LiveLedger, ServerThread, http_client
 from tests.integration.pg_cut import CuttingProxy
 from tests.integration.test_http_log import check_tag_proofs
-from tests.pg_replication import Pair, free_port, primary_and_standby
+from tests.cli_process import run_tagledger
+from tests.pg_replication import Cluster, Pair, archive_current_wal, base_backup, free_port, primary_and_standby, restore
 from verification.encoding import format_time
 from verification.note import NoteVerifier
 from verification.sealed_details import commitment, new_details
@@ -384,6 +386,51 @@ def test_routers_refuse_a_store_that_is_not_a_standby_of_this_ledger(replicated:
         other.close()
         with pair.primary.connect("postgres") as conn:
             conn.execute("DROP DATABASE IF EXISTS other WITH (FORCE)")
+
+
+def test_restore_drill_from_a_base_backup_and_the_wal_archive_ends_in_a_passing_audit(replicated: Replicated,
+                                                                                      tmp_path: Path) -> None:
+    """docs/deployment.md's restore drill, for real: an auditor audits the live ledger; a base backup is taken
+    (`pg_basebackup`), more custody is recorded, its WAL archived; the backup is restored into a new cluster with
+    the archive (point-in-time recovery to the end of the archive); the restored store passes `tagledger check`,
+    holds every entry acknowledged before the archived point, and `tagledger audit`, with the auditor's state
+    from before (its pinned key and kept checkpoint), passes against it."""
+    live, pair = replicated.live, replicated.pair
+    state = tmp_path / "auditor"
+    vkey = live.http.get("/v1/log/key").json()["vkey"]
+    before = run_tagledger("audit", live.url, "--vkey", vkey, "--state-dir", str(state), "--no-progress")
+    assert before.returncode == 0, before.stdout + before.stderr
+    backup = pair.root / "backup"
+    base_backup(pair.primary, backup)
+    try:
+        site = live.orgs[SITE].client
+        acknowledged = [site.attach(f"KAL-{n:06d}", mineral="tin", mass_g=5_000, pit="P9")["seq"] for n in (10, 11)]
+        wait_for("a checkpoint covering them", lambda: (c := live.ledger.store.latest_checkpoint()) is not None
+                 and c.size > max(acknowledged))
+        archive_current_wal(pair.primary)
+        restored = Cluster("restored", pair.root / "restored", free_port(), pair.root)
+        try:
+            restore(backup, pair.archive, restored)
+            check = run_tagledger("--db", restored.url(), "check", "--quiet")
+            assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout + check.stderr
+            ledger = Ledger.open(restored.url())
+            try:
+                assert ledger.store.size() > max(acknowledged)
+                assert [e.data for e in ledger.store.read_range(0, max(acknowledged) + 1)] == \
+                    [e.data for e in live.ledger.store.read_range(0, max(acknowledged) + 1)]
+                with ServerThread(create_app(ledger)) as server:
+                    after = run_tagledger("audit", server.url, "--vkey", vkey, "--state-dir", str(state),
+                                          "--no-progress")
+                assert after.returncode == 0, after.stdout + after.stderr
+                assert after.stdout.rstrip().endswith("RESULT: OK"), after.stdout
+                assert "reproduce the kept checkpoint's root" in after.stdout, after.stdout  # the one from before
+            finally:
+                ledger.close()
+        finally:
+            restored.stop("immediate")
+            shutil.rmtree(restored.data, ignore_errors=True)
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def test_a_stopped_replica_is_taken_out_and_reads_move_to_the_primary(replicated: Replicated) -> None:
