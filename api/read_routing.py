@@ -126,7 +126,8 @@ class ReadRouting:
                     raise ConnectionError(router.primary.reason)
                 size = await run_in_threadpool(router.primary_size)
             except Exception as error:  # noqa: BLE001 - no store can show it now: say so, never answer stale
-                log.warning("min_seq %d: the primary did not answer: %s", min_seq, error)
+                if not isinstance(error, ConnectionError):
+                    log.warning("min_seq %d: the primary did not answer: %s", min_seq, error)
                 await _answer(scope, receive, send, 503, "read.stale",
                               f"no store this server reads from can show entry #{min_seq} now (the primary did not "
                               "answer, and no replica holds it yet); retry in a moment", retry_after=True)

@@ -82,13 +82,15 @@ class Cluster:
                                connect_timeout=5)
 
     def start(self) -> None:
-        run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT),
-              "-o", f"-p {self.port} -k {self.socket_dir}", "start"], timeout=START_TIMEOUT + 30)
+        run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                      "-t", str(START_TIMEOUT), "-o", f"-p {self.port} -k {self.socket_dir}", "start"],
+                     timeout=START_TIMEOUT + 30)
 
     def stop(self, mode: str = "fast") -> None:
         """`pg_ctl stop -m mode`; whatever postmaster is still there afterwards is killed."""
         try:
-            run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"], timeout=60)
+            run_as_owner([str(bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"],
+                         timeout=60)
         except (RuntimeError, subprocess.TimeoutExpired):
             pass
         self.kill()
@@ -184,8 +186,8 @@ def primary_and_standby() -> Iterator[Pair]:
     primary = Cluster("primary", root / "primary", free_port(), root)
     standby = Cluster("standby", root / "standby", free_port(), root)
     try:
-        run_as_owner([str(bindir() / "initdb"), "-D", str(primary.data), "-U", "postgres", "--auth=trust", "--no-sync",
-              "-E", "UTF8", "--locale=C.UTF-8"], timeout=180)
+        run_as_owner([str(bindir() / "initdb"), "-D", str(primary.data), "-U", "postgres", "--auth=trust",
+                      "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], timeout=180)
         with (primary.data / "postgresql.conf").open("a") as conf:
             conf.write(PRIMARY_SETTINGS.format(archive=root / "archive"))
         primary.start()
@@ -202,7 +204,7 @@ def primary_and_standby() -> Iterator[Pair]:
 def make_standby(primary: Cluster, standby: Cluster) -> None:
     """`pg_basebackup -R` of `primary` into `standby.data`, then start it as a hot standby."""
     run_as_owner([str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-          "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"], timeout=180)
+                  "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"], timeout=180)
     standby.start()
     deadline = time.monotonic() + START_TIMEOUT
     while True:

@@ -33,7 +33,8 @@ from tests.integration.conftest import OPERATOR, LiveLedger, ServerThread, http_
 from tests.integration.pg_cut import CuttingProxy
 from tests.integration.test_http_log import check_tag_proofs
 from tests.cli_process import run_tagledger
-from tests.pg_replication import Cluster, Pair, archive_current_wal, base_backup, free_port, primary_and_standby, restore
+from tests.pg_replication import (Cluster, Pair, archive_current_wal, base_backup, free_port, primary_and_standby,
+                                  restore)
 from verification.encoding import format_time
 from verification.note import NoteVerifier
 from verification.sealed_details import commitment, new_details
