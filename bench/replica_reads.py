@@ -91,20 +91,32 @@ def split(paths: list[str], concurrency: int) -> dict[str, Any]:
     return {"workers": [[get_request(p) for p in paths[k::concurrency]] for k in range(concurrency)]}
 
 
+PER_CONNECTION = 1000
+"""Requests per keep-alive connection at most (nginx closes a connection after 1,000, `keepalive_requests`): a
+longer plan is sent in several phases, each over new connections."""
+
+
 def measure(port: int, warm: list[str], timed: list[str], concurrency: int, groups: dict[str, Any],
             reference: float) -> dict[str, Any]:
     common.run_client(port, [{"name": "warmup", **split(warm, concurrency)}])
+    step = PER_CONNECTION * concurrency
+    phases = [{"name": f"timed-{i}", **split(timed[i:i + step], concurrency)} for i in range(0, len(timed), step)]
     meter = CpuMeter(groups)
     meter.start()
-    [r] = common.run_client(port, [{"name": "timed", **split(timed, concurrency)}])
+    results = common.run_client(port, phases)
     cpu = meter.stop()
-    lat = r["latencies"]
-    n = r["requests"]
+    lat = [x for r in results for x in r["latencies"]]
+    statuses: dict[int, int] = {}
+    for r in results:
+        for status, count in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    n = len(lat)
+    errors = [e for r in results for e in r["errors"]]
     row: dict[str, Any] = {
-        "requests": n, "req_s": round(n / r["wall_s"], 1),
+        "requests": n, "req_s": round(n / sum(r["wall_s"] for r in results), 1),
         "p50_ms": round(percentile(lat, 50) * 1000, 2), "p99_ms": round(percentile(lat, 99) * 1000, 2),
-        "valid": set(r["statuses"]) == {200} and not r["errors"], "statuses": r["statuses"],
-        "client_cpu_s": round(r["client_cpu_s"], 2),
+        "valid": set(statuses) == {200} and not errors and n == len(timed), "statuses": statuses,
+        "client_cpu_s": round(sum(r["client_cpu_s"] for r in results), 2),
     }
     for name, seconds in cpu.items():
         row[f"{name}_cpu_s"] = seconds
@@ -158,10 +170,9 @@ def tiles_rows(pair: Pair, tiles: Path, checkpoint_size: int, args: argparse.Nam
     rows = []
     with serve_directory(tiles) as base:
         port = int(base.rsplit(":", 1)[1])
-        nginx_pids = _listener_tree(port)
         rows.append({"part": "tiles", "mode": "nginx: hash tile", "concurrency": args.concurrency,
                      **measure(port, tile_plan("", args.warmup), tile_plan("", args.nginx_requests),
-                               args.concurrency, {"nginx": lambda: nginx_pids}, reference)})
+                               args.concurrency, {"nginx": lambda: _listener_tree(port)}, reference)})  # workers forked by then
     with Server(pair.primary.url(), workers=1) as server:
         groups = {"server": server.pids, "primary_pg": postmaster_tree(pair.primary)}
         rows.append({"part": "tiles", "mode": "serve: /tiles hash tile", "concurrency": args.concurrency,
@@ -202,6 +213,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parts", type=lambda t: set(t.split(",")), default={"reads", "tiles"},
+                    help="reads,tiles (default both)")
     ap.add_argument("--json", nargs="?", const="", default=None, help="write the results (default bench/results/)")
     args = ap.parse_args()
 
@@ -214,20 +227,21 @@ def main() -> None:
         tiles = Path(temp) / "tiles"
         wl, store = build(pair, args, tiles)
         print(f"store: {store}", flush=True)
-        for run in range(args.runs):
+        for run in range(args.runs if "reads" in args.parts else 0):
             order = ("primary", "replica") if run % 2 == 0 else ("replica", "primary")
             for mode in order:
                 row = {"run": run + 1, **reads_row(pair, mode, wl, args, rng, reference)}
                 rows.append(row)
                 print(row, flush=True)
-        for row in tiles_rows(pair, tiles, store["checkpoint_size"], args, rng, reference):
+        for row in tiles_rows(pair, tiles, store["checkpoint_size"], args, rng, reference) if "tiles" in args.parts \
+                else []:
             rows.append(row)
             print(row, flush=True)
     reference_after = common.ed25519_verify_rate()
     columns = [("run", "run"), ("part", "part"), ("mode", "mode"), ("req_s", "req/s"), ("p50_ms", "p50 ms"),
                ("p99_ms", "p99 ms"), ("server_verif_per_req", "server"), ("primary_pg_verif_per_req", "primary PG"),
-               ("standby_pg_verif_per_req", "standby PG"), ("nginx_verif_per_req", "nginx"), ("client_cpu_s", "client CPU s"),
-               ("valid", "valid")]
+               ("standby_pg_verif_per_req", "standby PG"), ("nginx_verif_per_req", "nginx"),
+               ("client_cpu_s", "client CPU s"), ("valid", "valid")]
     print_table(rows, columns)
     if args.json is not None:
         path = common.write_json("replica-reads", {

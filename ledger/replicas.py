@@ -241,7 +241,10 @@ class ReadRouter:
             with self._lock:
                 self._probed_at = self._clock()
             try:
-                size = self.primary_size()
+                try:
+                    size = self.primary_size()
+                except Exception:  # noqa: BLE001 - a pooled connection that died is discarded: once more, afresh
+                    size = self.primary_size()
             except Exception as error:  # noqa: BLE001 - the primary may be down: replicas still serve
                 log.warning("probe of the primary failed: %s", _short(error))
             else:
