@@ -4,7 +4,8 @@ One primary and its hot standby per module (tests/pg_replication.py: `initdb`, `
 loopback ports, removed afterwards), one ledger on the primary served in-process with a `ReadRouter` whose replica
 is the standby. Writes go to the primary over HTTP; the tests read over HTTP and look at where each answer came
 from (`X-Read-From`) and what it reflects (`X-Log-Size`). The standby's replay is paused (`pg_wal_replay_pause`)
-to make it lag for real, and the standby is stopped and started again.
+to make it lag for real, and the standby is stopped and started again. The restore drill of docs/deployment.md
+runs here too, on the same primary (its WAL is archived): base backup, point-in-time recovery, check and audit.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import PersistenceError
 
 from api.app import create_app
 from ledger.client import HttpTransport, LedgerClient, Signer
 from ledger.genesis import GenesisKeys, create_ledger, key_paths
 from ledger.keys import KeyPair
-from ledger.replicas import ReadRouter
+from ledger.replicas import ReadRouter, open_replica_ledger
 from ledger.service import Ledger
 from tests.integration.conftest import OPERATOR, LiveLedger, ServerThread, http_client
 from tests.integration.pg_cut import CuttingProxy
@@ -208,6 +210,18 @@ def test_signed_reads_and_writes_go_to_the_primary(replicated: Replicated) -> No
     assert "x-read-from" not in live.http.get("/v1/streams/tag:KAL-000001/head").headers
     receipt = live.orgs[SITE].client.scan("KAL-000002", gps={"lat": "-1.5", "lon": "28.9"})
     assert receipt["seq"] == live.ledger.store.size() - 1  # recorded on the primary
+    # a replica's Ledger writes nothing, and its connections could not (READ ONLY transactions)
+    replica = open_replica_ledger(replicated.pair.standby.url())
+    try:
+        with pytest.raises(RuntimeError):
+            replica.submit({})
+        with pytest.raises(PersistenceError), replica.store.write_session():
+            pass
+        with pytest.raises(PersistenceError, match="read-only"), \
+                replica.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            curs.execute("CREATE TABLE nothing_here (i int)")
+    finally:
+        replica.close()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ class PostgresLogStore(LogStore):
         itself raises `CommitOutcomeUnknown`.
         """
         if self.read_only:
-            raise persistence.OperationalError(f"{self.url} is opened read-only (a replica): nothing is written there")
+            raise persistence.OperationalError("this store is opened read-only (a replica): nothing is written there")
         # BEGIN, COMMIT and ROLLBACK are sent as plain statements (`prepare=False`), never as prepared ones.
         with self._writer_lock, self.tree.transaction():
             conn = self._begin()
