@@ -37,8 +37,11 @@ from api import (
 )
 from api.problems import from_violation, problem
 from api.read_limit import ReadLimit
+from api.read_limit import EXEMPT as READ_EXEMPT
+from api.read_routing import MIN_SEQ_OPENAPI, ReadRouting
 from domain.errors import RuleViolation
 from ledger.keys import KeyPair
+from ledger.replicas import ReadRouter
 from ledger.service import Ledger
 
 log = logging.getLogger("tagledger.api")
@@ -63,6 +66,7 @@ def create_app(
     log_key: KeyPair | None = None,
     public_base_url: str | None = None,
     checkpoint_bound: float | None = None,
+    read_router: ReadRouter | None = None,
 ) -> FastAPI:
     """The API over `ledger`.
 
@@ -72,12 +76,17 @@ def create_app(
     `public_base_url` the ledger's public URL, which QR labels link to (default $TAGLEDGER_PUBLIC_URL, else
     http://127.0.0.1:8000); `checkpoint_bound` (seconds) to refuse writes while an accepted entry has waited that
     long for a signed checkpoint (`tagledger serve`'s workers; api/routes_health.py).
+    `read_router` the replicas public reads are sent to (`serve --read-db`; default: none,
+    the primary answers them, still with `X-Log-Size` and `min_seq`: api/read_routing.py).
     """
+    router = read_router or ReadRouter(ledger)
+    router.probe_soon()  # know the stores' log sizes before the first read
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         if close_ledger_on_shutdown:
+            await asyncio.to_thread(router.close)
             await asyncio.to_thread(ledger.close)
 
     app = FastAPI(
@@ -94,11 +103,14 @@ def create_app(
         ],
     )
     app.state.ledger = ledger
+    app.state.read_router = router
     app.state.public_base_url = (public_base_url or os.environ.get("TAGLEDGER_PUBLIC_URL")
                                  or "http://127.0.0.1:8000").rstrip("/")
     ledger.start_projection(follow=follow_projection)
     if log_key is not None:
         ledger.start_checkpoints(log_key)
+    # public reads from replicas, with the log position they reflect (api/read_routing.py), inside the limit below
+    app.add_middleware(ReadRouting, router=router)
     # bounded public reads, fewer while writing: 503 `read.busy` beyond them (api/read_limit.py)
     app.add_middleware(ReadLimit, writer_idle=lambda: ledger.writer.idle_seconds())
     app.include_router(routes_events.router)
@@ -172,6 +184,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 answers.pop("422")
                 answers.setdefault("400", {"description": "Bad request",
                                            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    for path, item in schema["paths"].items():  # public reads: read-your-writes (api/read_routing.py)
+        if "get" in item and not path.startswith(READ_EXEMPT):
+            item["get"].setdefault("parameters", []).append(MIN_SEQ_OPENAPI)
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     app.openapi_schema = schema

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from ledger.health import CHECKPOINT_BOUND_SECONDS
+from ledger.replicas import DEFAULT_MAX_LAG_SECONDS, MAX_LAG_ENV, READ_DB_ENV, ReadRouter, read_db_urls
 from ledger.service import Ledger
 from ledger.supervision import CHECKPOINT_BOUND_ENV, STORE_ENV, follow_supervisor
 
@@ -25,4 +26,8 @@ def create_app_from_env() -> FastAPI:
     follow_supervisor()  # first: a worker whose supervisor is gone must not serve
     ledger = Ledger.open(os.environ[STORE_ENV])
     bound = float(os.environ.get(CHECKPOINT_BOUND_ENV) or CHECKPOINT_BOUND_SECONDS)
-    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, checkpoint_bound=bound)
+    # public reads from hot standbys (`serve --read-db`): each worker probes and chooses on its own
+    router = ReadRouter(ledger, read_db_urls(os.environ.get(READ_DB_ENV)),
+                        max_lag=float(os.environ.get(MAX_LAG_ENV) or DEFAULT_MAX_LAG_SECONDS))
+    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, checkpoint_bound=bound,
+                      read_router=router)

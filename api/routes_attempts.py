@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.parameters import PARAMETER_CHECKS
 from api.problems import responses
+from api.read_routing import reading
 from ledger.service import Ledger
 
 router = APIRouter(tags=["log"], dependencies=PARAMETER_CHECKS)
@@ -33,7 +34,7 @@ MAX_ATTEMPTS = 1000
 )
 async def refused_attempts(request: Request, after: int = Query(0, ge=0, le=2**62),
                            limit: int = Query(MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS)) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     page = await run_in_threadpool(ledger.refused_attempts, after, limit)
     attempts = [{"number": number, **judged.to_json()} for number, judged in page]
     return {"attempts": attempts, "next": page[-1][0] if len(page) == limit else None}

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
+from api.read_routing import reading
 from ledger import epcis
 from ledger.service import Ledger
 from verification.encoding import format_time, is_org_id
@@ -58,7 +59,7 @@ _PARAMETERS_DOC = [
 )
 def export_events(request: Request) -> Any:
     # a plain function: FastAPI runs it in its thread pool, so the store is never read on the event loop
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     try:
         query = epcis.parse_query(request.query_params.multi_items(), log_size=ledger.store.size())
     except epcis.QueryError as error:

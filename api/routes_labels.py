@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from api.body import BadBody, read_json
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
+from api.read_routing import reading
 from ledger.labels import MAX_LABELS_PER_UPLOAD, LabelsRejected, issued, read_labels, store_labels
 from ledger.qr import MAX_PNG_SCALE, MAX_SHEET_LABELS, label_sheet_svg, qr_png, qr_svg
 from ledger.service import Ledger
@@ -127,7 +128,7 @@ def _tag_or_problem(tag_id: str) -> tuple[str | None, Response | None]:
 
 
 def _label_url(request: Request, tag: str) -> tuple[str | None, Response | None]:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     if not issued(ledger.store, [tag]):
         return None, problem(404, "tag.unknown", f"no tag {tag} was ever issued by this ledger",
                              verdict={"code": "unknown", "authentic": False,
@@ -246,7 +247,7 @@ async def get_sheet(
     wanted, bad = _sheet_tags(prefix, start, count, width, tags)
     if bad is not None:
         return bad
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
 
     def build() -> Response:
         known = issued(ledger.store, wanted)

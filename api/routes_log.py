@@ -21,6 +21,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
+from api.read_routing import reading
 from ledger.service import Ledger
 from verification.encoding import b64url_encode
 
@@ -32,7 +33,7 @@ NDJSON = "application/x-ndjson"
 
 
 def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger
+    return reading(request)  # public reads: from the store api/read_routing.py chose
 
 
 @router.get("/v1/log/key", summary="The log's verifier key and the operator's root key")

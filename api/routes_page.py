@@ -25,6 +25,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.i18n import Messages, language_names, negotiate
 from api.page import maybe_gzip, render, tag_page_model
 from api.routes_tags import TAG_ID
+from api.read_routing import reading
 from ledger.service import Ledger
 from ledger.views import tag_document
 
@@ -130,7 +131,7 @@ async def tag_page(tag_id: str, request: Request) -> Response:
     if signature is not None and len(signature) > MAX_LABEL_SIGNATURE:
         signature = signature[:MAX_LABEL_SIGNATURE]  # cannot be valid; still answered as an invalid label
 
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
 
     def load() -> tuple[dict[str, Any] | None, Any, dict[str, Any] | None]:
         view = ledger.tag(normalised, as_of=as_of)

@@ -17,6 +17,7 @@ from api.page import TEMPLATES, maybe_gzip
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.routes_tags import TAG_ID
+from api.read_routing import reading
 from ledger.dd_report import due_diligence_report
 from ledger.service import Ledger
 
@@ -47,7 +48,7 @@ async def get_report(
     as_of: int | None = Query(None, ge=1, le=2**63 - 1),
     format: str | None = Query(None, pattern="^(json|html)$"),
 ) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     normalised = tag_id.strip().upper() if tag_id.isascii() else tag_id
     if not TAG_ID.fullmatch(normalised):
         return problem(400, "tag.invalid_id", f"{tag_id!r} is not a tag id", field="/tag_id")

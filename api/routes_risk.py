@@ -24,6 +24,7 @@ from api.body import BadBody, read_bytes, read_json
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.read_auth import Unauthenticated, authenticate
+from api.read_routing import reading
 from domain.read_access import Reader, may_read_details, sees_every_incident_of
 from domain.risk import IncidentState
 from domain.roles import Role
@@ -242,7 +243,7 @@ def get_evidence(incident_id: str, sha256: str, request: Request) -> Any:
     responses=responses(400, 401, 404),
 )
 def get_incident(incident_id: str, request: Request, as_of: int | None = AS_OF) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     if not INCIDENT_ID.fullmatch(incident_id):
         return problem(400, "incident.invalid_id", f"{incident_id!r} is not an incident id (A-Z, 0-9 and '-', 3 to "
                                                    "40 characters)", field="/incident_id")
@@ -279,7 +280,7 @@ def get_incident(incident_id: str, request: Request, as_of: int | None = AS_OF) 
     responses=responses(400, 401, 404),
 )
 def get_site_risk(site_id: str, request: Request, as_of: int | None = AS_OF) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     if not ORG_ID.fullmatch(site_id):
         return problem(400, "site.invalid_id", f"{site_id!r} is not an organisation id", field="/site_id")
     found = _reader_and_size(request, ledger, as_of)

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
 from api.schemas import TagViewOut
+from api.read_routing import reading
 from ledger.service import Ledger
 from domain.custody import Status
 from ledger.views import kilograms, tag_document
@@ -36,7 +37,7 @@ async def get_tag(
     as_of: int | None = Query(None, ge=1, le=2**63 - 1,
                               description="The tag as it stood when the log held its first `as_of` entries."),
 ) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     normalised = tag_id.strip().upper() if tag_id.isascii() else tag_id
     if not TAG_ID.fullmatch(normalised):
         return problem(400, "tag.invalid_id", f"{tag_id!r} is not a tag id (A-Z, 0-9 and '-', 3 to 40 characters)",
@@ -61,7 +62,7 @@ async def get_tag(
 )
 def list_tags(request: Request, holder: str | None = None, status: str | None = None,
               limit: int = Query(100, ge=1, le=1000), after: str = "") -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     projection = ledger.projection or ledger.start_projection()
     if status is not None and status not in {s.value for s in Status}:
         return problem(400, "request.invalid", f"unknown status {status!r}", field="/status")
@@ -76,7 +77,7 @@ def list_tags(request: Request, holder: str | None = None, status: str | None = 
 
 @router.get("/v1/stats", summary="Counts of tags by status (from the custody projection)")
 def stats(request: Request) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     projection = ledger.projection or ledger.start_projection()
     return {"entries": ledger.store.size(), "projection_position": projection.position(),
             "tags_by_status": projection.counts_by_status()}

@@ -21,6 +21,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.parameters import PARAMETER_CHECKS
 from api.problems import problem, responses
+from api.read_routing import reading
 from ledger.service import Ledger
 from ledger.tiles import TileReader
 from verification.tiles import MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile, parse_index_path
@@ -73,14 +74,14 @@ def _octets(request: Request, data: bytes, tile: Tile, *, compress: bool = False
 @router.get("/checkpoint", summary="The latest signed checkpoint (tlog-tiles)", response_class=PlainTextResponse,
             responses=responses(404))
 def checkpoint(request: Request) -> Any:
-    latest = request.app.state.ledger.store.latest_checkpoint()
+    latest = reading(request).store.latest_checkpoint()
     if latest is None:
         return problem(404, "log.no_checkpoint", "no checkpoint has been signed yet; try again in a second")
     return Response(latest.note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
 def _bundle(request: Request, path: str, *, tagledger: bool) -> Any:
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     tile = _tile(0, path)
     if tile is None:
         return _bad_path(path)
@@ -116,7 +117,7 @@ def hash_tile(request: Request, level: str, path: str) -> Any:
     tile = _tile(int(level), path)
     if tile is None:
         return _bad_path(path)
-    ledger: Ledger = request.app.state.ledger
+    ledger: Ledger = reading(request)
     if (missing := _beyond(ledger, tile)) is not None:
         return missing
     return _octets(request, TileReader(ledger.store).hash_tile(tile), tile)

@@ -436,8 +436,9 @@ class Server:
 
     def __init__(self, url: str, *, workers: int = 1, projection: bool = True, access_log: bool = True,
                  log_file: Path | None = None, py_spy: str | None = None, patches: Sequence[str] = (),
-                 uvicorn_args: Sequence[str] = ()):
+                 uvicorn_args: Sequence[str] = (), serve_args: Sequence[str] = ()):
         self.url, self.workers, self.projection, self.access_log = url, workers, projection, access_log
+        self.serve_args = list(serve_args)  # more options of `tagledger serve` (e.g. --read-db URL)
         self.py_spy = py_spy
         self.patches = list(patches)
         self.uvicorn_args = list(uvicorn_args)
@@ -456,7 +457,7 @@ class Server:
             # projection followed in the supervising process, `--workers` HTTP worker processes, access log on)
             cmd = [sys.executable, "-m", "ledger.cli", "--home", str(self.home), "--db", self.url, "serve",
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-                   "--log-level", "info"]
+                   "--log-level", "info", *self.serve_args]
         else:
             # experiments: bench/_serve.py in each uvicorn worker, with the variant asked for
             cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--factory", "_serve:create_app",

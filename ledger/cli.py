@@ -125,6 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ledger.close()
         raise CliError(f"refusing to serve: {damage}. Run `tagledger check` to find the altered entries.")
     os.environ[supervision.STORE_ENV] = settings.db  # the workers (spawned) inherit it
+    _hand_read_replicas_to_workers(args)  # public reads from hot standbys (ledger/replicas.py)
     os.environ["TAGLEDGER_PUBLIC_URL"] = settings.public_base_url  # what QR labels link to (api.routes_labels)
     os.environ[supervision.CHECKPOINT_BOUND_ENV] = str(args.checkpoint_bound)  # api/write_guard.py, in the workers
     config = uvicorn.Config("api.asgi:create_app_from_env", factory=True, host=args.host, port=args.port,
@@ -144,6 +145,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return 0
+
+
+def _hand_read_replicas_to_workers(args: argparse.Namespace) -> None:
+    """`--read-db URL` (repeatable; default $TAGLEDGER_READ_DB) and `--read-max-lag`, for the workers (api/asgi.py)."""
+    import os
+
+    from ledger.replicas import MAX_LAG_ENV, READ_DB_ENV, read_db_urls, redacted
+
+    urls = args.read_db if args.read_db else read_db_urls(os.environ.get(READ_DB_ENV))
+    for url in urls:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise CliError(f"--read-db {redacted(url)}: a read replica is a PostgreSQL hot standby (postgresql://...)")
+    os.environ[READ_DB_ENV] = " ".join(urls)
+    if args.read_max_lag is not None:
+        os.environ[MAX_LAG_ENV] = str(args.read_max_lag)
+    if urls:
+        print(f"public reads from {len(urls)} replica(s): {', '.join(map(redacted, urls))}", flush=True)
 
 
 def _start_checkpoints(ledger: Ledger, settings: Settings, bound: float) -> None:
@@ -173,6 +191,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 
@@ -684,6 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-bound", type=_bound_seconds, default=CHECKPOINT_BOUND_SECONDS, metavar="SECONDS",
                    help="refuse writes (503 log.checkpoint_stale) once an accepted entry has waited this long for a "
                         f"signed checkpoint (default {CHECKPOINT_BOUND_SECONDS:g}; docs/protocol.md section 20)")
+    p.add_argument("--read-db", action="append", metavar="URL",
+                   help="a PostgreSQL hot standby that public reads are sent to (repeatable; default "
+                        "$TAGLEDGER_READ_DB, URLs separated by spaces); docs/deployment.md")
+    p.add_argument("--read-max-lag", type=_positive_float, metavar="SECONDS",
+                   help="take a replica out while it lags the primary by more than this (default 5)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("keygen", help="make an Ed25519 key for an organisation")

@@ -96,6 +96,8 @@ class TrackedProjection:
         return []
 
     def create(self) -> None:
+        if self.store.read_only:  # a replica: the primary created the tables, and a standby cannot
+            return
         self.tracking.create_table()
         with self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
             for statement in self._create_statements():

@@ -71,19 +71,34 @@ class Transport(ABC):
 
 class HttpTransport(Transport):
     """Over HTTP. Every request is sent again, the same bytes, on 502/503/504, a connection error or a timeout,
-    up to `retry.attempts` times (`ledger.client.retry`); an envelope is encoded once and never re-signed here."""
+    up to `retry.attempts` times (`ledger.client.retry`); an envelope is encoded once and never re-signed here.
+
+    Read-your-writes (docs/protocol.md 8.2): the transport remembers the highest `seq` of the receipts it was given
+    (`min_seq`) and sends it as `X-Min-Seq` with its public reads, so a ledger that reads from replicas answers
+    them from a store that holds its own writes (or 503 `read.stale`, which is retried like any 503)."""
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None,
                  retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep):
         self.http = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self.retry = retry
         self._sleep = sleep
+        self.min_seq: int | None = None
+        """The highest `seq` of a receipt this transport was given: its public reads reflect at least that."""
+
+    def _saw(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        seq = receipt.get("seq")
+        if isinstance(seq, int) and (self.min_seq is None or seq > self.min_seq):
+            self.min_seq = seq
+        return receipt
+
+    def _fresh(self) -> dict[str, str]:
+        return {} if self.min_seq is None else {"X-Min-Seq": str(self.min_seq)}
 
     def submit(self, envelope: dict[str, Any]) -> dict[str, Any]:
         response = self._send("POST", "/v1/events", "the event", content=_encode(envelope), headers=JSON)
         if response.status_code >= 400:
             raise LedgerError(response.status_code, _problem(response))
-        return response.json()
+        return self._saw(response.json())
 
     def submit_batch(self, envelopes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`POST /v1/events/batch` (up to 1,000 envelopes). Items answered 503 (and every item, when the whole
@@ -111,6 +126,8 @@ class HttpTransport(Transport):
                 else:
                     for i, item in zip(pending, response.json()["results"]):
                         results[i] = item
+                        if isinstance(item.get("receipt"), dict):
+                            self._saw(item["receipt"])
                     pending = [i for i in pending if results[i]["status"] in RESUBMIT_STATUSES]  # type: ignore[index]
             if not pending:
                 break
@@ -127,7 +144,7 @@ class HttpTransport(Transport):
         return response.json()["hash"]
 
     def tag(self, tag_id: str) -> dict[str, Any] | None:
-        response = self._send("GET", f"/v1/tags/{tag_id}", "the tag")
+        response = self._send("GET", f"/v1/tags/{tag_id}", "the tag", headers=self._fresh())
         if response.status_code == 404:
             return None
         if response.status_code >= 400:

@@ -156,6 +156,8 @@ def keep_rejected(curs: Any, ph: str, rows: Sequence[tuple[str, str, str, int, s
 class LogStore(ABC):
     url: str
     backend: str
+    read_only: bool = False
+    """A replica opened only to read (PostgreSQL hot standby, ledger/replicas.py): nothing may write to it."""
     recorder: DCBRecorder
     """The `eventsourcing.dcb` recorder over the same tables: reads by tag, and subscriptions."""
 

@@ -147,17 +147,25 @@ class PostgresLogStore(LogStore):
         signed_at = row["signed_at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return StoredCheckpoint(int(row["size"]), bytes(row["root"]), row["note"], signed_at)
 
-    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 4):
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 4, read_only: bool = False):
+        """`read_only`: a hot standby that public reads are sent to (ledger/replicas.py): nothing is migrated,
+        checked or back-filled, and every transaction of its pool is READ ONLY, so that a read which tried to
+        write would fail loudly rather than write (a standby refuses any write anyway)."""
         self.url = url
+        self.read_only = read_only
         kwargs = _connect_kwargs(url)
         self._conninfo = {k: v for k, v in kwargs.items() if k != "schema"}
-        if migrate:
+        if migrate and not read_only:
             self.migrate()
         self.datastore = PostgresDatastore(**kwargs, pool_size=pool_size, max_overflow=4, lock_timeout=30)
+        if read_only:  # before the pool opens (the recorder below opens it)
+            self.datastore.pool.kwargs["options"] = "-c default_transaction_read_only=on"
         self._writer: psycopg.Connection[Any] | None = None  # the write sessions' own connection
         self._writer_lock = threading.Lock()
         self.recorder = PostgresDCBRecorderTT(self.datastore, events_table_name=TABLE_PREFIX)
         self.tree = LogTree(self)
+        if read_only:
+            return
         self.check_append_only()
         if self.tree_size() < self.size():
             self.tree.backfill()
@@ -238,6 +246,8 @@ class PostgresLogStore(LogStore):
         before COMMIT rolls back and raises a `PersistenceError` (nothing was written); a failure of COMMIT
         itself raises `CommitOutcomeUnknown`.
         """
+        if self.read_only:
+            raise persistence.OperationalError("this store is opened read-only (a replica): nothing is written there")
         # BEGIN, COMMIT and ROLLBACK are sent as plain statements (`prepare=False`), never as prepared ones.
         with self._writer_lock, self.tree.transaction():
             conn = self._begin()
