@@ -163,8 +163,9 @@ class ReadRouting:
                 return
             await send(message)
 
+        scope[LEDGER_KEY] = ledger  # in place: the outer middleware (metrics) reads what the router adds (`route`)
         try:
-            await self.app({**scope, LEDGER_KEY: ledger}, _replayable(receive), relay)
+            await self.app(scope, _replayable(receive), relay)
         except Exception as error:
             if not replica or started:
                 raise
