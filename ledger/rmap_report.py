@@ -107,8 +107,9 @@ def _ppm(part: int, whole: int) -> int | None:
     return None if whole == 0 else round(Fraction(part * 1_000_000, whole))
 
 
-def _held_tags(ledger: Ledger, refiner: str) -> list[str]:
-    """Every tag the custody projection says the refiner holds or consumed (held last by it), and those the
+def _held_tags(ledger: Ledger, refiner: str, period: Period) -> list[str]:
+    """Every tag the custody projection says the refiner holds or consumed (held last by it) whose last event is
+    not before the period (a receipt or a consumption in the period cannot be older than it), and those the
     refiner received or consumed in the entries the projection has not folded yet (it follows the log)."""
     projection = ledger.projection or ledger.start_projection()
     position = projection.position()  # before the rows: they are at least this recent
@@ -116,7 +117,7 @@ def _held_tags(ledger: Ledger, refiner: str) -> list[str]:
     after = ""
     while True:
         page = projection.query(holder=refiner, limit=1000, after=after)
-        tags.extend(state["tag"] for state in page)
+        tags.extend(state["tag"] for state in page if parse_time(state["last_time"]) >= period.start)
         if len(page) < 1000:
             break
         after = page[-1]["tag"]
@@ -210,7 +211,7 @@ def rmap_input_report(ledger: Ledger, refiner: str, period: Period) -> dict[str,
     lots: list[dict[str, Any]] = []
     site_bags: dict[str, list[tuple[str, dict[str, Any], int]]] = {}  # site -> (lot, origin, attached mass)
     truncated = False
-    for tag in _held_tags(ledger, refiner):
+    for tag in _held_tags(ledger, refiner, period):
         view = ledger.tag(tag, as_of=log_size, context=False)
         if view is None:
             continue
