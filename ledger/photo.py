@@ -252,7 +252,7 @@ def find_qr_codes(decoded: Image.Image, accept: Callable[[str], bool] | None = N
         attempts += 1
         # An enlarged photo (the second pass) is searched as it is: its downscales, its rotations and its
         # inverse read no more labels there (QR detection does not depend on the angle; a label is printed dark
-        # on light, and an inverted one was looked for in the first pass) and cost 40 % of the search's time.
+        # on light, and an inverted one was looked for in the first pass) and cost about half the search's time.
         second = name.startswith("enlarged ")
         found = zxingcpp.read_barcodes(
             variant,
