@@ -247,3 +247,15 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     decoded = _peak_growth(tmp_path, big)
     assert decoded["result"] == [LABEL]
     assert decoded["grew_mib"] < 150, decoded
+
+
+def test_the_second_pass_stays_within_the_memory_bound(tmp_path: Path) -> None:
+    """A 2000 x 1500 photo with no QR code makes the largest second pass (enlarged 2x: 4000 x 3000, the size the
+    first pass's decoded-size search may hold): the scan's peak growth stays under the same bound as a 24 MP
+    photo's."""
+    empty = _peak_growth(tmp_path, photos.jpeg(photos.random_photo((2000, 1500)), 35))
+    assert empty["result"] == []
+    assert empty["grew_mib"] < 150, empty
+    small = photos.small_label_photo(QR, 1)
+    found = _peak_growth(tmp_path, small)
+    assert found["grew_mib"] < 150, found
