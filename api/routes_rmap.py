@@ -90,7 +90,8 @@ def xlsx_bytes(report: dict[str, Any], lang: str) -> bytes:
     incident_rows = []
     for incident in report["incidents"]:
         for action in incident["actions"] or [{}]:
-            incident_rows.append({**incident, "action": action.get("action"), "owner": action.get("owner"),
+            category = incident["category"] + ("_worst_forms" if incident["worst_forms"] else "")
+            incident_rows.append({**incident, "category": category, "action": action.get("action"), "owner": action.get("owner"),
                                   "description": action.get("description"), "due": action.get("due"),
                                   "action_status": action.get("status"), "overdue": action.get("overdue")})
     _sheet(book, _label(t, "rmap_sheet_incidents"), t, INCIDENT_COLUMNS, incident_rows)

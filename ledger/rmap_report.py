@@ -200,8 +200,7 @@ def rmap_input_report(ledger: Ledger, refiner: str, period: Period) -> dict[str,
     if org is None or org.role != Role.REFINER:
         return None
     now = ledger.view_time()
-    at = min(period.end, now)
-    """Incidents and corrective actions are read as they stood at the end of the period (or now, if sooner)."""
+    at = min(period.end, now)  # incidents and actions are read at the end of the period (or now, if sooner)
     log_size = ledger.store.size()
 
     def name(org_id: str | None) -> str | None:

@@ -141,7 +141,9 @@ def test_xlsx_reads_back_with_headings_in_the_reader_s_language(world: LiveLedge
     assert lot[CSV_COLUMNS.index("attached_mass_g")] == 81_000
     assert lot[CSV_COLUMNS.index("covered_country")] == yes
     incidents = book[book.sheetnames[2]]
-    assert [c.value for c in incidents[2]][0] == "INC-7"
+    row = [c.value for c in incidents[2]]
+    assert row[0] == "INC-7"
+    assert row[2] == {"en": "Armed groups", "fr": "Groupes armés", "sw": "Vikundi vyenye silaha"}[lang]  # category
 
 
 def test_the_period_filters(world: LiveLedger) -> None:
