@@ -30,6 +30,7 @@ from api import (
     routes_registry,
     routes_reports,
     routes_risk,
+    routes_rmap,
     routes_tags,
     routes_tiles,
     routes_verify_qr,
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(routes_verify_qr.router)  # POST /v1/verify/qr: a tag from a photo of its label
     app.include_router(routes_page.router)  # GET /t/{tag_id}: the verification page for people
     app.include_router(routes_reports.router)  # GET /v1/reports/due-diligence/{tag_id}: for buyers
+    app.include_router(routes_rmap.router)  # GET /v1/reports/rmap/{refiner}: the refiner's RMAP input report
     app.include_router(routes_risk.router)  # incidents, sealed details, a site's risk (protocol section 16)
     app.include_router(routes_epcis.router)  # GET /v1/epcis/events: GS1 EPCIS 2.0 export (protocol section 17)
     app.include_router(routes_app.router)  # /app/: the offline phone app, and GET /v1/orgs/{org}/custody for it

@@ -548,6 +548,57 @@ def _describe(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cmd_rmap_report(args: argparse.Namespace) -> int:
+    """The refiner's RMAP input report (docs/protocol.md section 21): from this home's store, or `--url`."""
+    from ledger import rmap_report
+
+    if getattr(args, "url", None):
+        import httpx
+
+        response = httpx.get(f"{args.url.rstrip('/')}/v1/reports/rmap/{args.refiner}", trust_env=False, timeout=300,
+                             params={"from": args.start, "to": args.end, "format": args.format,
+                                     **({"lang": args.lang} if args.lang else {})})
+        if response.status_code != 200:
+            problem = response.json() if response.headers.get("content-type", "").startswith("application/") else {}
+            print(f"refused: {problem.get('rule', response.status_code)}: {problem.get('detail', response.text[:200])}",
+                  file=sys.stderr)
+            return 3 if response.status_code == 404 else 2
+        body = response.content
+    else:
+        try:
+            period = rmap_report.parse_period(args.start, args.end)
+        except rmap_report.PeriodError as error:
+            print(f"refused: report.invalid_period: {error}", file=sys.stderr)
+            return 2
+        settings = load_settings(args.home, args.db)
+        ledger = Ledger.open(settings.db)
+        try:
+            ledger.start_projection(follow=False)  # read only: what it has not folded is read from the log
+            report = rmap_report.rmap_input_report(ledger, args.refiner, period)
+        finally:
+            ledger.close()
+        if report is None:
+            print(f"refused: org.unknown_refiner: no smelter or refiner {args.refiner} is registered", file=sys.stderr)
+            return 3
+        if args.format == "csv":
+            body = rmap_report.csv_text(report).encode("utf-8")
+        elif args.format == "xlsx":
+            from api.routes_rmap import xlsx_bytes
+
+            body = xlsx_bytes(report, args.lang or "en")
+        else:
+            body = (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    if args.out:
+        Path(args.out).write_bytes(body)
+        print(f"Wrote {args.out} ({len(body)} bytes).")
+    elif args.format == "xlsx":
+        print("an XLSX workbook is binary: give --out FILE", file=sys.stderr)
+        return 2
+    else:
+        sys.stdout.write(body.decode("utf-8"))
+    return 0
+
+
 # --- demo and projections --------------------------------------------------------------------------
 
 
@@ -820,6 +871,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole verification document")
     target(p)
     p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("rmap-report", help="a refiner's RMAP input report over a period (JSON, CSV or XLSX)")
+    p.add_argument("refiner")
+    p.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (UTC), included")
+    p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
+    p.add_argument("--lang", choices=["en", "fr", "sw"], help="language of the XLSX headings (default: English)")
+    p.add_argument("--out", help="write to this file (required for XLSX)")
+    target(p)
+    p.set_defaults(func=cmd_rmap_report)
 
     p = sub.add_parser("demo", help="load a realistic demo data set")
     p.add_argument("--tags-per-site", type=int, default=60)

@@ -165,3 +165,34 @@ def bomb_jpeg(width: int = 60_000, height: int = 60_000) -> bytes:
 
 def truncated(data: bytes, keep: float = 0.5) -> bytes:
     return data[: int(len(data) * keep)]
+
+
+# --- small labels in phone photos (issue 15) ---------------------------------------------------------------
+
+
+def uneven_light(image: Image.Image, darkest: float = 0.45, seed: int = 0) -> Image.Image:
+    """The image lit from one side: brightness falls linearly from 1 to `darkest` across it, in a direction drawn
+    from `seed` (a phone photo taken beside a window, or under a lamp)."""
+    rnd = random.Random(seed)
+    w, h = image.size
+    gradient = Image.linear_gradient("L").rotate(rnd.choice((0, 90, 180, 270)) + rnd.uniform(-30, 30),
+                                                 resample=Image.Resampling.BILINEAR, fillcolor=128)
+    shade = gradient.resize((w, h), Image.Resampling.BILINEAR).point(lambda v: int(255 * (1 - (1 - darkest) * v / 255)))
+    black = Image.new("RGB", (w, h), (0, 0, 0))
+    return Image.composite(image.convert("RGB"), black, shade)
+
+
+def small_label_photo(qr: Image.Image, seed: int, *, size: tuple[int, int] = (1200, 900),
+                      side: tuple[int, int] = (140, 160), quality: tuple[int, int] = (25, 40)) -> bytes:
+    """A phone photo shrunk to `size` with the label `qr` small in it: the label (quiet zone included) `side`
+    pixels wide, seen at an angle, turned, placed in a grainy scene, unevenly lit, slightly out of focus and saved as a low-quality JPEG. Every parameter is
+    drawn from `seed` (the label's side in pixels within `side`, the JPEG quality within `quality`)."""
+    rnd = random.Random(seed)
+    target = rnd.randint(*side)
+    label = qr.resize((target, target), Image.Resampling.LANCZOS)
+    label = rotate(perspective(label, slant=rnd.uniform(0.0, 0.15)), rnd.uniform(-35, 35))
+    at = (rnd.randrange(40, size[0] - label.width - 40), rnd.randrange(40, size[1] - label.height - 40))
+    scene = in_scene(label, size=size, at=at, qr_side=label.width, seed=seed)
+    scene = uneven_light(scene, darkest=rnd.uniform(0.35, 0.7), seed=seed)
+    scene = blur(scene, rnd.uniform(0.3, 0.9))
+    return jpeg(scene, rnd.randint(*quality))

@@ -208,6 +208,43 @@ def test_record_the_chain_with_local_keys(registered: Home) -> None:
     assert unknown.out.startswith("UNKNOWN")
 
 
+def test_rmap_report(registered: Home, tmp_path: Path) -> None:
+    """`tagledger rmap-report`: the refiner's inputs of today, from the home's store, as JSON, CSV and XLSX."""
+    import csv
+    import io
+    from datetime import date, timedelta
+
+    import openpyxl
+
+    home = registered
+    site = ["--org", SITE, "--key", home.key(SITE)]
+    refiner = ["--org", REFINER, "--key", home.key(REFINER)]
+    for tag, grams in [("KAL-000001", 9_900), ("KAL-000002", 12_000)]:
+        home.ok("record", "attach", tag, *site, "--mineral", "tin", "--mass-g", grams, "--pit", "Pit 7")
+        home.ok("record", "dispatch", tag, *site, "--to", REFINER)
+        home.ok("record", "receive", tag, *refiner, "--mass-g", grams)
+    home.ok("record", "merge", "LOT-0001", "KAL-000001", "KAL-000002", *refiner, "--mass-g", 21_900)
+    home.ok("record", "consume", "LOT-0001", *refiner, "--mass-g", 21_900)
+    today = date.today().isoformat()  # the events' times are now (UTC): take a period of three days around it
+    start, end = (date.today() - timedelta(days=1)).isoformat(), (date.today() + timedelta(days=1)).isoformat()
+    report = home.ok("rmap-report", REFINER, "--from", start, "--to", end).json()
+    lots = {lot["tag"]: lot for lot in report["lots"]}
+    assert set(lots) == {"KAL-000001", "KAL-000002", "LOT-0001"}
+    assert lots["LOT-0001"]["consumed"]["mass_g"] == 21_900 and lots["LOT-0001"]["received"] is None
+    assert lots["KAL-000001"]["received"]["mass_g"] == 9_900 and lots["KAL-000001"]["chain_complete"]
+    assert report["totals"]["received_mass_g"] == 21_900 and report["refiner"]["rmi_cid"] == "CID001898"
+    rows = list(csv.DictReader(io.StringIO(home.ok("rmap-report", REFINER, "--from", start, "--to", end,
+                                                   "--format", "csv").out)))
+    assert sorted(r["lot_tag"] for r in rows) == ["KAL-000001", "KAL-000002", "LOT-0001"]
+    out = tmp_path / "rmap.xlsx"
+    home.ok("rmap-report", REFINER, "--from", start, "--to", end, "--format", "xlsx", "--lang", "fr", "--out", out)
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    assert sheet["A1"].value == "Métal" and sheet.max_row == 4
+    assert home.run("rmap-report", SITE, "--from", today, "--to", today).code == 3  # not a refiner
+    assert home.run("rmap-report", REFINER, "--from", end, "--to", start).code == 2
+    assert home.run("rmap-report", REFINER, "--from", today, "--to", today, "--format", "xlsx").code == 2
+
+
 def test_refusals_are_reported_not_raised(registered: Home) -> None:
     home = registered
     before = home.entries()

@@ -423,3 +423,27 @@ def test_arguments_are_checked(tmp_sqlite_url: str) -> None:
         assert ledger.store.size() == 0
     finally:
         ledger.close()
+
+
+def test_the_refiner_s_rmap_input_report_over_the_demo(loaded: tuple[Ledger, DemoReport]) -> None:
+    """The demo's refiner received and consumed lots from several sites, some with red flags: the RMAP input
+    report lists them by mine, and its masses are the tag views' (protocol section 21)."""
+    from ledger.rmap_report import parse_period, rmap_input_report, rows
+
+    ledger, _ = loaded
+    today = datetime.now(timezone.utc).date()
+    report = rmap_input_report(ledger, "scheldt-refining", parse_period(str(today - timedelta(days=DEMO_DAYS + 2)),
+                                                                        str(today)))
+    assert report is not None and report["refiner"]["rmi_cid"] == "CID002158"
+    assert report["totals"]["lots_received"] >= 2 and report["totals"]["lots_consumed"] >= 1
+    assert report["totals"]["mines"] >= 2 and report["totals"]["red_flags"] >= 1
+    for lot in report["lots"]:
+        view = ledger.tag(lot["tag"], context=False)
+        assert lot["mass_g"] == view.state.mass_g
+        assert lot["bags"] == len(view.origins) == sum(o["bags"] for o in lot["origins"])
+        assert lot["chain_complete"] and not lot["problems"]
+    assert sum(r["attached_mass_g"] for r in rows(report)) == report["totals"]["attached_mass_g"]
+    # nothing before the demo began
+    early = parse_period(str(today - timedelta(days=3000)), str(today - timedelta(days=DEMO_DAYS + 2)))
+    assert rmap_input_report(ledger, "scheldt-refining", early)["lots"] == []
+    assert rmap_input_report(ledger, "itsci", early) is None  # the operator is not a refiner

@@ -27,7 +27,7 @@ INCIDENT = "INC-0001"
 
 # A real value for every path parameter of the API, so that a request reaches the store when one other
 # parameter is hostile. A new path parameter must be added here (the sweep fails on an unknown one).
-PATH_VALUES = {"tag_id": HELD, "stream": f"tag:{HELD}", "org_id": SITE, "site_id": SITE, "incident_id": INCIDENT,
+PATH_VALUES = {"tag_id": HELD, "refiner": SITE, "stream": f"tag:{HELD}", "org_id": SITE, "site_id": SITE, "incident_id": INCIDENT,
                "level": "0", "path": "000", "sha256": "ab" * 32}
 # Control characters, percent-encoded: always 400 `request.invalid` naming the parameter.
 CONTROL = ["%00", f"{HELD}%00", f"%00{HELD}", "a%0Ab", "%09", "%1F", "%7F"]

@@ -69,6 +69,34 @@ def test_a_small_label_in_a_large_photo_is_found_at_the_decoded_size() -> None:
     assert found.attempts > 1  # the cheap passes at 2000 px could not read modules of one pixel
 
 
+def test_small_labels_in_a_shrunk_photo_are_read_by_the_second_pass() -> None:
+    """Issue 15: labels of 140-160 px in 1200 x 900 JPEGs (angle, turn, uneven light, blur, quality 25-40). The
+    first pass alone refuses most of them; the enlarged passes read several of those, and lose none it read."""
+    before, after = [], []
+    for seed in range(12):
+        data = photos.small_label_photo(QR, seed)
+        first = photo.scan_photo(data, second_pass=False)
+        both = photo.scan_photo(data)
+        before.append(first.texts == [LABEL])
+        after.append(both.texts == [LABEL])
+        if first.texts == [LABEL]:
+            assert both.attempts == first.attempts  # the second pass runs only when the first found nothing
+        else:
+            assert both.attempts > first.attempts
+    assert all(a for b, a in zip(before, after) if b)
+    gained = sum(1 for b, a in zip(before, after) if a and not b)
+    assert gained >= 3, (before, after)
+    assert sum(after) >= 8, after
+
+
+def test_the_second_pass_never_enlarges_beyond_the_decode_side() -> None:
+    for size, factors in (((1200, 900), ["enlarged 2x", "enlarged 3x"]), ((2000, 1500), ["enlarged 2x"]),
+                          ((600, 400), ["enlarged 3x"]), ((2100, 1000), [])):
+        passes = list(photo._enlarged(Image.new("L", size, 255)))
+        assert [name for name, _, _ in passes] == factors, size
+        assert all(max(image.size) <= photo.DECODE_SIDE for _, image, _ in passes)
+
+
 def test_a_transparent_png_is_read_on_white() -> None:
     """Dark modules on a transparent background: transparent pixels are black in RGB, so alpha must be used."""
     rgba = QR.convert("RGBA")
@@ -219,3 +247,15 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     decoded = _peak_growth(tmp_path, big)
     assert decoded["result"] == [LABEL]
     assert decoded["grew_mib"] < 150, decoded
+
+
+def test_the_second_pass_stays_within_the_memory_bound(tmp_path: Path) -> None:
+    """A 2000 x 1500 photo with no QR code makes the largest second pass (enlarged 2x: 4000 x 3000, the size the
+    first pass's decoded-size search may hold): the scan's peak growth stays under the same bound as a 24 MP
+    photo's."""
+    empty = _peak_growth(tmp_path, photos.jpeg(photos.random_photo((2000, 1500)), 35))
+    assert empty["result"] == []
+    assert empty["grew_mib"] < 150, empty
+    small = photos.small_label_photo(QR, 1)
+    found = _peak_growth(tmp_path, small)
+    assert found["grew_mib"] < 150, found

@@ -19,7 +19,8 @@ def scope(path: str, query: str = "", method: str = "GET", headers: list[tuple[b
 
 def test_public_reads_are_routed_and_nothing_else() -> None:
     for path in ("/v1/tags/KAL-1", "/t/KAL-1", "/v1/log/entries", "/tiles/checkpoint", "/v1/sites/s/risk",
-                 "/v1/epcis/events", "/v1/reports/due-diligence/LOT-1", "/v1/incidents/INC-1"):
+                 "/v1/epcis/events", "/v1/reports/due-diligence/LOT-1", "/v1/incidents/INC-1",
+                 "/v1/reports/rmap/refiner-x"):
         assert routed(scope(path)), path
         assert routed(scope(path, method="HEAD")), path
         assert not routed(scope(path, method="POST")), path
