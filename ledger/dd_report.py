@@ -11,6 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from domain.oecd_step3 import recommend
 from ledger.service import Ledger, TagView
 from ledger.views import kilograms, tag_document
 
@@ -21,21 +22,42 @@ MAX_CHAIN = 2000
 _CUSTODY_FIELDS = ("to", "mass_g", "location", "gps", "inputs", "outputs", "reason", "product", "purpose")
 
 
-def _step(event: dict[str, Any]) -> dict[str, Any]:
-    """One event of a custody chain, as a reader of the report needs it (the envelope is kept alongside)."""
+def _step(event: dict[str, Any], tag: str, mass_g: int | None) -> dict[str, Any]:
+    """One event of `tag`'s custody chain, as a reader of the report needs it (the envelope is kept alongside).
+
+    `mass_g` is the tag's own mass after the event (`mass_kg` the same in kg): for a merge recorded on the lot's
+    stream, the bag's mass going into it, not the lot's (which is `event_mass_g`, the mass the event states)."""
     data = event["envelope"]["body"]["data"]
     step = {
         "seq": event["seq"],
         "hash": event["hash"],
         "type": event["type"],
+        "stream": event["envelope"]["body"]["stream"],
         "actor": event["actor"],
         "actor_name": event["actor_name"],
         "time": event["time"],
         "received": event["received"],
     }
     step.update({k: data.get(k) for k in _CUSTODY_FIELDS})
-    step["mass_kg"] = kilograms(data.get("mass_g"))
+    step["event_mass_g"] = data.get("mass_g")
+    step["mass_g"] = mass_g
+    step["mass_kg"] = kilograms(mass_g)
     return step
+
+
+def _custody(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of one tag's chain, each with the tag's own mass after it."""
+    tag, mass, steps = doc["tag"], None, []
+    for event in doc["events"]:
+        body = event["envelope"]["body"]
+        data = body["data"]
+        if body["stream"] == f"tag:{tag}":
+            if isinstance(data.get("mass_g"), int):
+                mass = data["mass_g"]
+        elif event["type"] == "lot_split":
+            mass = next((o["mass_g"] for o in data.get("outputs") or [] if o.get("tag") == tag), mass)
+        steps.append(_step(event, tag, mass))
+    return steps
 
 
 def _ppm(part: int, whole: int) -> int | None:
@@ -87,6 +109,58 @@ def _attachments(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda o: o["tag"])
 
 
+def _authenticity(subject_doc: dict[str, Any], docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Is the tag genuine and its signed history intact? Says nothing about risk (that is `risk_reading`)."""
+    verdict = subject_doc["verdict"]
+    problems = sum(len(d["problems"]) for d in docs.values())
+    if problems:
+        code = "integrity_failed"
+    elif subject_doc["state"]["status"] == "voided":
+        code = "voided"
+    elif subject_doc["flags"]:
+        code = "flagged"
+    else:
+        code = "authentic"
+    return {"code": code, "authentic": code == "authentic", "integrity_problems": problems,
+            "flags": sorted({f["code"] for f in subject_doc["flags"]}), "custody_status": subject_doc["state"]["status"],
+            "summary": verdict["summary"]}
+
+
+def _completeness(subject_doc: dict[str, Any], docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Input bags whose whole signed chain is in the report, verifies, and is covered by the checkpoint."""
+    bags = [o["tag"] for o in subject_doc["origins"]]
+    complete = [t for t in bags if t in docs and not docs[t]["problems"]
+                and all(e["inclusion_proof"] is not None for e in docs[t]["events"])]
+    return {"bags": len(bags), "complete": len(complete), "incomplete": sorted(set(bags) - set(complete)),
+            "share_ppm": _ppm(len(complete), len(bags))}
+
+
+def _risk_reading(risk: dict[str, Any] | None) -> dict[str, Any]:
+    """The incidents open while the ore was at their sites, by OECD Annex II risk, and Step 3's answer."""
+    incidents: dict[str, dict[str, Any]] = {}
+    for site in (risk or {}).get("sites") or []:
+        for incident in site.get("incidents") or []:
+            incidents.setdefault(incident["id"], incident)
+    by_risk: dict[str, dict[str, Any]] = {}
+    outside = []
+    for incident in incidents.values():
+        if not incident["annex_ii"]:
+            outside.append(incident["id"])
+        for item in incident["annex_ii"]:
+            row = by_risk.setdefault(item["risk"], {"risk": item["risk"], "paragraphs": item["paragraphs"],
+                                                    "incidents": [], "unresolved": []})
+            row["incidents"].append(incident["id"])
+            if incident["status"] in ("reported", "confirmed"):
+                row["unresolved"].append(incident["id"])
+    return {
+        "annex_ii": sorted(by_risk.values(), key=lambda r: r["paragraphs"]),
+        "outside_annex_ii": sorted(outside),
+        "red_flags": sum(1 for i in incidents.values() if i["red_flag"]),
+        "unremediated_red_flags": (risk or {}).get("unremediated", 0),
+        "step3": recommend(incidents.values()).to_json(),
+    }
+
+
 def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = None) -> dict[str, Any] | None:
     """The report for `tag_id`, or None if it was never issued (before log size `as_of`, if given)."""
     subject = ledger.tag(tag_id, as_of=as_of)
@@ -120,6 +194,11 @@ def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = Non
             "mass_kg": subject_doc["state"]["mass_kg"],
             "minerals": sorted({o["mineral"] for o in subject_doc["origins"]}),
         },
+        "decision": {
+            "authenticity": _authenticity(subject_doc, docs),
+            "chain_of_custody": _completeness(subject_doc, docs),
+            "risk": _risk_reading(subject.risk),
+        },
         "summary": {
             "input_bags": len(subject_doc["origins"]),
             "sites": len(names),
@@ -136,7 +215,7 @@ def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = Non
                 "status": doc["state"]["status"],
                 "lot": doc["state"]["lot"],
                 "parent": doc["state"]["parent"],
-                "custody": [_step(e) for e in doc["events"]],
+                "custody": _custody(doc),
                 "problems": doc["problems"],
             }
             for doc in docs.values()
