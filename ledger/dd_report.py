@@ -127,12 +127,14 @@ def _authenticity(subject_doc: dict[str, Any], docs: dict[str, dict[str, Any]]) 
 
 
 def _completeness(subject_doc: dict[str, Any], docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Input bags whose whole signed chain is in the report, verifies, and is covered by the checkpoint."""
+    """Input bags whose signed chain is complete: in the report, attached at a site, and verifying (no integrity
+    problem); `covered_by_checkpoint`: those whose every event also has an inclusion proof in the checkpoint."""
     bags = [o["tag"] for o in subject_doc["origins"]]
     complete = [t for t in bags if t in docs and not docs[t]["problems"]
-                and all(e["inclusion_proof"] is not None for e in docs[t]["events"])]
+                and any(e["type"] == "tag_attached" for e in docs[t]["events"])]
+    covered = [t for t in complete if all(e["inclusion_proof"] is not None for e in docs[t]["events"])]
     return {"bags": len(bags), "complete": len(complete), "incomplete": sorted(set(bags) - set(complete)),
-            "share_ppm": _ppm(len(complete), len(bags))}
+            "covered_by_checkpoint": len(covered)}
 
 
 def _risk_reading(risk: dict[str, Any] | None) -> dict[str, Any]:
@@ -161,6 +163,32 @@ def _risk_reading(risk: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _orgs(registry: Any, docs: dict[str, dict[str, Any]], risk: dict[str, Any] | None) -> dict[str, Any]:
+    """Every organisation the report names (actors, recipients, sites, monitors, action owners, partners): its
+    name, role, country and, for a refiner, its RMI smelter ID, as registered."""
+    ids: set[str] = set()
+    for doc in docs.values():
+        ids.update(filter(None, (doc["state"].get("holder"), doc["state"].get("issued_to"))))
+        for event in doc["events"]:
+            ids.add(event["actor"])
+            to = event["envelope"]["body"]["data"].get("to")
+            if isinstance(to, str):
+                ids.add(to)
+    for site in (risk or {}).get("sites") or []:
+        ids.add(site["site"])
+        for incident in site.get("incidents") or []:
+            ids.update(filter(None, (incident.get("reporter"), incident.get("referred_to"))))
+            ids.update(a["owner"] for a in incident.get("actions") or [])
+            ids.update(e["actor"] for e in incident.get("events") or [])
+    found = {}
+    for org in sorted(ids):
+        record = registry.orgs.get(org)
+        if record is not None:
+            found[org] = {"name": record.name, "role": getattr(record, "role", None),
+                          "country": getattr(record, "country", None), "rmi_cid": getattr(record, "rmi_cid", None)}
+    return found
+
+
 def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = None) -> dict[str, Any] | None:
     """The report for `tag_id`, or None if it was never issued (before log size `as_of`, if given)."""
     subject = ledger.tag(tag_id, as_of=as_of)
@@ -181,6 +209,7 @@ def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = Non
         keys.update(doc["keys"])
     return {
         "format": REPORT_FORMAT,
+        "orgs": _orgs(registry, docs, subject.risk),
         "tag": tag_id,
         "as_of": as_of,
         "at": subject.risk["at"] if subject.risk else None,
