@@ -48,15 +48,18 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 # Debian packages the tests need: chromium, for the browser tests of the verification page and of the phone
 # app (tests/browser/; the app's are driven by Playwright, a Python package of the [dev] extras, pointed at this
 # chromium: no browser is ever downloaded), and nginx, the static web server of the tiles tests
-# (tests/test_tiles_nginx.py). Installed only when one is missing, quietly (errors still show); as root, or
+# (tests/test_tiles_nginx.py); pango (libpangoft2) and harfbuzz-subset, which WeasyPrint lays the due-diligence report's PDF out with,
+# and poppler-utils (pdftotext, pdftoppm), with which the tests read that PDF back. Installed only when one is missing, quietly (errors still show); as root, or
 # through `sudo -n` otherwise.  If they cannot be installed, `make test` stops here; without them those tests
 # fail under CI=true and are skipped (with a banner for chromium) otherwise.
 sysdeps:
-	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || { \
-	  echo ">> installing Debian's chromium and nginx for the browser and tiles tests"; \
+	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; } && command -v pdftoppm \
+	   && /sbin/ldconfig -p | grep -q libpangoft2-1.0 && /sbin/ldconfig -p | grep -q libharfbuzz-subset; } >/dev/null 2>&1 || { \
+	  echo ">> installing Debian's chromium, nginx, pango and poppler-utils for the browser, tiles and PDF tests"; \
 	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
 	  $$sudo apt-get update -qq >/dev/null || echo ">> apt-get update failed; trying the package lists at hand"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+	    poppler-utils >/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # The two README commands
