@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from api.flag_reasons import FlagExplainer
-from domain.oecd_step3 import recommend
+from verification.oecd_step3 import recommend
 from api.i18n import Messages, iso_date, iso_minute
 
 TEMPLATES = Environment(

@@ -11,7 +11,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from domain.oecd_step3 import recommend
+from verification.oecd_step3 import recommend
+from ledger.entries import read_entry
 from ledger.service import Ledger, TagView
 from ledger.views import kilograms, tag_document
 
@@ -189,6 +190,30 @@ def _orgs(registry: Any, docs: dict[str, dict[str, Any]], risk: dict[str, Any] |
     return found
 
 
+def _risk_events(ledger: Ledger, subject: TagView, as_of: int | None) -> dict[str, list[dict[str, Any]]]:
+    """Every signed event of each incident the report lists, with its inclusion proof against the report's
+    checkpoint: what `verify-report` folds the incidents' facts from (protocol 16.8)."""
+    checkpoint = subject.checkpoint
+    found: dict[str, list[dict[str, Any]]] = {}
+    for site in (subject.risk or {}).get("sites") or []:
+        for incident in site.get("incidents") or []:
+            if incident["id"] in found:
+                continue
+            stored = ledger.store.read_tagged([f"incident:{incident['id']}"])
+            entries = [read_entry(s.data) for s in stored if as_of is None or s.seq < as_of]
+            covered = [e.seq for e in entries if checkpoint is not None and e.seq < checkpoint.size]
+            proofs = dict(zip(covered, ledger.store.tree.inclusion_proofs(covered, checkpoint.size))) \
+                if covered else {}  # type: ignore[attr-defined, union-attr]
+            found[incident["id"]] = [
+                {"seq": e.seq, "received": e.received, "hash": e.hash, "log_index": e.seq,
+                 "inclusion_proof": None if e.seq not in proofs else {
+                     "size": checkpoint.size, "hashes": [h.hex() for h in proofs[e.seq]]},  # type: ignore[union-attr]
+                 "envelope": e.envelope}
+                for e in entries
+            ]
+    return found
+
+
 def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = None) -> dict[str, Any] | None:
     """The report for `tag_id`, or None if it was never issued (before log size `as_of`, if given)."""
     subject = ledger.tag(tag_id, as_of=as_of)
@@ -207,6 +232,13 @@ def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = Non
     keys: dict[str, Any] = {}
     for doc in docs.values():
         keys.update(doc["keys"])
+    risk_events = _risk_events(ledger, subject, as_of)
+    for events in risk_events.values():  # the keys of the monitors, the operator and the action owners too
+        for event in events:
+            record = registry.keys.get(event["envelope"]["body"]["key"])
+            if record is not None and record.kid not in keys:
+                org = registry.orgs.get(record.org)
+                keys[record.kid] = {**record.to_json(), "org_name": org.name if org else None}
     return {
         "format": REPORT_FORMAT,
         "orgs": _orgs(registry, docs, subject.risk),
@@ -254,7 +286,8 @@ def due_diligence_report(ledger: Ledger, tag_id: str, *, as_of: int | None = Non
         "risk": subject.risk,
         "flags": subject_doc["flags"],
         "proofs": {
-            "log": subject_doc["log"],
+            "log": None if subject_doc["log"] is None else {**subject_doc["log"], "key": ledger.identity().vkey},
+            "risk_events": risk_events,
             "keys": keys,
             "events": {
                 doc["tag"]: [

@@ -1,4 +1,4 @@
-"""domain.oecd_step3: the rule that maps the risk facts of a due-diligence report to OECD Step 3's answer."""
+"""verification.oecd_step3: the rule that maps the risk facts of a due-diligence report to OECD Step 3's answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.oecd_step3 import (CONTINUE, CONTINUE_MITIGATING, DISENGAGE, RECOMMENDATIONS, SUSPEND, recommend)
+from verification.oecd_step3 import (CONTINUE, CONTINUE_MITIGATING, DISENGAGE, RECOMMENDATIONS, SUSPEND, recommend)
 from domain.risk import ANNEX_II_PARAGRAPHS, annex_ii, is_red_flag
 
 
