@@ -9,6 +9,7 @@ its language. The document is made by api.report_page.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -27,6 +28,7 @@ from ledger.dd_report import due_diligence_report
 from ledger.service import Ledger
 
 router = APIRouter(tags=["reports"], dependencies=PARAMETER_CHECKS)
+log = logging.getLogger("tagledger.reports")
 
 
 def _wanted(request: Request, format: str | None) -> str:
@@ -76,7 +78,12 @@ async def get_report(
                "X-Content-Type-Options": "nosniff", "Vary": "Accept, Accept-Encoding, Accept-Language",
                "Content-Language": language}
     if wanted == "pdf":
-        pdf = await run_in_threadpool(render_pdf, document)
+        try:
+            pdf = await run_in_threadpool(render_pdf, document)
+        except (ImportError, OSError):  # WeasyPrint without its system libraries (pango): `make pdfdeps`
+            log.exception("the PDF renderer is not available")
+            return problem(503, "report.pdf_unavailable", "this server cannot make PDFs now (its PDF renderer's "
+                           "libraries are missing); the HTML form (format=html) prints the same document")
         headers["Content-Disposition"] = f'inline; filename="due-diligence-{normalised}-{language}.pdf"'
         return Response(pdf, media_type="application/pdf", headers=headers)
     payload, compressed = maybe_gzip(document.encode("utf-8"), request.headers.get("accept-encoding"))

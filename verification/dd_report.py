@@ -68,7 +68,8 @@ class Verified:
 
     def describe(self) -> str:
         return (f"report for {self.tag} verifies: {self.events} signed events in the log of size "
-                f"{self.checkpoint_size} (checkpoint signed by the log key), {self.incidents} incidents; every "
+                f"{self.checkpoint_size} (checkpoint signed by the log key), {self.incidents} "
+                f"incident{'' if self.incidents == 1 else 's'}; every "
                 f"fact checked against them; OECD Step 3: {self.recommendation}")
 
 
