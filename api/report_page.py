@@ -8,11 +8,13 @@ renderer, pure Python over pango: no browser to drive; its `@page` rules are the
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 from markupsafe import Markup
+from PIL import ImageFile
 
 from api.i18n import META, DEFAULT, Messages
 from api.page import TEMPLATES
@@ -116,8 +118,34 @@ def render_report(report: dict[str, Any], lang: str, names: dict[str, str] | Non
                                                             Markup=Markup)
 
 
-def render_pdf(html: str) -> bytes:
-    """The HTML report laid out as a PDF (A4, the report's own `@page` rules)."""
-    from weasyprint import HTML  # imported here: only the PDF route needs pango
+_RENDERER: Any = None
+_RENDERER_LOCK = threading.Lock()
 
-    return HTML(string=html).write_pdf()
+
+def _renderer() -> Any:
+    """WeasyPrint's `HTML`, imported once. Importing it sets Pillow's process-wide `LOAD_TRUNCATED_IMAGES` to
+    True, which would make the photo checks (ledger.photo) accept truncated uploads: the flag is put back at once
+    (the report has no images, so WeasyPrint never needs it). Imported when this module is (at the app's start,
+    before any request), or, if pango was missing then, on the first PDF."""
+    global _RENDERER
+    with _RENDERER_LOCK:
+        if _RENDERER is None:
+            before = ImageFile.LOAD_TRUNCATED_IMAGES
+            try:
+                from weasyprint import HTML
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = before
+            _RENDERER = HTML
+    return _RENDERER
+
+
+def render_pdf(html: str) -> bytes:
+    """The HTML report laid out as a PDF (A4, the report's own `@page` rules). Raises ImportError or OSError
+    when WeasyPrint or its system libraries (pango) are missing."""
+    return _renderer()(string=html).write_pdf()
+
+
+try:
+    _renderer()
+except (ImportError, OSError):  # pragma: no cover - without pango the PDF route answers 503
+    pass

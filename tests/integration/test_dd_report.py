@@ -267,3 +267,18 @@ def test_the_french_report_reads_as_french(lot: LiveLedger) -> None:
     bad_colons = re.findall(r"\S.{0,20}[^\s\u00a0\u202f\d/]:(?!//)(?!\d)", text)
     assert not bad_colons, bad_colons[:5]
     assert not re.findall(r"[^\s\u00a0\u202f][;!?](?!\S)", text), "a space is needed before ; ! ?"
+
+
+def test_rendering_a_pdf_leaves_the_photo_checks_strict() -> None:
+    """WeasyPrint's import sets Pillow's process-wide LOAD_TRUNCATED_IMAGES: the server puts it back, so a
+    truncated photo upload is still refused after a PDF was made in the same process."""
+    from PIL import ImageFile
+
+    from api.report_page import render_pdf
+    from ledger import photo
+    from tests import photos
+
+    assert render_pdf("<html><body><p>x</p></body></html>").startswith(b"%PDF-")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with pytest.raises(photo.PhotoError):
+        photo.scan_photo(photos.truncated(photos.png(photos.random_photo())))
