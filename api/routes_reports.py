@@ -10,6 +10,7 @@ its language. The document is made by api.report_page.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -29,6 +30,9 @@ from ledger.service import Ledger
 
 router = APIRouter(tags=["reports"], dependencies=PARAMETER_CHECKS)
 log = logging.getLogger("tagledger.reports")
+PDF_SLOTS = threading.BoundedSemaphore(1)
+"""Laying a report out as a PDF takes seconds of CPU (bench/dd_report_costs.py): one at a time per process, a
+second request meanwhile is answered 503 `report.busy` with Retry-After, so PDFs cannot starve the ledger."""
 
 
 def _wanted(request: Request, format: str | None) -> str:
@@ -78,12 +82,19 @@ async def get_report(
                "X-Content-Type-Options": "nosniff", "Vary": "Accept, Accept-Encoding, Accept-Language",
                "Content-Language": language}
     if wanted == "pdf":
+        if not PDF_SLOTS.acquire(blocking=False):  # a PDF costs seconds of CPU: one at a time per process
+            response = problem(503, "report.busy", "this server is making another PDF; try again in a few seconds, "
+                               "or print the HTML form (format=html)")
+            response.headers["Retry-After"] = "5"
+            return response
         try:
             pdf = await run_in_threadpool(render_pdf, document)
         except (ImportError, OSError):  # WeasyPrint without its system libraries (pango): `make pdfdeps`
             log.exception("the PDF renderer is not available")
             return problem(503, "report.pdf_unavailable", "this server cannot make PDFs now (its PDF renderer's "
                            "libraries are missing); the HTML form (format=html) prints the same document")
+        finally:
+            PDF_SLOTS.release()
         headers["Content-Disposition"] = f'inline; filename="due-diligence-{normalised}-{language}.pdf"'
         return Response(pdf, media_type="application/pdf", headers=headers)
     payload, compressed = maybe_gzip(document.encode("utf-8"), request.headers.get("accept-encoding"))

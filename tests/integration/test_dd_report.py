@@ -282,3 +282,18 @@ def test_rendering_a_pdf_leaves_the_photo_checks_strict() -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with pytest.raises(photo.PhotoError):
         photo.scan_photo(photos.truncated(photos.png(photos.random_photo())))
+
+
+def test_one_pdf_at_a_time(lot: LiveLedger) -> None:
+    """A PDF costs seconds of CPU: while one is being made, another request is told to come back (503)."""
+    from api.routes_reports import PDF_SLOTS
+
+    assert PDF_SLOTS.acquire(blocking=False)
+    try:
+        busy = lot.http.get("/v1/reports/due-diligence/LOT-0001?format=pdf")
+        assert busy.status_code == 503 and busy.json()["rule"] == "report.busy"
+        assert busy.headers["retry-after"] == "5"
+        assert lot.http.get("/v1/reports/due-diligence/LOT-0001?format=html").status_code == 200
+    finally:
+        PDF_SLOTS.release()
+    assert lot.http.get("/v1/reports/due-diligence/LOT-0001?format=pdf").status_code == 200
