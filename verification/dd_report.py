@@ -184,6 +184,33 @@ class _Checker:
 
     # -- 4. facts -------------------------------------------------------------------------------
 
+    def reading(self, listed: dict[str, dict[str, Any]]) -> None:
+        """`decision.risk`'s Annex II rows and counts, and `summary`'s, from the checked incidents."""
+        rows, outside = _annex_rows(listed)
+        stated = _get(self.report, "decision", "risk")
+        red = sum(1 for i in listed.values() if i["red_flag"])
+        for key, value in (("annex_ii", rows), ("outside_annex_ii", outside), ("red_flags", red)):
+            if stated.get(key) != value:
+                raise _fail(f"decision.risk.{key} is not what the signed incidents give")
+        if _get(self.report, "summary", "open_red_flags_in_window") != red:
+            raise _fail("summary.open_red_flags_in_window is not what the signed incidents give")
+
+    def completeness(self) -> None:
+        """Every bag's chain verified (or the check stopped): a report not truncated says all are complete."""
+        if self.report.get("truncated"):
+            return
+        bags = len(_get(self.report, "inputs"))
+        expected = {"bags": bags, "complete": bags, "incomplete": [], "covered_by_checkpoint": bags}
+        if _get(self.report, "decision", "chain_of_custody") != expected:
+            raise _fail(f"decision.chain_of_custody is not what the signed chains give ({bags} of {bags} bags "
+                        "complete and covered by the checkpoint)")
+        summary = _get(self.report, "summary")
+        if summary.get("input_bags") != bags or summary.get("tags_in_chain") != len(self.report["chain"]):
+            raise _fail("summary.input_bags or summary.tags_in_chain is not what the signed chains give")
+        if summary.get("integrity_problems") != 0 or _get(self.report, "decision", "authenticity",
+                                                          "integrity_problems") != 0:
+            raise _fail("integrity problems are stated, yet every signed event and link verifies")
+
     def custody(self) -> dict[str, int | None]:
         """Each tag's chain against its events; returns each tag's last own mass."""
         events = _get(self.report, "proofs", "events")
@@ -288,11 +315,27 @@ class _Checker:
         if stated != step3:
             raise _fail(f"the OECD Step 3 recommendation {stated.get('recommendation')!r} is not the one the signed "
                         f"facts give ({step3['recommendation']!r})")
+        self.reading(listed)
         unremediated = sum(1 for i in listed.values() if i["red_flag"] and i["status"] in ("reported", "confirmed"))
         if risk.get("unremediated") != unremediated:
             raise _fail(f"risk: {risk.get('unremediated')!r} unremediated red flags stated, the signed facts give "
                         f"{unremediated}")
         return len(listed)
+
+
+def _annex_rows(listed: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: dict[str, dict[str, Any]] = {}
+    outside = []
+    for ident, incident in listed.items():
+        if not incident["annex_ii"]:
+            outside.append(ident)
+        for item in incident["annex_ii"]:
+            row = rows.setdefault(item["risk"], {"risk": item["risk"], "paragraphs": item["paragraphs"],
+                                                 "incidents": [], "unresolved": []})
+            row["incidents"].append(ident)
+            if incident["status"] in ("reported", "confirmed"):
+                row["unresolved"].append(ident)
+    return sorted(rows.values(), key=lambda r: r["paragraphs"]), sorted(outside)
 
 
 def _fold_incident(ident: str, items: Sequence[dict[str, Any]], bodies: Sequence[dict[str, Any]],
@@ -359,6 +402,7 @@ def verify_report(report: Any, log_key: str | None = None) -> Verified:
     checker.checkpoint()
     last_mass = checker.custody()
     checker.inputs_and_balance(last_mass)
+    checker.completeness()
     incidents = checker.incidents()
     return Verified(tag=report["tag"], checkpoint_size=checker.size, events=len(checker.bodies),
                     incidents=incidents,

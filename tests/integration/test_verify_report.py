@@ -83,6 +83,14 @@ def _step3(r: dict[str, Any]) -> None:
     r["decision"]["risk"]["step3"]["recommendation"] = "continue"
 
 
+def _completeness(r: dict[str, Any]) -> None:
+    r["decision"]["chain_of_custody"]["complete"] = 1
+
+
+def _annex_reading(r: dict[str, Any]) -> None:
+    r["decision"]["risk"]["annex_ii"][0]["unresolved"] = []
+
+
 def _forge_proof(r: dict[str, Any]) -> None:
     proof = r["proofs"]["events"]["BAG-000001"][1]["inclusion_proof"]
     proof["hashes"][0] = "00" * 32
@@ -101,6 +109,8 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "incident said closed": (_close_incident, "INC-7: status is 'closed'"),
     "altered Step 3": (_step3, "Step 3 recommendation 'continue' is not the one the signed facts give ('suspend')"),
     "forged proof": (_forge_proof, "inclusion proof does not verify"),
+    "altered completeness": (_completeness, "decision.chain_of_custody is not what the signed chains give"),
+    "altered Annex II reading": (_annex_reading, "decision.risk.annex_ii is not what the signed incidents give"),
     "forged checkpoint": (_forge_checkpoint, "the checkpoint does not verify"),
 }
 
