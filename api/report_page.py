@@ -49,14 +49,18 @@ class Formats:
             parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
             return moment
-        return str(self.t("rep_datetime", day=parsed.day, month=self.t(f"month_{parsed.month}"), year=parsed.year,
+        return str(self.t("rep_datetime", day=self._day(parsed.day), month=self.t(f"month_{parsed.month}"), year=parsed.year,
                           time=f"{parsed.hour:02d}:{parsed.minute:02d}"))
+
+    def _day(self, day: int) -> str:
+        """The day of the month as written before its name: `1er` in French (premier), else the number."""
+        return str(self.t("rep_first_day")) if day == 1 else str(day)
 
     def day(self, moment: str | None) -> str:
         if not moment:
             return ""
         parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-        return str(self.t("rep_date", day=parsed.day, month=self.t(f"month_{parsed.month}"), year=parsed.year))
+        return str(self.t("rep_date", day=self._day(parsed.day), month=self.t(f"month_{parsed.month}"), year=parsed.year))
 
     def month(self, cycle: str | None) -> str:
         """A cycle `2026-11` -> `November 2026`."""
