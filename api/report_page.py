@@ -129,8 +129,9 @@ _RENDERER_LOCK = threading.Lock()
 def _renderer() -> Any:
     """WeasyPrint's `HTML`, imported once. Importing it sets Pillow's process-wide `LOAD_TRUNCATED_IMAGES` to
     True, which would make the photo checks (ledger.photo) accept truncated uploads: the flag is put back at once
-    (the report has no images, so WeasyPrint never needs it). Imported when this module is (at the app's start,
-    before any request), or, if pango was missing then, on the first PDF."""
+    (the report has no images, so WeasyPrint never needs it), and ledger.photo turns it off again before each
+    decode, so an upload checked while the first PDF's import runs is not let through either. Imported on the
+    first PDF, not at start: it costs each server worker half a second of CPU that most never need."""
     global _RENDERER
     with _RENDERER_LOCK:
         if _RENDERER is None:
@@ -148,8 +149,3 @@ def render_pdf(html: str) -> bytes:
     when WeasyPrint or its system libraries (pango) are missing."""
     return _renderer()(string=html).write_pdf()
 
-
-try:
-    _renderer()
-except (ImportError, OSError):  # pragma: no cover - without pango the PDF route answers 503
-    pass

@@ -284,6 +284,13 @@ def test_rendering_a_pdf_leaves_the_photo_checks_strict() -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with pytest.raises(photo.PhotoError):
         photo.scan_photo(photos.truncated(photos.png(photos.random_photo())))
+    # and even if something turned it on again (another library), the photo check turns it off for itself
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(photo.PhotoError):
+            photo.scan_photo(photos.truncated(photos.jpeg(photos.random_photo())))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def test_one_pdf_at_a_time(lot: LiveLedger) -> None:
