@@ -25,7 +25,7 @@ export TAGLEDGER_HOME
 
 PG_REPORT    := .pytest-pg-report.json
 
-.PHONY: venv sysdeps serve test bench clean
+.PHONY: venv sysdeps pdfdeps serve test bench clean
 
 # ---------------------------------------------------------------------------------------------
 # Environment
@@ -47,22 +47,33 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 
 # Debian packages the tests need: chromium, for the browser tests of the verification page and of the phone
 # app (tests/browser/; the app's are driven by Playwright, a Python package of the [dev] extras, pointed at this
-# chromium: no browser is ever downloaded), and nginx, the static web server of the tiles tests
-# (tests/test_tiles_nginx.py). Installed only when one is missing, quietly (errors still show); as root, or
-# through `sudo -n` otherwise.  If they cannot be installed, `make test` stops here; without them those tests
-# fail under CI=true and are skipped (with a banner for chromium) otherwise.
-sysdeps:
-	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || { \
-	  echo ">> installing Debian's chromium and nginx for the browser and tiles tests"; \
+# chromium: no browser is ever downloaded), nginx, the static web server of the tiles tests
+# (tests/test_tiles_nginx.py), and poppler-utils (pdftotext, pdftoppm), with which the tests read the
+# due-diligence report's PDF back; and the PDF renderer's libraries (pdfdeps). Installed only when one is missing,
+# quietly (errors still show); as root, or through `sudo -n` otherwise.  If they cannot be installed, `make test`
+# stops here; without them those tests fail under CI=true and are skipped (with a banner for chromium) otherwise.
+sysdeps: pdfdeps
+	@{ command -v chromium && { command -v nginx || [ -x /usr/sbin/nginx ]; } && command -v pdftoppm; } >/dev/null 2>&1 || { \
+	  echo ">> installing Debian's chromium, nginx and poppler-utils for the browser, tiles and PDF tests"; \
 	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
 	  $$sudo apt-get update -qq >/dev/null || echo ">> apt-get update failed; trying the package lists at hand"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx poppler-utils >/dev/null; }
+
+# What WeasyPrint (the due-diligence report's PDF, GET /v1/reports/due-diligence/{tag}?format=pdf) lays text out
+# with: pango and harfbuzz's subsetter, from Debian. Needed by `serve` and the tests; installed as sysdeps is.
+pdfdeps:
+	@{ /sbin/ldconfig -p | grep -q libpangoft2-1.0 && /sbin/ldconfig -p | grep -q libharfbuzz-subset; } >/dev/null 2>&1 || { \
+	  echo ">> installing Debian's pango and harfbuzz-subset for the PDF reports"; \
+	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	  $$sudo apt-get update -qq >/dev/null || echo ">> apt-get update failed; trying the package lists at hand"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 \
+	    libharfbuzz-subset0 >/dev/null || echo ">> could not install pango: the PDF reports will answer 503"; }
 
 # ---------------------------------------------------------------------------------------------
 # The two README commands
 # ---------------------------------------------------------------------------------------------
 
-serve: venv
+serve: venv pdfdeps
 	@$(VENV)/bin/tagledger serve $(ARGS)
 
 # Plain pytest (no xdist).  Then scripts/check_pg_report.py fails the target if PostgreSQL was

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from api.flag_reasons import FlagExplainer
+from verification.oecd_step3 import recommend
 from api.i18n import Messages, iso_date, iso_minute
 
 TEMPLATES = Environment(
@@ -295,11 +296,14 @@ def risk_model(t: Messages, document: dict[str, Any], names: Names, as_of: int |
             "incidents": [_incident_row(t, i, names, as_of) for i in site.get("incidents") or []
                           if isinstance(i, dict)],
         })
+    step3 = recommend(i for site in risk["sites"] if isinstance(site, dict) for i in site.get("incidents") or []
+                      if isinstance(i, dict)).recommendation
     red, remediated, unremediated = (int(risk.get(key) or 0) for key in
                                      ("open_red_flags_in_window", "remediated", "unremediated"))
     tone, mark = (RED, "✕") if unremediated else (AMBER, "!") if red else (GREEN, "✓")
     return {
         "sites": sites,
+        "step3": step3,
         "tone": tone,
         "mark": mark,
         "headline": t("risk_headline_unremediated", n=unremediated) if unremediated

@@ -16,6 +16,7 @@
     tagledger export --out FILE         a self-contained bundle for offline audit
     tagledger tiles sync DIR            mirror the log into DIR as static C2SP tlog-tiles (incremental; cron-safe)
     tagledger audit URL|BUNDLE          the auditor's independent replay (verification/, see --help)
+    tagledger verify-report FILE        check a saved due-diligence report offline (verification/ only)
 
 Commands that write go to `--url` (a running ledger, over HTTP) or, without it, to the store of this home.
 """
@@ -720,6 +721,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return audit_main(args.audit_args)
 
 
+def cmd_verify_report(args: argparse.Namespace) -> int:
+    """`tagledger verify-report FILE [--log-key VKEY]`: check a saved due-diligence report offline, with
+    `verification.dd_report` only (no server, none of the server's code)."""
+    from verification.dd_report import main as verify_main
+
+    return verify_main([args.file, *(["--log-key", args.log_key] if args.log_key else [])])
+
+
 def _progress_printer(label: str):  # noqa: ANN202
     def show(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -921,6 +930,12 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False, prefix_chars="\0")
     p.add_argument("audit_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("verify-report", help="check a saved due-diligence report (JSON) offline: signatures, "
+                                             "proofs against its signed checkpoint, and every fact against them")
+    p.add_argument("file", help="the saved JSON report (GET /v1/reports/due-diligence/{tag})")
+    p.add_argument("--log-key", help="pin the log's verifier key (note format, as GET /v1/log/key gives it)")
+    p.set_defaults(func=cmd_verify_report)
     return parser
 
 

@@ -273,6 +273,12 @@ class DemoReport:
                 + f"), {r['actions']} corrective actions ({r['implemented']} implemented, {len(r['overdue'])} "
                 f"overdue), {r['site_visits']} monthly site visits, {r['scans']} tag scans by authorities."
             )
+            if not r["overdue"] and r.get("first_due"):
+                lines.append(f"  No corrective action is overdue yet: the story had to fit between the ledger's recent "
+                             f"genesis and now, and an action is due at the end of its month at the earliest: the "
+                             f"first open ones fall due on {r['first_due'][:10]}. For the full tour (overdue "
+                             f"actions included), start from a fresh home: `make serve` dates its genesis "
+                             f"{DEMO_DAYS + 30} days back.")
             if x.get("red_flag_site"):
                 late = any(o.startswith(f"{x['overdue_incident']}/") for o in r["overdue"])
                 lines.append(f"  GET /v1/sites/{x['red_flag_site']}/risk   # an open red flag "
@@ -1018,7 +1024,9 @@ class _RiskPlanner:
         actions = [(i, a, c) for i in self.incidents for a, c in i.cycles.items()]
         implemented = sum(a in i.implemented for i, a, _ in actions)
         overdue = [f"{i.id}/{a}" for i, a, c in actions if a not in i.implemented and cycle_due(c) <= end]
+        open_due = sorted(cycle_due(c) for i, a, c in actions if a not in i.implemented and i.status != "dismissed")
         return {
+            "first_due": format_time(open_due[0]) if open_due else None,
             "incidents": len(self.incidents),
             "by_status": dict(sorted(statuses.items())),
             "actions": len(actions),

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import zxingcpp
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFile, ImageFilter, ImageOps
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 """The largest upload (10 MiB): more than any phone photo of a tag needs."""
@@ -160,6 +160,9 @@ def decoded_image(image: Image.Image) -> Image.Image:
         if kind == "JPEG":
             # libjpeg scales while decoding, never below the requested size
             image.draft("L", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+        # Truncated pixel data is refused: WeasyPrint's import (the PDF reports, api.report_page) turns Pillow's
+        # process-wide LOAD_TRUNCATED_IMAGES on; it is put back at once, and off again here before each decode.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.load()
         return _small_grey(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -447,3 +448,45 @@ def test_the_refiner_s_rmap_input_report_over_the_demo(loaded: tuple[Ledger, Dem
     early = parse_period(str(today - timedelta(days=3000)), str(today - timedelta(days=DEMO_DAYS + 2)))
     assert rmap_input_report(ledger, "scheldt-refining", early)["lots"] == []
     assert rmap_input_report(ledger, "itsci", early) is None  # the operator is not a refiner
+def test_the_tour_shows_overdue_actions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's tour: `tagledger demo` on a fresh home (as after `make serve`: a development genesis dated
+    back) records corrective actions that are overdue now, as GET /v1/sites/{site}/risk shows them, and says so."""
+    from ledger.cli import main
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "demo", "--tags-per-site", "8"]) == 0
+    printed = capsys.readouterr().out
+    ledger = Ledger.open(f"sqlite:///{home / 'ledger.db'}")
+    try:
+        now = datetime.now(timezone.utc)
+        overdue = {}
+        for site in ("nyabibwe-site", "kalando-zea", "kambove-sud", "gatumba-site", "nyakabingo-site"):
+            book = ledger.site_risk_book(site)
+            overdue.update({f"{i.incident}/{a.action}": i for i in book.incidents.values()
+                            for a in i.actions.values() if a.overdue_at(now)})
+        assert overdue, "the tour promises overdue corrective actions"
+        armed = next(i for i in overdue.values() if i.category == "armed_groups")
+        assert armed.site == "nyabibwe-site" and armed.red_flag
+        late = re.search(r"corrective actions \((\d+) implemented, (\d+) overdue\)", printed)
+        assert late and int(late.group(2)) == len(overdue)
+        assert "an action overdue" in printed and "No corrective action is overdue yet" not in printed
+    finally:
+        ledger.close()
+
+
+def test_a_squeezed_story_says_why_nothing_is_overdue_yet(tmp_sqlite_url: str) -> None:
+    """After a recent genesis nothing can be overdue (an action cannot be due in a month already past, and the
+    whole story fits in this month): the summary says so, when the first actions fall due, and how to get them."""
+    ledger, operator = _open_with_genesis(tmp_sqlite_url, None, age=timedelta(0))
+    try:
+        report = load_demo(LocalTransport(ledger), operator, tags_per_site=8)
+        end = parse_time(report.end)
+        if report.risk["overdue"]:  # the squeezed story crossed a month's end: actions of last month are overdue
+            assert end.day == 1 or parse_time(report.start).month != end.month
+            return
+        summary = report.summary()
+        assert "No corrective action is overdue yet" in summary and "make serve" in summary
+        first_due = report.risk["first_due"]
+        assert first_due[:10] in summary and parse_time(first_due) > end
+    finally:
+        ledger.close()

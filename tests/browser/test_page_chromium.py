@@ -55,8 +55,13 @@ def test_authentic_tag_as_a_person_sees_it(browser, page_world, tmp_path) -> Non
     # the verdict comes first, in words (and in green)
     verdict_at = shown.index(f"✓ Authentic — in the custody of {COOP_NAME}")
     assert shown[:verdict_at] == ["tagledger · custody verification", "Français · Kiswahili", "Security tag",
-                                  IN_CUSTODY]
+                                  IN_CUSTODY, "Authenticity: is the tag genuine, its signed history intact?"]
     assert shown[verdict_at + 1] == "Last recorded mass: 49.750\u00a0kg"
+    # the second verdict, risk, right below the first: labelled, with what OECD Step 3 asks of a buyer
+    assert shown[verdict_at + 2:verdict_at + 5] == [
+        "Risk: were red flags open at the origin sites while the ore was there?",
+        "✓ No red flag open at the origin sites during the window",
+        "OECD Step 3 for a buyer: Continue: no unresolved risk while the ore was at its sites. Details below."]
     assert layout["verdictBackground"] == "rgb(231, 245, 234)"
     assert layout["verdictTop"] < layout["viewportHeight"] / 2  # above the fold on a phone
     assert layout["overflow"] == 0, "the page scrolls sideways at 360 px"
@@ -103,7 +108,7 @@ def test_authentic_tag_in_french(browser, page_world) -> None:
                   f"Expédiée par {SITE_NAME} à {COOP_NAME}", f"Reçue par {COOP_NAME}", "Vérifiez vous-même",
                   "English"):
         assert words in seen.text, words
-    assert "Authentic" not in seen.text
+    assert not re.search(r"\bAuthentic\b", seen.text)  # (Authenticité, Authentique are French)
     assert "Risques sur les sites d'origine" in shown
     assert "Aucun incident enregistré sur ce site pendant la période." in shown
     # ?lang=en wins over the browser's French

@@ -252,7 +252,7 @@ def test_french_english_and_swahili(world) -> None:
                   f"Expédiée par {SITE_NAME} à {COOP_NAME}", f"Reçue par {COOP_NAME}", "Vérifiez vous-même",
                   "puits\u00a0: Pit 7"):
         assert words in visible, words
-    assert "Authentic" not in visible and "49.800" not in visible
+    assert not re.search(r"\bAuthentic\b", visible) and "49.800" not in visible  # (Authenticité is French)
     # ?lang= overrides the header, both ways; the other language is one link away
     assert '<html lang="en">' in page(world, IN_CUSTODY, headers=FR, lang="en")
     en_forced = world.http.get(f"/t/{IN_CUSTODY}?lang=fr", headers=EN)
@@ -514,3 +514,55 @@ def test_pages_without_incidents_say_so(world) -> None:
     assert section.startswith("Risk at the origin sites")
     assert f"{SITE_NAME} Window: from" in section
     assert "No incident recorded at this site during the window." in section
+
+
+@pytest.mark.parametrize("lang, authenticity, risk", [
+    ("en", "Authenticity: is the tag genuine", "Risk: were red flags open"),
+    ("fr", "Authenticité\u00a0: l'étiquette est-elle vraie", "Risque\u00a0: des signaux d'alerte"),
+])
+def test_authenticity_and_risk_are_two_labelled_verdicts(risk_world, lang: str, authenticity: str, risk: str) -> None:
+    """An authentic tag whose origin site has an open, unremediated red flag: the check mark of authenticity is
+    labelled as such, and the risk verdict (with what OECD Step 3 asks of a buyer) follows it at once."""
+    document = page(risk_world, IN_CUSTODY, lang=lang)
+    label = document.index('id="authenticity-label"')
+    verdict = document.index('id="verdict"')
+    risk_label = document.index('id="risk-label"')
+    risk_box = re.search(r'<section class="box (\w+)" id="risk-verdict" data-recommendation="(\w+)">(.*?)</section>',
+                         document, re.S)
+    assert label < verdict < risk_label < risk_box.start() < document.index('<section id="flags">'
+                                                                           if 'id="flags"' in document
+                                                                           else '<section id="origin">')
+    assert authenticity in text_of(document[label:verdict]) and risk in text_of(document[risk_label:risk_box.start()])
+    # nothing but the label lies between the verdict box and the risk verdict
+    between = document[document.index("</section>", verdict) + len("</section>"):document.rindex("<p", 0, risk_label)]
+    assert text_of(between) == ""
+    assert risk_box.group(1) == "bad"
+    expected = risk_world.http.get(f"/v1/reports/due-diligence/{IN_CUSTODY}").json()["decision"]["risk"]["step3"]
+    assert risk_box.group(2) == expected["recommendation"] and expected["recommendation"] in ("suspend", "disengage")
+    assert ("OECD Step 3" if lang == "en" else "Étape 3 de l'OCDE") in text_of(risk_box.group(3))
+
+
+FRENCH_LEFTOVERS = ("the", "and", "of", "with", "due", "mass", "bag", "while", "none", "holder", "risk", "red flag",
+                    "window", "custody", "authentic", "remediated", "open", "received", "dispatched", "suspend")
+
+
+def test_the_french_page_reads_as_french(risk_world) -> None:
+    """No English word of the page's own (what the ledger's users wrote is quoted as it is, marked lang="en" or in
+    <q>, <code>, <pre>), and French typography: a space before : ; ! ?"""
+    document = page(risk_world, IN_CUSTODY, lang="fr")
+    document = re.sub(r'<([a-z]+)[^>]* lang="en"[^>]*>.*?</\1>', " ", document, flags=re.S)
+    document = re.sub(r"<(code|pre|q|style|title)[^>]*>.*?</\1>", " ", document, flags=re.S)
+    document = re.sub(r'href="[^"]*"', "", document)
+    text = text_of(document)
+    data = risk_world.http.get(f"/v1/tags/{IN_CUSTODY}").json()
+    names = {e.get("actor_name") for e in data["events"]} | {o.get("site_name") for o in data["origins"]}
+    for site in data["risk"]["sites"]:  # what the monitor and the operator wrote, quoted as written
+        for incident in site["incidents"]:
+            names |= {incident.get("summary")} | {a.get("description") for a in incident["actions"]}
+    for name in sorted(filter(None, names), key=len, reverse=True):
+        text = text.replace(name, " ")
+    words = set(re.findall(r"[a-zà-ÿ]+(?: flag)?", text.lower()))
+    leftovers = sorted(w for w in FRENCH_LEFTOVERS if w in words)
+    assert not leftovers, [text[max(0, m.start() - 60):m.end() + 20] for w in leftovers
+                           for m in re.finditer(rf"\b{w}\b", text, re.I)][:6]
+    assert not re.findall(r"[^\s\u00a0\u202f\d][:;!?](?=\s|$)", text), text
