@@ -24,7 +24,7 @@ from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
 from ledger.store import LogStore, open_store
-from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvidence
+from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvent, StoredEvidence
 from ledger.writer import LedgerWriter, Receipt
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
@@ -57,6 +57,8 @@ class TagView:
     """The risk context of the tag's origin sites (`ledger.risk_context`, protocol 16.6)."""
     upstream: list[str] = field(default_factory=list)
     """Every tag the ore came through, nearest first (inputs of lots, parents of split tags), not this one."""
+    registry: Registry | None = field(default=None, compare=False, repr=False)
+    """The key registry the view was checked with (read in the same snapshot): what `tag_document` names."""
 
 
 class Ledger:
@@ -154,11 +156,24 @@ class Ledger:
     def registry(self) -> Registry:
         """The key registry as of the end of the log (folded incrementally)."""
         with self._registry_lock:
-            for stored in self.store.read_tagged(["registry"], after=self._registry_position):
-                entry = read_entry(stored.data)
-                self._registry.apply(entry.body, entry.hash, entry.seq)
-                self._registry_position = stored.position
-            return self._registry
+            return self._fold_registry(self.store.read_tagged(["registry"], after=self._registry_position))
+
+    def _fold_registry(self, found: list[StoredEvent]) -> Registry:
+        """Fold registry events read after `_registry_position` (under `_registry_lock`); events another thread
+        folded meanwhile are skipped."""
+        for stored in found:
+            if stored.position <= self._registry_position:
+                continue
+            entry = read_entry(stored.data)
+            self._registry.apply(entry.body, entry.hash, entry.seq)
+            self._registry_position = stored.position
+        return self._registry
+
+    def _read_with_registry(self, tags: list[str]) -> tuple[list[StoredEvent], Registry]:
+        """The events of `tags` and the registry brought up to date, in one read (one query on PostgreSQL)."""
+        with self._registry_lock:
+            found, news = self.store.read_tagged_groups([(tags, 0), (["registry"], self._registry_position)])
+            return found, self._fold_registry(news)
 
     def head(self, stream: str) -> StreamHead | None:
         if stream.startswith("tag:"):
@@ -206,7 +221,11 @@ class Ledger:
         With `as_of` = N, the tag as it stood when the log held its first N entries (seq < N), with proofs
         against the checkpoint of size N if one was signed, else the latest one.
         """
-        stored = self.store.read_tagged([f"tag:{tag_id}"])
+        with self.store.reading():  # one snapshot, one transaction on PostgreSQL (issue 13)
+            return self._tag(tag_id, as_of=as_of, context=context)
+
+    def _tag(self, tag_id: str, *, as_of: int | None, context: bool) -> TagView | None:
+        stored, registry = self._read_with_registry([f"tag:{tag_id}"])
         if as_of is not None:
             stored = [s for s in stored if s.seq < as_of]
         if not stored:
@@ -215,7 +234,6 @@ class Ledger:
         states: dict[str, custody.TagState] = {}
         for entry in entries:
             custody.apply(states, entry.body, entry.hash, entry.seq, only={tag_id})
-        registry = self.registry()
         checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or self.store.latest_checkpoint()
         proofs: dict[int, list[bytes]] = {}
         if checkpoint is not None:
@@ -249,6 +267,7 @@ class Ledger:
             refused_attempts=refused,
             risk=risk,
             upstream=[t for t in upstream if t != tag_id],
+            registry=registry,
         )
 
     def view_time(self, as_of: int | None = None) -> datetime:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,6 +180,15 @@ class LogStore(ABC):
             StoredEvent(e.position, e.event.type, bytes(e.event.data), tuple(e.event.tags))
             for e in self.recorder.read(query, after=after)
         ]
+
+    def read_tagged_groups(self, groups: Sequence[tuple[Sequence[str], int]]) -> list[list[StoredEvent]]:
+        """`read_tagged(tags, after)` of each (tags, after) group; PostgreSQL answers them in one query."""
+        return [self.read_tagged(tags, after) for tags, after in groups]
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A block whose reads (in this thread) see one snapshot of the store; on PostgreSQL one transaction
+        (`PostgresLogStore.reading`). Elsewhere a no-op: a SQLite read is local and costs no round trip."""
+        return nullcontext()
 
     @abstractmethod
     def read_range(self, start: int, end: int) -> list[StoredEvent]:
