@@ -90,3 +90,27 @@ def test_postgres_read_tagged_matches_the_library_recorder(fresh_pg_url: str) ->
             assert store.read_tagged_groups([(tags, after), (["registry"], 0)])[0] == store.read_tagged(tags, after)
     finally:
         world.ledger.close()
+
+
+def test_a_proof_is_read_in_one_query_and_a_size_beyond_the_tree_is_told(fresh_pg_url: str) -> None:
+    """GET /v1/log/proof/* read the proof and the check that the tree holds `size` leaves in one query."""
+    from verification.merkle import leaf_hash, verify_consistency, verify_inclusion
+
+    world = make_world(fresh_pg_url, tags=12)
+    try:
+        attach_and_deliver(world, "KAL-000001")
+        tree, size = world.ledger.store.tree, world.ledger.store.size()
+        root = tree.root(size)
+        with counting() as counts:
+            leaf, proof = tree.leaf_and_inclusion_proof_within(3, size)
+            consistency = tree.consistency_proof_within(5, size)
+        assert counts.queries == 2 and counts.transactions == 2
+        entry = world.ledger.store.read_range(3, 4)[0].data
+        assert leaf == leaf_hash(entry)
+        verify_inclusion(leaf, 3, size, proof, root)
+        verify_consistency(5, size, tree.root(5), root, consistency)
+        assert tree.leaf_and_inclusion_proof_within(3, size + 1) is None
+        assert tree.consistency_proof_within(5, size + 1) is None
+        assert tree.consistency_proof_within(0, 0) == []
+    finally:
+        world.ledger.close()
