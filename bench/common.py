@@ -578,7 +578,11 @@ class Server:
         self._sigterm.__enter__()
         try:
             # its own session and process group: stopping the group reaches every worker (and py-spy's child)
-            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            # TAGLEDGER_BENCH_CODE: serve another checkout's code (an A side: a worktree of main) with this bench
+            code = os.environ.get("TAGLEDGER_BENCH_CODE", str(ROOT))
+            if code != str(ROOT):
+                env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+            self.proc = subprocess.Popen(self.command(), cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
             self._wait_ready()
         except BaseException:
