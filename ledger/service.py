@@ -24,7 +24,7 @@ from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
 from ledger.store import LogStore, open_store
-from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvent, StoredEvidence
+from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvent, StoredEvidence, ViewRead
 from ledger.writer import LedgerWriter, Receipt
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
@@ -169,11 +169,13 @@ class Ledger:
             self._registry_position = stored.position
         return self._registry
 
-    def _read_with_registry(self, tags: list[str]) -> tuple[list[StoredEvent], Registry]:
-        """The events of `tags` and the registry brought up to date, in one read (one query on PostgreSQL)."""
+    def _read_view(self, tags: list[str]) -> tuple[list[StoredEvent], Registry, ViewRead]:
+        """The events of `tags`, the registry brought up to date, the latest checkpoint and the flags projection's
+        position, in one read (one query on PostgreSQL)."""
         with self._registry_lock:
-            found, news = self.store.read_tagged_groups([(tags, 0), (["registry"], self._registry_position)])
-            return found, self._fold_registry(news)
+            read = self.store.read_view([(tags, 0), (["registry"], self._registry_position)],
+                                        tracking=self.flags.name if self.flags is not None else None)
+            return read.groups[0], self._fold_registry(read.groups[1]), read
 
     def head(self, stream: str) -> StreamHead | None:
         if stream.startswith("tag:"):
@@ -199,9 +201,13 @@ class Ledger:
 
     def site_risk_book(self, site: str, as_of: int | None = None) -> RiskBook:
         """Every incident of `site` and its monitoring record (as of log size `as_of`, if given)."""
-        reports = self.store.read_tagged([f"risk:{site}"])
-        incidents = [read_entry(s.data).body["stream"] for s in reports if as_of is None or s.seq < as_of]
-        return self.risk_book([*incidents, f"site:{site}"], as_of)
+        book = RiskBook()  # an incident's stream begins with its report: its events all follow the report's
+        for stored in self.store.read_site_streams(site):
+            if as_of is not None and stored.seq >= as_of:
+                break
+            entry = read_entry(stored.data)
+            book.apply(entry.body, entry.hash, entry.seq)
+        return book
 
     # -- reading tags ---------------------------------------------------------------------------
 
@@ -225,7 +231,7 @@ class Ledger:
             return self._tag(tag_id, as_of=as_of, context=context)
 
     def _tag(self, tag_id: str, *, as_of: int | None, context: bool) -> TagView | None:
-        stored, registry = self._read_with_registry([f"tag:{tag_id}"])
+        stored, registry, first = self._read_view([f"tag:{tag_id}"])
         if as_of is not None:
             stored = [s for s in stored if s.seq < as_of]
         if not stored:
@@ -234,7 +240,7 @@ class Ledger:
         states: dict[str, custody.TagState] = {}
         for entry in entries:
             custody.apply(states, entry.body, entry.hash, entry.seq, only={tag_id})
-        checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or self.store.latest_checkpoint()
+        checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or first.checkpoint
         proofs: dict[int, list[bytes]] = {}
         if checkpoint is not None:
             covered = [e.seq for e in entries if e.seq < checkpoint.size]
@@ -245,7 +251,7 @@ class Ledger:
         refused: list[flag_rules.JudgedAttempt] = []
         flags_position = risk = None
         if context:  # the fraud flags and the risk context of the origin sites
-            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry)
+            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry, first.tracked)
             at = self.view_time(as_of)
             risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
                             lambda site: self.site_risk_book(site, as_of),
@@ -279,12 +285,15 @@ class Ledger:
         return datetime.now(timezone.utc)
 
     def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState], as_of: int | None,
-               registry: Registry) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
+               registry: Registry, position: int | None = None,
+               ) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
         """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
         flags projection and the refused attempts kept by the writer; as of log size `as_of` if given. Also the
         tag's own refused attempts, judged: only those made with standing count (protocol 9.1)."""
         # the position first: the flags read after it are at least that recent, never older than it says
-        position = self.flags.position() if self.flags is not None else None
+        # (`position`: read with the tag's events, in the same snapshot, which the flags below are read in too)
+        if position is None:
+            position = self.flags.position() if self.flags is not None else None
         upstream = [s for tag, s in visited.items() if tag != state.tag]
         tags = [state.tag, *(s.tag for s in upstream)]
         raised = self.flags.flags_of(tags) if self.flags is not None else {}

@@ -55,6 +55,16 @@ SEALED_DETAILS = "tagledger_sealed_details"
 SEALED_EVIDENCE = "tagledger_sealed_evidence"
 
 
+@dataclass(frozen=True)
+class ViewRead:
+    """`LogStore.read_view`'s answer."""
+
+    groups: list[list[StoredEvent]]
+    checkpoint: StoredCheckpoint | None
+    tracked: int | None
+    """The projection's position (0 if it has read nothing), None if none was asked for."""
+
+
 class CommitOutcomeUnknown(OperationalError):
     """The store failed while committing a write transaction (the connection died during or around COMMIT): the
     transaction may or may not have been committed. Only a look at the log afterwards can tell
@@ -184,6 +194,26 @@ class LogStore(ABC):
     def read_tagged_groups(self, groups: Sequence[tuple[Sequence[str], int]]) -> list[list[StoredEvent]]:
         """`read_tagged(tags, after)` of each (tags, after) group; PostgreSQL answers them in one query."""
         return [self.read_tagged(tags, after) for tags, after in groups]
+
+    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None) -> ViewRead:
+        """What a tag view reads first: `read_tagged_groups(groups)`, the latest checkpoint and, if `tracking`
+        names a projection, how far it has read. PostgreSQL answers all of it in one query (issue 13)."""
+        tracked = None
+        if tracking is not None:
+            table = "tracking" if self.backend == "sqlite" else "tagledger_projection_tracking"
+            with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+                curs.execute(f"SELECT MAX(notification_id) AS n FROM {table} WHERE application_name = "
+                             f"{self.placeholder}", [tracking])
+                row = curs.fetchone()
+                tracked = int(row["n"] or 0)
+        return ViewRead(self.read_tagged_groups(groups), self.latest_checkpoint(), tracked)
+
+    def read_site_streams(self, site: str) -> list[StoredEvent]:
+        """Every event of the site's monitoring stream (`site:<site>`) and of each incident reported at it, in log
+        order: the streams its incident reports (tagged `risk:<site>`, ledger/writer.py `stored_tags`) join, which
+        each report's row names first. PostgreSQL reads them in one query."""
+        reports = self.read_tagged([f"risk:{site}"])
+        return self.read_tagged(sorted({r.tags[0] for r in reports} | {f"site:{site}"}))
 
     def reading(self) -> AbstractContextManager[None]:
         """A block whose reads (in this thread) see one snapshot of the store; on PostgreSQL one transaction

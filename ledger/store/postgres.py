@@ -35,6 +35,7 @@ from ledger.store.base import (
     StoredCheckpoint,
     StoredDetails,
     StoredEvent,
+    ViewRead,
     WriteSession,
     keep_rejected,
 )
@@ -392,6 +393,48 @@ class PostgresLogStore(LogStore):
             for r in curs.fetchall():
                 found[int(r["g"])].append(_row(r))
         return found
+
+    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None) -> ViewRead:
+        """`LogStore.read_view` in one query: the groups' events (g >= 0), the latest checkpoint (g = -2) and the
+        projection's position (g = -1), as rows of one shape."""
+        tags = [t for group, _ in groups for t in group]
+        group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
+        afters = [after for group, after in groups for _ in group]
+        parts = [
+            f"SELECT m.id, m.type, m.data, m.tags, s.g, NULL::text AS note, NULL::timestamptz AS signed_at FROM "
+            f"(SELECT DISTINCT t.main_id, q.g FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS q(tag, g, after) "
+            f"JOIN {TAGS} t ON t.tag = q.tag AND t.main_id > q.after) s JOIN {MAIN} m ON m.id = s.main_id",
+            f"SELECT * FROM (SELECT size, NULL::text, root, NULL::text[], -2, note, signed_at FROM {CHECKPOINTS} "
+            f"ORDER BY size DESC LIMIT 1) c",
+        ]
+        params: list[Any] = [tags, group_of, afters]
+        if tracking is not None:
+            parts.append("SELECT COALESCE(MAX(notification_id), 0), NULL, NULL, NULL, -1, NULL, NULL FROM "
+                         "tagledger_projection_tracking WHERE application_name = %s")
+            params.append(tracking)
+        found: list[list[StoredEvent]] = [[] for _ in groups]
+        checkpoint = tracked = None
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(" UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY g, id", params)
+            for r in curs.fetchall():
+                g = int(r["g"])
+                if g >= 0:
+                    found[g].append(_row(r))
+                elif g == -2:
+                    checkpoint = self._checkpoint_of({**r, "size": r["id"], "root": r["data"]})
+                else:
+                    tracked = int(r["id"])
+        return ViewRead(found, checkpoint, tracked)
+
+    def read_site_streams(self, site: str) -> list[StoredEvent]:
+        """`LogStore.read_site_streams` in one query (a report's stream is its row's first tag)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT id, type, data, tags FROM {MAIN} WHERE id IN (SELECT main_id FROM {TAGS} WHERE tag = %s OR "
+                f"tag IN (SELECT r.tags[1] FROM {TAGS} rt JOIN {MAIN} r ON r.id = rt.main_id WHERE rt.tag = %s)) "
+                "ORDER BY id", [f"site:{site}", f"risk:{site}"],
+            )
+            return [_row(r) for r in curs.fetchall()]
 
     def size(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
