@@ -92,13 +92,12 @@ class FlagsProjection(TrackedProjection):
 
     def flags_of(self, tags: Iterable[str]) -> dict[str, list[Flag]]:
         """The flags raised on each of `tags` itself (tags with none are absent)."""
-        found: dict[str, list[Flag]] = {}
+        wanted = list(tags)
+        if not wanted:
+            return {}
         with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
-            for row in _select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE codes <> '' AND",
-                                  "tag", list(tags)):
-                state = ChainState.from_json(json.loads(bytes(row["state"])))
-                found[row["tag"]] = state.flags
-        return found
+            return flags_of_rows(_select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE codes <> '' AND",
+                                            "tag", wanted))
 
     def ends_of(self, tags: Iterable[str]) -> dict[str, Evidence]:
         """The entry that ended each of `tags` (consumed, voided, merged, split); tags still alive are absent.
@@ -165,6 +164,16 @@ class FlagsProjection(TrackedProjection):
 
 
 # --- the refused attempts ---------------------------------------------------------------------------------
+
+
+def flags_of_rows(rows: Iterable[dict[str, Any]]) -> dict[str, list[Flag]]:
+    """`FlagsProjection.flags_of` from rows (tag, state) of its table, read elsewhere (`LogStore.read_view`)."""
+    return {row["tag"]: ChainState.from_json(json.loads(bytes(row["state"]))).flags for row in rows}
+
+
+def attempts_of_rows(rows: Iterable[dict[str, Any]]) -> list[Attempt]:
+    """`rejected_attempts` from rows of its table read elsewhere (`LogStore.read_view`), in the order refused."""
+    return [_attempt(r) for r in sorted(rows, key=lambda r: r["id"])]
 
 
 def rejected_attempts(store: LogStore, tags: Sequence[str]) -> list[Attempt]:

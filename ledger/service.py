@@ -19,7 +19,7 @@ from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.consistency import check_entries
 from ledger.entries import Entry, read_entry
-from ledger.flags import FlagsProjection, rejected_attempts, rejected_attempts_page
+from ledger.flags import FlagsProjection, attempts_of_rows, flags_of_rows, rejected_attempts, rejected_attempts_page
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
@@ -174,7 +174,8 @@ class Ledger:
         position, in one read (one query on PostgreSQL)."""
         with self._registry_lock:
             read = self.store.read_view([(tags, 0), (["registry"], self._registry_position)],
-                                        tracking=self.flags.name if self.flags is not None else None)
+                                        tracking=self.flags.name if self.flags is not None else None,
+                                        own=tags[0].removeprefix("tag:") if len(tags) == 1 else None)
             return read.groups[0], self._fold_registry(read.groups[1]), read
 
     def head(self, stream: str) -> StreamHead | None:
@@ -251,7 +252,7 @@ class Ledger:
         refused: list[flag_rules.JudgedAttempt] = []
         flags_position = risk = None
         if context:  # the fraud flags and the risk context of the origin sites
-            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry, first.tracked)
+            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry, first)
             at = self.view_time(as_of)
             risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
                             lambda site: self.site_risk_book(site, as_of),
@@ -285,20 +286,29 @@ class Ledger:
         return datetime.now(timezone.utc)
 
     def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState], as_of: int | None,
-               registry: Registry, position: int | None = None,
+               registry: Registry, first: ViewRead | None = None,
                ) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
         """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
         flags projection and the refused attempts kept by the writer; as of log size `as_of` if given. Also the
         tag's own refused attempts, judged: only those made with standing count (protocol 9.1)."""
         # the position first: the flags read after it are at least that recent, never older than it says
-        # (`position`: read with the tag's events, in the same snapshot, which the flags below are read in too)
-        if position is None:
-            position = self.flags.position() if self.flags is not None else None
+        # (`first`: the position, the tag's own flags and refused attempts, read with its events in the same
+        # snapshot as everything below; only the tags upstream are left to read)
+        position = first.tracked if first is not None and first.tracked is not None else \
+            (self.flags.position() if self.flags is not None else None)
         upstream = [s for tag, s in visited.items() if tag != state.tag]
         tags = [state.tag, *(s.tag for s in upstream)]
-        raised = self.flags.flags_of(tags) if self.flags is not None else {}
+        own_flags = first.own_flags if first is not None else None
+        own_attempts = first.own_attempts if first is not None else None
+        rest = tags[1:] if own_flags is not None else tags
+        raised = self.flags.flags_of(rest) if self.flags is not None else {}
+        if own_flags is not None:
+            raised.update(flags_of_rows(own_flags))
+        found = rejected_attempts(self.store, tags[1:] if own_attempts is not None else tags)
+        if own_attempts is not None:
+            found = attempts_of_rows(own_attempts) + found
         attempts: dict[str, list[flag_rules.Attempt]] = {}
-        for attempt in rejected_attempts(self.store, tags):
+        for attempt in found:
             if as_of is None or attempt.log_size <= as_of:
                 attempts.setdefault(attempt.tag, []).append(attempt)
         # the end entries and the custody parties matter only to tags with refused attempts: most views read none

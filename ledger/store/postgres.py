@@ -27,6 +27,7 @@ from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    REJECTED,
     CommitOutcomeUnknown,
     SEALED_DETAILS,
     SEALED_EVIDENCE,
@@ -44,6 +45,7 @@ from ledger.tree.log_tree import LogTree
 TABLE_PREFIX = "tagledger_events"
 MAIN = TABLE_PREFIX + "_tt_main"
 TAGS = TABLE_PREFIX + "_tt_tag"
+FLAG_TAGS = "tagledger_flags_tags"  # ledger/flags.py TAGS (migration 005)
 WRITER_LOCK = 0x7461676C6F67  # advisory lock key held by the one transaction that appends to the log
 
 
@@ -394,9 +396,12 @@ class PostgresLogStore(LogStore):
                 found[int(r["g"])].append(_row(r))
         return found
 
-    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None) -> ViewRead:
-        """`LogStore.read_view` in one query: the groups' events (g >= 0), the latest checkpoint (g = -2) and the
-        projection's position (g = -1), as rows of one shape."""
+    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
+                  own: str | None = None) -> ViewRead:
+        """`LogStore.read_view` in one query, as rows of one shape (id, type, data, tags, g, note, signed_at): the
+        groups' events (g >= 0), the projection's position (g = -1), the latest checkpoint (g = -2) and, for the
+        tag `own`, its flags (g = -3: tag, state) and its refused attempts (g = -4: id, tag, envelope, [rule,
+        received, hash, log_size])."""
         tags = [t for group, _ in groups for t in group]
         group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
         afters = [after for group, after in groups for _ in group]
@@ -412,8 +417,18 @@ class PostgresLogStore(LogStore):
             parts.append("SELECT COALESCE(MAX(notification_id), 0), NULL, NULL, NULL, -1, NULL, NULL FROM "
                          "tagledger_projection_tracking WHERE application_name = %s")
             params.append(tracking)
+        if own is not None:
+            if tracking is not None:
+                parts.append(f"SELECT NULL::bigint, tag, state, NULL, -3, NULL, NULL FROM {FLAG_TAGS} "
+                             "WHERE codes <> '' AND tag = %s")
+                params.append(own)
+            parts.append(f"SELECT id, tag, envelope, ARRAY[rule, received, hash, log_size::text], -4, NULL, NULL "
+                         f"FROM {REJECTED} WHERE tag = %s")
+            params.append(own)
         found: list[list[StoredEvent]] = [[] for _ in groups]
         checkpoint = tracked = None
+        flags: list[dict[str, Any]] | None = [] if own is not None and tracking is not None else None
+        attempts: list[dict[str, Any]] | None = [] if own is not None else None
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(" UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY g, id", params)
             for r in curs.fetchall():
@@ -422,9 +437,15 @@ class PostgresLogStore(LogStore):
                     found[g].append(_row(r))
                 elif g == -2:
                     checkpoint = self._checkpoint_of({**r, "size": r["id"], "root": r["data"]})
-                else:
+                elif g == -1:
                     tracked = int(r["id"])
-        return ViewRead(found, checkpoint, tracked)
+                elif g == -3:
+                    flags.append({"tag": r["type"], "state": r["data"]})  # type: ignore[union-attr]
+                else:
+                    rule, received, hash_, log_size = r["tags"]
+                    attempts.append({"id": r["id"], "tag": r["type"], "rule": rule, "received": received,  # type: ignore[union-attr]
+                                     "log_size": int(log_size), "hash": hash_, "envelope": r["data"]})
+        return ViewRead(found, checkpoint, tracked, flags, attempts)
 
     def read_site_streams(self, site: str) -> list[StoredEvent]:
         """`LogStore.read_site_streams` in one query (a report's stream is its row's first tag)."""
