@@ -178,13 +178,16 @@ def attempts_of_rows(rows: Iterable[dict[str, Any]]) -> list[Attempt]:
 
 def rejected_attempts(store: LogStore, tags: Sequence[str]) -> list[Attempt]:
     """The refused attempts kept for any of `tags`, in the order they were refused."""
+    return attempts_of_rows(rejected_attempts_rows(store, tags))
+
+
+def rejected_attempts_rows(store: LogStore, tags: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of the refused attempts kept for any of `tags` (`attempts_of_rows` makes them attempts)."""
     if not tags:
         return []
     with store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
-        rows = _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
+        return _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
                                                f"{ATTEMPTS} WHERE", "tag", list(tags))
-    rows.sort(key=lambda r: r["id"])
-    return [_attempt(r) for r in rows]
 
 
 def rejected_attempts_page(store: LogStore, after: int, limit: int) -> list[tuple[int, Attempt]]:

@@ -64,9 +64,9 @@ class ViewRead:
     tracked: int | None
     """The projection's position (0 if it has read nothing), None if none was asked for."""
     own_flags: list[dict[str, Any]] | None = None
-    """Rows (tag, state) of `tagledger_flags_tags` with flags for the tag named `own`, if read with the rest."""
+    """Rows (tag, state) of `tagledger_flags_tags` with flags for the tags named `own`, if read with the rest."""
     own_attempts: list[dict[str, Any]] | None = None
-    """Rows of `tagledger_rejected_attempts` for the tag named `own`, by id, if read with the rest."""
+    """Rows of `tagledger_rejected_attempts` for the tags named `own`, if read with the rest."""
 
 
 class CommitOutcomeUnknown(OperationalError):
@@ -200,10 +200,10 @@ class LogStore(ABC):
         return [self.read_tagged(tags, after) for tags, after in groups]
 
     def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
-                  own: str | None = None) -> ViewRead:
+                  own: Sequence[str] | None = None) -> ViewRead:
         """What a tag view reads first: `read_tagged_groups(groups)`, the latest checkpoint and, if `tracking`
         names a projection, how far it has read. PostgreSQL answers all of it in one query (issue 13), with the
-        flags (if `tracking`) and the refused attempts of the tag `own`; elsewhere those are left to be read."""
+        flags (if `tracking`) and the refused attempts of the tags `own`; elsewhere those are left to be read."""
         tracked = None
         if tracking is not None:
             table = "tracking" if self.backend == "sqlite" else "tagledger_projection_tracking"

@@ -397,10 +397,10 @@ class PostgresLogStore(LogStore):
         return found
 
     def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
-                  own: str | None = None) -> ViewRead:
+                  own: Sequence[str] | None = None) -> ViewRead:
         """`LogStore.read_view` in one query, as rows of one shape (id, type, data, tags, g, note, signed_at): the
         groups' events (g >= 0), the projection's position (g = -1), the latest checkpoint (g = -2) and, for the
-        tag `own`, its flags (g = -3: tag, state) and its refused attempts (g = -4: id, tag, envelope, [rule,
+        tags `own`, their flags (g = -3: tag, state) and their refused attempts (g = -4: id, tag, envelope, [rule,
         received, hash, log_size])."""
         tags = [t for group, _ in groups for t in group]
         group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
@@ -420,11 +420,11 @@ class PostgresLogStore(LogStore):
         if own is not None:
             if tracking is not None:
                 parts.append(f"SELECT NULL::bigint, tag, state, NULL, -3, NULL, NULL FROM {FLAG_TAGS} "
-                             "WHERE codes <> '' AND tag = %s")
-                params.append(own)
+                             "WHERE codes <> '' AND tag = ANY(%s)")
+                params.append(list(own))
             parts.append(f"SELECT id, tag, envelope, ARRAY[rule, received, hash, log_size::text], -4, NULL, NULL "
-                         f"FROM {REJECTED} WHERE tag = %s")
-            params.append(own)
+                         f"FROM {REJECTED} WHERE tag = ANY(%s)")
+            params.append(list(own))
         found: list[list[StoredEvent]] = [[] for _ in groups]
         checkpoint = tracked = None
         flags: list[dict[str, Any]] | None = [] if own is not None and tracking is not None else None
