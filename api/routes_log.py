@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 from urllib.parse import urlencode
 
@@ -142,6 +144,13 @@ async def leaf_hashes(request: Request, start: int = Query(0, ge=0), end: int | 
                     headers=_page_headers(request, first, len(hashes), cut, end))
 
 
+def _json(content: dict[str, Any]) -> Response:
+    """The bytes FastAPI's JSONResponse would send for `content` (plain str/int/list values), without its
+    `jsonable_encoder` walk over them: a proof answer is a few short strings (issue 13)."""
+    return Response(json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")),
+                    media_type="application/json")
+
+
 def _tree_size_problem(ledger: Ledger, size: int, field: str) -> Any:
     tree_size = ledger.store.tree_size()
     if size > tree_size:
@@ -160,10 +169,13 @@ def inclusion_proof(request: Request, index: int = Query(ge=0), size: int = Quer
     ledger = _ledger(request)
     if index >= size:
         return problem(400, "log.range", f"index {index} is not in a tree of size {size}", field="/index")
-    if (bad := _tree_size_problem(ledger, size, "/size")) is not None:
-        return bad
-    leaf, proof = ledger.store.tree.leaf_and_inclusion_proof(index, size)  # type: ignore[attr-defined]
-    return {"index": index, "size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in proof]}
+    found = ledger.store.tree.leaf_and_inclusion_proof_within(index, size)  # type: ignore[attr-defined]
+    if found is None:  # the tree was smaller than `size`: only then is its size read, for the answer
+        if (bad := _tree_size_problem(ledger, size, "/size")) is not None:
+            return bad
+        found = ledger.store.tree.leaf_and_inclusion_proof(index, size)  # type: ignore[attr-defined]  # it grew since
+    leaf, proof = found
+    return _json({"index": index, "size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in proof]})
 
 
 @router.get(
@@ -176,10 +188,12 @@ def consistency_proof(request: Request, old: int = Query(ge=0), new: int = Query
     ledger = _ledger(request)
     if old > new:
         return problem(400, "log.range", f"old size {old} is larger than new size {new}", field="/old")
-    if (bad := _tree_size_problem(ledger, new, "/new")) is not None:
-        return bad
-    proof = ledger.store.tree.consistency_proof(old, new)  # type: ignore[attr-defined]
-    return {"old": old, "new": new, "hashes": [h.hex() for h in proof]}
+    proof = ledger.store.tree.consistency_proof_within(old, new)  # type: ignore[attr-defined]
+    if proof is None:
+        if (bad := _tree_size_problem(ledger, new, "/new")) is not None:
+            return bad
+        proof = ledger.store.tree.consistency_proof(old, new)  # type: ignore[attr-defined]  # it grew since
+    return _json({"old": old, "new": new, "hashes": [h.hex() for h in proof]})
 
 
 @router.get(

@@ -135,7 +135,7 @@ async def tag_page(tag_id: str, request: Request) -> Response:
 
     def load() -> tuple[dict[str, Any] | None, Any, dict[str, Any] | None]:
         view = ledger.tag(normalised, as_of=as_of)
-        registry = ledger.registry()
+        registry = view.registry if view is not None and view.registry is not None else ledger.registry()
         label = _check_label(ledger, normalised, signature) if signature is not None else None
         return (None if view is None else tag_document(view, registry)), registry, label
 

@@ -48,7 +48,7 @@ async def get_tag(
         return problem(404, "tag.unknown", f"no tag {normalised} was ever issued by this ledger{when}",
                        verdict={"code": "unknown", "authentic": False,
                                 "summary": "Unknown: this tag was never issued. Treat the material as untraced."})
-    return tag_document(view, ledger.registry())
+    return tag_document(view, view.registry or ledger.registry())
 
 
 @router.get(

@@ -20,7 +20,22 @@ from api.app import create_app as _create_app  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
 
 
+def _misbehave_for_tests() -> None:
+    """tests/test_bench_cleanup.py: a worker that ignores SIGINT and SIGTERM (TAGLEDGER_BENCH_IGNORE_SIGNALS=1)
+    and is slow to start (TAGLEDGER_BENCH_START_DELAY seconds), as a busy or stuck server can be."""
+    import signal
+    import time
+
+    if os.environ.get("TAGLEDGER_BENCH_IGNORE_SIGNALS") == "1":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    delay = float(os.environ.get("TAGLEDGER_BENCH_START_DELAY", "0") or 0)
+    if delay:
+        time.sleep(delay)
+
+
 def create_app():  # noqa: ANN201
+    _misbehave_for_tests()
     patches.apply_from_env()
     ledger = Ledger.open(os.environ["TAGLEDGER_BENCH_DB"])
     if os.environ.get("TAGLEDGER_BENCH_PROJECTION", "1") == "1":

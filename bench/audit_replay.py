@@ -321,7 +321,16 @@ def measure(cmd: list[str], *, interval: float = 0.2, extra_cpu: CpuMeter | None
     if extra_cpu is not None:
         extra_cpu.start()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=common.ROOT, stdout=out, stderr=err)
+    proc = subprocess.Popen(cmd, cwd=common.ROOT, stdout=out, stderr=err, start_new_session=True)
+    try:
+        return _sample(proc, out, err, busy0, self0, t0, interval, extra_cpu)
+    finally:  # an exception or SIGTERM in the bench: the auditor and its worker processes go too
+        if proc.returncode is None:
+            common.stop_process_group(proc, _tree(proc.pid), grace=5)
+
+
+def _sample(proc: subprocess.Popen[bytes], out: Any, err: Any, busy0: float, self0: Any, t0: float,
+            interval: float, extra_cpu: CpuMeter | None) -> dict[str, Any]:
     peaks: dict[int, int] = {}
     cpu: dict[int, float] = {}  # as of the last sample (each process's last 0.2 s are missed)
     roles: dict[int, str] = {}

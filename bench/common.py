@@ -429,29 +429,127 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+READY_TIMEOUT = float(os.environ.get("TAGLEDGER_BENCH_READY_TIMEOUT", "300"))
+"""Seconds a bench server may take to answer /healthz (a busy shared machine can take well over a minute)."""
+STOP_GRACE = float(os.environ.get("TAGLEDGER_BENCH_STOP_GRACE", "30"))
+"""Seconds a bench server is given to stop after SIGINT/SIGTERM before its whole process group is killed."""
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes (not zombies) of process group `pgid`."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                fields = p.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(p.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], known: Sequence[int] = (), *, grace: float = STOP_GRACE) -> None:
+    """Stop `proc` (started with `start_new_session=True`, so the leader of its own process group) and everything
+    in its group: SIGINT and SIGTERM to the group (a graceful stop; py-spy writes its profile on SIGINT), then,
+    after `grace` seconds, SIGKILL to the group and to every pid in `known` (processes of its tree seen earlier,
+    should one have left the group). Returns when none of them is left."""
+    pgid = proc.pid
+
+    def signal_all(signum: int) -> None:
+        try:
+            os.killpg(pgid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if signum == signal.SIGKILL:
+            for pid in known:
+                if pid != os.getpid() and _alive(pid):
+                    try:
+                        os.kill(pid, signum)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+
+    def gone() -> bool:
+        proc.poll()
+        return not group_members(pgid) and not any(_alive(pid) for pid in known)
+
+    for signum, wait in ((signal.SIGINT, grace * 2 / 3), (signal.SIGTERM, grace / 3), (signal.SIGKILL, 10.0)):
+        if gone():
+            break
+        signal_all(signum)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not gone():
+            time.sleep(0.05)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    left = group_members(pgid) + [pid for pid in known if _alive(pid)]
+    if left:
+        raise RuntimeError(f"bench: processes {sorted(set(left))} of server group {pgid} survived SIGKILL")
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises SystemExit, so that `finally` and `__exit__`
+    clean up (the default action would end the bench without stopping its servers)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Server:
     """`tagledger serve` on `url` with `workers` HTTP processes; for an experiment (a patch, no projection, no
     access log, extra uvicorn options) `uvicorn --factory _serve:create_app` instead, the projection then followed
-    in every worker."""
+    in every worker.
+
+    Never leaves a process behind: the server runs in its own process group, and whatever fails (not ready in
+    `ready_timeout` seconds, an exception or SIGTERM in the bench, a worker ignoring signals) the whole group is
+    stopped -- SIGINT, SIGTERM, then SIGKILL after `stop_grace` seconds (`stop_process_group`);
+    tests/test_bench_cleanup.py checks it."""
 
     def __init__(self, url: str, *, workers: int = 1, projection: bool = True, access_log: bool = True,
                  log_file: Path | None = None, py_spy: str | None = None, patches: Sequence[str] = (),
-                 uvicorn_args: Sequence[str] = (), serve_args: Sequence[str] = ()):
+                 uvicorn_args: Sequence[str] = (), serve_args: Sequence[str] = (),
+                 ready_timeout: float = READY_TIMEOUT, stop_grace: float = STOP_GRACE,
+                 env: dict[str, str] | None = None):
         self.url, self.workers, self.projection, self.access_log = url, workers, projection, access_log
         self.serve_args = list(serve_args)  # more options of `tagledger serve` (e.g. --read-db URL)
         self.py_spy = py_spy
         self.patches = list(patches)
         self.uvicorn_args = list(uvicorn_args)
+        self.extra_env = dict(env or {})
+        self.ready_timeout, self.stop_grace = ready_timeout, stop_grace
         self.as_serve = projection and access_log and not self.patches and not self.uvicorn_args
         self.home = Path(tempfile.mkdtemp(prefix="tl_bench_home_"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = log_file
+        self._seen: set[int] = set()
+        self._sigterm: Any = None
 
-    def __enter__(self) -> Server:
-        env = {**os.environ, "TAGLEDGER_BENCH_DB": self.url, "TAGLEDGER_BENCH_PROJECTION": "1" if self.projection else "0",
-               "TAGLEDGER_BENCH_PATCHES": ",".join(self.patches)}
+    def command(self) -> list[str]:
         if self.as_serve:
             # exactly what the README's `make serve` runs: `tagledger serve` (uvicorn's supervisor, the custody
             # projection followed in the supervising process, `--workers` HTTP worker processes, access log on)
@@ -470,17 +568,39 @@ class Server:
             spy = str(Path(sys.executable).with_name("py-spy"))
             cmd = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses", "--threads", "--gil",
                    "-o", self.py_spy + ".txt", "--", *cmd]
+        return cmd
+
+    def __enter__(self) -> Server:
+        env = {**os.environ, "TAGLEDGER_BENCH_DB": self.url, "TAGLEDGER_BENCH_PROJECTION": "1" if self.projection else "0",
+               "TAGLEDGER_BENCH_PATCHES": ",".join(self.patches), **self.extra_env}
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        self._sigterm = sigterm_as_exit()
+        self._sigterm.__enter__()
+        try:
+            # its own session and process group: stopping the group reaches every worker (and py-spy's child)
+            # TAGLEDGER_BENCH_CODE: serve another checkout's code (an A side: a worktree of main) with this bench
+            code = os.environ.get("TAGLEDGER_BENCH_CODE", str(ROOT))
+            if code != str(ROOT):
+                env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+            self.proc = subprocess.Popen(self.command(), cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child has its own copy
         return self
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self) -> None:
         import httpx
 
-        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        deadline = time.monotonic() + self.ready_timeout
         ready = 0
         while time.monotonic() < deadline:
+            self._seen.update(process_tree(self.proc.pid))
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_file}")
             try:
@@ -488,25 +608,37 @@ class Server:
                     ready += 1
                     if ready >= 3 * self.workers:  # every worker has had a chance to start
                         time.sleep(0.5 if self.workers > 1 else 0)
+                        self._seen.update(process_tree(self.proc.pid))
                         return
                     continue
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server not ready after {self.ready_timeout:.0f} s (TAGLEDGER_BENCH_READY_TIMEOUT); "
+                           f"see {self.log_file}")
 
     def pids(self) -> list[int]:
-        return process_tree(self.proc.pid) if self.proc and self.proc.poll() is None else []
+        if not (self.proc and self.proc.poll() is None):
+            return []
+        found = process_tree(self.proc.pid)
+        self._seen.update(found)
+        return found
+
+    def stop(self) -> None:
+        """Stop the server's whole process group (idempotent), then remove its home directory."""
+        try:
+            if self.proc is not None:
+                if self.proc.poll() is None:
+                    self._seen.update(process_tree(self.proc.pid))
+                stop_process_group(self.proc, sorted(self._seen), grace=self.stop_grace)
+        finally:
+            shutil.rmtree(self.home, ignore_errors=True)
+            if self._sigterm is not None:
+                sigterm, self._sigterm = self._sigterm, None
+                sigterm.__exit__(None, None, None)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.stop()
 
 
 # ---------------------------------------------------------------------------------------------------------------

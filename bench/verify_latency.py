@@ -31,12 +31,18 @@ import common  # noqa: E402
 import patches  # noqa: E402
 from common import CpuMeter, Server, fresh_store, get_request, percentile, print_table  # noqa: E402
 
+from ledger.keys import KeyPair  # noqa: E402
 from ledger.projection import CustodyProjection  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
 from ledger.writer import Receipt  # noqa: E402
 
 CATEGORIES = ("bag", "lot", "unused", "unknown")
 EXPECTED_STATUS = {"bag": 200, "lot": 200, "unused": 200, "unknown": 404}
+
+
+LOG_KEY = KeyPair.generate()
+"""The log key the workload's genesis names: the store is built with signed checkpoints (issue 13: without one a
+tag view answers `"log": null` and carries no proofs, and /v1/log/checkpoint is 404)."""
 
 
 def build_workload(tags: int, range_size: int, fraction: float, bags_per_lot: int, sites: int, coops: int):  # noqa: ANN201
@@ -46,7 +52,7 @@ def build_workload(tags: int, range_size: int, fraction: float, bags_per_lot: in
     per_coop = -(-(tags - per_site * sites) // coops)
     used_bags = int(per_site * sites * fraction)
     groups = max(1, used_bags // bags_per_lot)
-    return common.build_workload(groups=groups, bags_per_lot=bags_per_lot, sites=sites, cooperatives=coops,
+    return common.build_workload(log_key=LOG_KEY, groups=groups, bags_per_lot=bags_per_lot, sites=sites, cooperatives=coops,
                                  bag_tags_per_site=per_site, lot_tags_per_coop=max(per_coop, 1),
                                  issue_chunk=range_size, seed=7)
 
@@ -56,9 +62,16 @@ def build_store(url: str, wl: common.Workload) -> dict[str, Any]:
     try:
         t0 = time.perf_counter()
         events = [e.envelope for e in wl.setup] + [e.envelope for e in wl.ordered()]
-        refused = 0
+        refused = checkpoints = 0
+        signer = None
         for i in range(0, len(events), 10_000):
             refused += sum(not isinstance(r, Receipt) for r in ledger.submit_many(events[i:i + 10_000]))
+            if signer is None:  # after the genesis: a checkpoint after every 10,000 events, as serve signs them
+                signer = ledger.start_checkpoints(LOG_KEY, publish_in_background=False)
+            checkpoints += ledger.publish_checkpoint() is not None
+        last = ledger.publish_checkpoint()
+        if last is None or last.size != ledger.store.size():
+            raise RuntimeError("the store's last checkpoint does not cover the whole log")
         if refused:
             raise RuntimeError(f"{refused} events refused while building the store")
         built = time.perf_counter() - t0
@@ -66,6 +79,9 @@ def build_store(url: str, wl: common.Workload) -> dict[str, Any]:
         CustodyProjection(ledger.store).catch_up()
         projected = time.perf_counter() - t0
         size = ledger.store.size()
+        if url.startswith("postgres"):  # the planner's statistics, as autovacuum gathers them after a bulk load:
+            with ledger.store.datastore.get_connection() as conn:  # without them it plans tiny reads in parallel
+                conn.execute("ANALYZE")
     finally:
         ledger.close()
     return {"entries": size, "build_s": round(built, 1), "projection_s": round(projected, 1)}
@@ -83,7 +99,8 @@ def request_plan(wl: common.Workload, n: int, rng: random.Random, mix: dict[str,
     return plan
 
 
-SURFACES = {"json": "/v1/tags/{}", "page": "/t/{}"}
+SURFACES = {"json": "/v1/tags/{}", "page": "/t/{}", "checkpoint": "/v1/log/checkpoint", "healthz": "/healthz"}
+"""`checkpoint` and `healthz`: trivial requests on the same server, beside the views (the tag id is unused)."""
 """What is requested: the JSON verification (`GET /v1/tags/{id}`) or the HTML page people open (`GET /t/{id}`,
 with `Accept-Encoding: gzip` as a phone's browser sends it)."""
 
@@ -162,10 +179,14 @@ def _sample_check(base: str, wl: common.Workload) -> list[str]:
             doc = http.get(f"/v1/tags/{tag}").json()
             if doc.get("verdict", {}).get("code") != want or doc.get("problems"):
                 problems.append(f"{tag}: verdict {doc.get('verdict')} problems {doc.get('problems')}")
+            if doc.get("log") is None or not all(e.get("inclusion_proof") for e in doc.get("events", [])):
+                problems.append(f"{tag}: no checkpoint or an event without its inclusion proof")
         lot = http.get(f"/v1/tags/{wl.lots[0]}").json()
         bags_in_lot = (len(wl.groups[0]) - 3) // 3
         if len(lot.get("origins", [])) != bags_in_lot:
             problems.append(f"lot {wl.lots[0]}: {len(lot.get('origins', []))} origins, expected {bags_in_lot}")
+        if http.get("/v1/log/checkpoint").status_code != 200:
+            problems.append("no checkpoint at /v1/log/checkpoint")
         if http.get("/v1/tags/XX-00000000").status_code != 404:
             problems.append("unknown tag is not 404")
     return problems
@@ -193,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=int, default=9)
     p.add_argument("--coops", type=int, default=4)
     p.add_argument("--backends", type=_csv(str), default=["sqlite", "postgres"])
-    p.add_argument("--surface", type=_csv(str), default=["json"], help="json (GET /v1/tags/{id}), page (GET /t/{id})")
+    p.add_argument("--surface", type=_csv(str), default=["json"], help="json (GET /v1/tags/{id}), page (GET /t/{id}), checkpoint, healthz")
     p.add_argument("--workers", type=_csv(int), default=[1], help="uvicorn worker processes (list)")
     p.add_argument("--concurrency", type=_csv(int), default=[1, 8],
                    help="client connections (list; 1 = unloaded service time, 8 = loaded)")

@@ -77,7 +77,7 @@ def main() -> None:
     port = _free_port()
     keyfile = str(home / "root.key")
     code = SERVER.format(root=str(ROOT), db=str(home / "ledger.db"), keyfile=keyfile, port=port)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     rows: list[dict[str, object]] = []
     try:
@@ -134,9 +134,10 @@ def main() -> None:
             thread.join()
         step("16 progressive JPEGs at once", sorted(statuses), time.monotonic() - started, 16 * len(progressive))
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    finally:  # the server's whole process group, SIGKILL after a grace period (bench/common.py)
+        from common import stop_process_group
+
+        stop_process_group(proc, grace=10)
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -92,13 +92,12 @@ class FlagsProjection(TrackedProjection):
 
     def flags_of(self, tags: Iterable[str]) -> dict[str, list[Flag]]:
         """The flags raised on each of `tags` itself (tags with none are absent)."""
-        found: dict[str, list[Flag]] = {}
+        wanted = list(tags)
+        if not wanted:
+            return {}
         with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
-            for row in _select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE codes <> '' AND",
-                                  "tag", list(tags)):
-                state = ChainState.from_json(json.loads(bytes(row["state"])))
-                found[row["tag"]] = state.flags
-        return found
+            return flags_of_rows(_select_in(curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE codes <> '' AND",
+                                            "tag", wanted))
 
     def ends_of(self, tags: Iterable[str]) -> dict[str, Evidence]:
         """The entry that ended each of `tags` (consumed, voided, merged, split); tags still alive are absent.
@@ -167,15 +166,28 @@ class FlagsProjection(TrackedProjection):
 # --- the refused attempts ---------------------------------------------------------------------------------
 
 
+def flags_of_rows(rows: Iterable[dict[str, Any]]) -> dict[str, list[Flag]]:
+    """`FlagsProjection.flags_of` from rows (tag, state) of its table, read elsewhere (`LogStore.read_view`)."""
+    return {row["tag"]: ChainState.from_json(json.loads(bytes(row["state"]))).flags for row in rows}
+
+
+def attempts_of_rows(rows: Iterable[dict[str, Any]]) -> list[Attempt]:
+    """`rejected_attempts` from rows of its table read elsewhere (`LogStore.read_view`), in the order refused."""
+    return [_attempt(r) for r in sorted(rows, key=lambda r: r["id"])]
+
+
 def rejected_attempts(store: LogStore, tags: Sequence[str]) -> list[Attempt]:
     """The refused attempts kept for any of `tags`, in the order they were refused."""
+    return attempts_of_rows(rejected_attempts_rows(store, tags))
+
+
+def rejected_attempts_rows(store: LogStore, tags: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of the refused attempts kept for any of `tags` (`attempts_of_rows` makes them attempts)."""
     if not tags:
         return []
     with store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
-        rows = _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
+        return _select_in(curs, store.backend, f"SELECT id, tag, rule, received, log_size, hash, envelope FROM "
                                                f"{ATTEMPTS} WHERE", "tag", list(tags))
-    rows.sort(key=lambda r: r["id"])
-    return [_attempt(r) for r in rows]
 
 
 def rejected_attempts_page(store: LogStore, after: int, limit: int) -> list[tuple[int, Attempt]]:

@@ -19,12 +19,12 @@ from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.consistency import check_entries
 from ledger.entries import Entry, read_entry
-from ledger.flags import FlagsProjection, rejected_attempts, rejected_attempts_page
+from ledger.flags import FlagsProjection, attempts_of_rows, flags_of_rows, rejected_attempts_page, rejected_attempts_rows
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
 from ledger.risk_context import custody_end, tag_risk
 from ledger.store import LogStore, open_store
-from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvidence
+from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvent, StoredEvidence, ViewRead
 from ledger.writer import LedgerWriter, Receipt
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
@@ -57,6 +57,8 @@ class TagView:
     """The risk context of the tag's origin sites (`ledger.risk_context`, protocol 16.6)."""
     upstream: list[str] = field(default_factory=list)
     """Every tag the ore came through, nearest first (inputs of lots, parents of split tags), not this one."""
+    registry: Registry | None = field(default=None, compare=False, repr=False)
+    """The key registry the view was checked with (read in the same snapshot): what `tag_document` names."""
 
 
 class Ledger:
@@ -154,11 +156,27 @@ class Ledger:
     def registry(self) -> Registry:
         """The key registry as of the end of the log (folded incrementally)."""
         with self._registry_lock:
-            for stored in self.store.read_tagged(["registry"], after=self._registry_position):
-                entry = read_entry(stored.data)
-                self._registry.apply(entry.body, entry.hash, entry.seq)
-                self._registry_position = stored.position
-            return self._registry
+            return self._fold_registry(self.store.read_tagged(["registry"], after=self._registry_position))
+
+    def _fold_registry(self, found: list[StoredEvent]) -> Registry:
+        """Fold registry events read after `_registry_position` (under `_registry_lock`); events another thread
+        folded meanwhile are skipped."""
+        for stored in found:
+            if stored.position <= self._registry_position:
+                continue
+            entry = read_entry(stored.data)
+            self._registry.apply(entry.body, entry.hash, entry.seq)
+            self._registry_position = stored.position
+        return self._registry
+
+    def _read_view(self, tags: list[str]) -> tuple[list[StoredEvent], Registry, ViewRead]:
+        """The events of `tags`, the registry brought up to date, the latest checkpoint and the flags projection's
+        position, in one read (one query on PostgreSQL)."""
+        with self._registry_lock:
+            read = self.store.read_view([(tags, 0), (["registry"], self._registry_position)],
+                                        tracking=self.flags.name if self.flags is not None else None,
+                                        own=[t.removeprefix("tag:") for t in tags])
+            return read.groups[0], self._fold_registry(read.groups[1]), read
 
     def head(self, stream: str) -> StreamHead | None:
         if stream.startswith("tag:"):
@@ -184,16 +202,30 @@ class Ledger:
 
     def site_risk_book(self, site: str, as_of: int | None = None) -> RiskBook:
         """Every incident of `site` and its monitoring record (as of log size `as_of`, if given)."""
-        reports = self.store.read_tagged([f"risk:{site}"])
-        incidents = [read_entry(s.data).body["stream"] for s in reports if as_of is None or s.seq < as_of]
-        return self.risk_book([*incidents, f"site:{site}"], as_of)
+        book = RiskBook()  # an incident's stream begins with its report: its events all follow the report's
+        for stored in self.store.read_site_streams(site):
+            if as_of is not None and stored.seq >= as_of:
+                break
+            entry = read_entry(stored.data)
+            book.apply(entry.body, entry.hash, entry.seq)
+        return book
 
     # -- reading tags ---------------------------------------------------------------------------
 
-    def _fold_tags(self, tags: list[str], as_of: int | None = None) -> dict[str, custody.TagState]:
+    def _fold_tags(self, tags: list[str], as_of: int | None = None,
+                   prefetched: _Prefetched | None = None) -> dict[str, custody.TagState]:
+        """The tags' states; with `prefetched`, their flags and refused attempts are read in the same query
+        (PostgreSQL, `LogStore.read_view`) and added to it."""
         states: dict[str, custody.TagState] = {}
         wanted = set(tags)
-        for stored in self.store.read_tagged([f"tag:{t}" for t in tags]):
+        if prefetched is not None:
+            read = self.store.read_view([([f"tag:{t}" for t in tags], 0)],
+                                        tracking=self.flags.name if self.flags is not None else None, own=tags)
+            prefetched.add(tags, read)
+            found = read.groups[0]
+        else:
+            found = self.store.read_tagged([f"tag:{t}" for t in tags])
+        for stored in found:
             if as_of is not None and stored.seq >= as_of:
                 break
             entry = read_entry(stored.data)
@@ -206,7 +238,11 @@ class Ledger:
         With `as_of` = N, the tag as it stood when the log held its first N entries (seq < N), with proofs
         against the checkpoint of size N if one was signed, else the latest one.
         """
-        stored = self.store.read_tagged([f"tag:{tag_id}"])
+        with self.store.reading():  # one snapshot, one transaction on PostgreSQL (issue 13)
+            return self._tag(tag_id, as_of=as_of, context=context)
+
+    def _tag(self, tag_id: str, *, as_of: int | None, context: bool) -> TagView | None:
+        stored, registry, first = self._read_view([f"tag:{tag_id}"])
         if as_of is not None:
             stored = [s for s in stored if s.seq < as_of]
         if not stored:
@@ -215,19 +251,21 @@ class Ledger:
         states: dict[str, custody.TagState] = {}
         for entry in entries:
             custody.apply(states, entry.body, entry.hash, entry.seq, only={tag_id})
-        registry = self.registry()
-        checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or self.store.latest_checkpoint()
+        checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or first.checkpoint
         proofs: dict[int, list[bytes]] = {}
         if checkpoint is not None:
             covered = [e.seq for e in entries if e.seq < checkpoint.size]
             proofs = dict(zip(covered, self.store.tree.inclusion_proofs(covered, checkpoint.size)))  # type: ignore[attr-defined]
         upstream: dict[str, custody.TagState] = {}
-        origins = self._origins(states[tag_id], as_of=as_of, visited=upstream)
+        prefetched = _Prefetched()
+        prefetched.add([tag_id], first)
+        origins = self._origins(states[tag_id], as_of=as_of, visited=upstream, prefetched=prefetched)
         flags: list[dict[str, Any]] = []
         refused: list[flag_rules.JudgedAttempt] = []
         flags_position = risk = None
         if context:  # the fraud flags and the risk context of the origin sites
-            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry)
+            flags, flags_position, refused = self._flags(states[tag_id], upstream, as_of, registry, first.tracked,
+                                                         prefetched)
             at = self.view_time(as_of)
             risk = tag_risk(origins, custody_end(states[tag_id], entries, at), at,
                             lambda site: self.site_risk_book(site, as_of),
@@ -249,6 +287,7 @@ class Ledger:
             refused_attempts=refused,
             risk=risk,
             upstream=[t for t in upstream if t != tag_id],
+            registry=registry,
         )
 
     def view_time(self, as_of: int | None = None) -> datetime:
@@ -260,17 +299,27 @@ class Ledger:
         return datetime.now(timezone.utc)
 
     def _flags(self, state: custody.TagState, visited: dict[str, custody.TagState], as_of: int | None,
-               registry: Registry) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
+               registry: Registry, position: int | None = None, prefetched: _Prefetched | None = None,
+               ) -> tuple[list[dict[str, Any]], int | None, list[flag_rules.JudgedAttempt]]:
         """The tag's fraud flags: its own and those of every tag upstream (`visited` by `_origins`), from the
         flags projection and the refused attempts kept by the writer; as of log size `as_of` if given. Also the
         tag's own refused attempts, judged: only those made with standing count (protocol 9.1)."""
         # the position first: the flags read after it are at least that recent, never older than it says
-        position = self.flags.position() if self.flags is not None else None
+        # (`position` and `prefetched`: read with the tags' events, in the same snapshot as everything below; only
+        # what they lack is read here)
+        if position is None:
+            position = self.flags.position() if self.flags is not None else None
         upstream = [s for tag, s in visited.items() if tag != state.tag]
         tags = [state.tag, *(s.tag for s in upstream)]
-        raised = self.flags.flags_of(tags) if self.flags is not None else {}
+        known = prefetched or _Prefetched()
+        raised = self.flags.flags_of([t for t in tags if t not in known.flags_of]) if self.flags is not None else {}
+        if self.flags is not None:
+            raised.update(flags_of_rows(r for r in known.flags if r["tag"] in tags))
+        found = attempts_of_rows([*(r for r in known.attempts if r["tag"] in tags),
+                                  *(a for a in rejected_attempts_rows(self.store, [t for t in tags
+                                                                                  if t not in known.attempts_of]))])
         attempts: dict[str, list[flag_rules.Attempt]] = {}
-        for attempt in rejected_attempts(self.store, tags):
+        for attempt in found:
             if as_of is None or attempt.log_size <= as_of:
                 attempts.setdefault(attempt.tag, []).append(attempt)
         # the end entries and the custody parties matter only to tags with refused attempts: most views read none
@@ -317,7 +366,8 @@ class Ledger:
         return parties
 
     def _origins(self, state: custody.TagState, limit: int = 10_000, as_of: int | None = None,
-                 visited: dict[str, custody.TagState] | None = None) -> list[dict[str, Any]]:
+                 visited: dict[str, custody.TagState] | None = None,
+                 prefetched: _Prefetched | None = None) -> list[dict[str, Any]]:
         """Where the ore in this tag was mined: its own attachment, or those of the tags it came from (every
         state it reads is added to `visited`, this tag's first, then upstream, nearest first)."""
         found: list[dict[str, Any]] = []
@@ -337,7 +387,7 @@ class Ledger:
                 if s.parent:
                     upstream.append(s.parent)
             upstream = [t for t in dict.fromkeys(upstream) if t not in seen]
-            frontier = list(self._fold_tags(upstream, as_of).values()) if upstream else []
+            frontier = list(self._fold_tags(upstream, as_of, prefetched).values()) if upstream else []
         return sorted(found, key=lambda o: o["tag"])
 
     # -- sealed incident details (protocol section 16.2) -----------------------------------------
@@ -397,6 +447,25 @@ class Ledger:
         """An uploaded evidence file, if its bytes still hash to its name (else None: nothing false is served)."""
         found = self.store.sealed_evidence(incident_id, sha256)
         return found if found is not None and sha256_hex(found.data) == found.sha256 else None
+
+
+@dataclass
+class _Prefetched:
+    """Flags and refused attempts of tags, read with their events (`LogStore.read_view`), for `Ledger._flags`:
+    `flags_of` and `attempts_of` name the tags whose rows were read (a store that reads them apart reads none)."""
+
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    flags_of: set[str] = field(default_factory=set)
+    attempts_of: set[str] = field(default_factory=set)
+
+    def add(self, tags: list[str], read: ViewRead) -> None:
+        if read.own_flags is not None:
+            self.flags.extend(read.own_flags)
+            self.flags_of.update(tags)
+        if read.own_attempts is not None:
+            self.attempts.extend(read.own_attempts)
+            self.attempts_of.update(tags)
 
 
 class DetailsRefused(Exception):

@@ -212,7 +212,7 @@ class LocalTransport(Transport):
         from ledger.views import tag_document
 
         view = self.ledger.tag(tag_id)
-        return None if view is None else tag_document(view, self.ledger.registry())
+        return None if view is None else tag_document(view, view.registry or self.ledger.registry())
 
     def put_details(self, incident: str, details: dict[str, Any]) -> dict[str, Any]:
         from ledger.service import DetailsRefused

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +53,20 @@ CHECKPOINTS = "tagledger_checkpoints"
 NODES = "tagledger_merkle_nodes"
 SEALED_DETAILS = "tagledger_sealed_details"
 SEALED_EVIDENCE = "tagledger_sealed_evidence"
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """`LogStore.read_view`'s answer."""
+
+    groups: list[list[StoredEvent]]
+    checkpoint: StoredCheckpoint | None
+    tracked: int | None
+    """The projection's position (0 if it has read nothing), None if none was asked for."""
+    own_flags: list[dict[str, Any]] | None = None
+    """Rows (tag, state) of `tagledger_flags_tags` with flags for the tags named `own`, if read with the rest."""
+    own_attempts: list[dict[str, Any]] | None = None
+    """Rows of `tagledger_rejected_attempts` for the tags named `own`, if read with the rest."""
 
 
 class CommitOutcomeUnknown(OperationalError):
@@ -180,6 +194,37 @@ class LogStore(ABC):
             StoredEvent(e.position, e.event.type, bytes(e.event.data), tuple(e.event.tags))
             for e in self.recorder.read(query, after=after)
         ]
+
+    def read_tagged_groups(self, groups: Sequence[tuple[Sequence[str], int]]) -> list[list[StoredEvent]]:
+        """`read_tagged(tags, after)` of each (tags, after) group; PostgreSQL answers them in one query."""
+        return [self.read_tagged(tags, after) for tags, after in groups]
+
+    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
+                  own: Sequence[str] | None = None) -> ViewRead:
+        """What a tag view reads first: `read_tagged_groups(groups)`, the latest checkpoint and, if `tracking`
+        names a projection, how far it has read. PostgreSQL answers all of it in one query (issue 13), with the
+        flags (if `tracking`) and the refused attempts of the tags `own`; elsewhere those are left to be read."""
+        tracked = None
+        if tracking is not None:
+            table = "tracking" if self.backend == "sqlite" else "tagledger_projection_tracking"
+            with self.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+                curs.execute(f"SELECT MAX(notification_id) AS n FROM {table} WHERE application_name = "
+                             f"{self.placeholder}", [tracking])
+                row = curs.fetchone()
+                tracked = int(row["n"] or 0)
+        return ViewRead(self.read_tagged_groups(groups), self.latest_checkpoint(), tracked)
+
+    def read_site_streams(self, site: str) -> list[StoredEvent]:
+        """Every event of the site's monitoring stream (`site:<site>`) and of each incident reported at it, in log
+        order: the streams its incident reports (tagged `risk:<site>`, ledger/writer.py `stored_tags`) join, which
+        each report's row names first. PostgreSQL reads them in one query."""
+        reports = self.read_tagged([f"risk:{site}"])
+        return self.read_tagged(sorted({r.tags[0] for r in reports} | {f"site:{site}"}))
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A block whose reads (in this thread) see one snapshot of the store; on PostgreSQL one transaction
+        (`PostgresLogStore.reading`). Elsewhere a no-op: a SQLite read is local and costs no round trip."""
+        return nullcontext()
 
     @abstractmethod
     def read_range(self, start: int, end: int) -> list[StoredEvent]:

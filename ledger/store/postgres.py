@@ -27,6 +27,7 @@ from ledger.store import migrate
 from ledger.store.base import (
     CHECKPOINTS,
     NODES,
+    REJECTED,
     CommitOutcomeUnknown,
     SEALED_DETAILS,
     SEALED_EVIDENCE,
@@ -35,6 +36,7 @@ from ledger.store.base import (
     StoredCheckpoint,
     StoredDetails,
     StoredEvent,
+    ViewRead,
     WriteSession,
     keep_rejected,
 )
@@ -43,7 +45,51 @@ from ledger.tree.log_tree import LogTree
 TABLE_PREFIX = "tagledger_events"
 MAIN = TABLE_PREFIX + "_tt_main"
 TAGS = TABLE_PREFIX + "_tt_tag"
+FLAG_TAGS = "tagledger_flags_tags"  # ledger/flags.py TAGS (migration 005)
 WRITER_LOCK = 0x7461676C6F67  # advisory lock key held by the one transaction that appends to the log
+
+
+class _SnapshotDatastore(PostgresDatastore):
+    """The library's datastore, plus a read snapshot a thread can hold (`PostgresLogStore.reading`): while it is
+    held, every `transaction()` and `cursor()` of that thread (the store's reads, the library's recorders, the
+    projections' reads, `get_connection()` of the library's tracking recorder) runs on the snapshot's connection, inside its one transaction, instead of taking a pool
+    connection and a transaction per statement."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.snapshots = threading.local()
+
+    def pinned(self) -> psycopg.Connection[Any] | None:
+        return getattr(self.snapshots, "conn", None)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self.pinned()
+        if conn is None:
+            with super().get_connection() as conn:
+                yield conn
+            return
+        yield conn
+
+    @contextmanager
+    def transaction(self, *, commit: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+        conn = self.pinned()
+        if conn is None or commit:  # a write in a snapshot fails on its READ ONLY transaction: loudly
+            with super().transaction(commit=commit) as curs:
+                yield curs
+            return
+        with conn.cursor() as curs:
+            yield curs
+
+    @contextmanager
+    def cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        conn = self.pinned()
+        if conn is None:
+            with super().cursor() as curs:
+                yield curs
+            return
+        with conn.cursor() as curs:
+            yield curs
 
 
 def _connect_kwargs(url: str) -> dict[str, Any]:
@@ -157,7 +203,7 @@ class PostgresLogStore(LogStore):
         self._conninfo = {k: v for k, v in kwargs.items() if k != "schema"}
         if migrate and not read_only:
             self.migrate()
-        self.datastore = PostgresDatastore(**kwargs, pool_size=pool_size, max_overflow=4, lock_timeout=30)
+        self.datastore = _SnapshotDatastore(**kwargs, pool_size=pool_size, max_overflow=4, lock_timeout=30)
         if read_only:  # before the pool opens (the recorder below opens it)
             self.datastore.pool.kwargs["options"] = "-c default_transaction_read_only=on"
         self._writer: psycopg.Connection[Any] | None = None  # the write sessions' own connection
@@ -301,6 +347,116 @@ class PostgresLogStore(LogStore):
                 pass
 
     # -- reading --------------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every read of this thread in the block sees one snapshot of the store, in one READ ONLY, REPEATABLE
+        READ transaction on one pool connection (a tag view: one transaction rather than one per statement;
+        issue 13). Nested blocks join the outer one. Allowed on a hot standby too."""
+        datastore: _SnapshotDatastore = self.datastore  # type: ignore[assignment]
+        if datastore.pinned() is not None:
+            yield
+            return
+        with PostgresDatastore.get_connection(datastore) as conn:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                datastore.snapshots.conn = conn
+                try:
+                    yield
+                finally:
+                    datastore.snapshots.conn = None
+
+    def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
+        """Events carrying any of `tags`, after `after`: one query (the library's recorder sends two, the first
+        for a log head this store does not use). The same rows, in the same order (tests/ledger/
+        test_tag_view_queries.py compares the two)."""
+        wanted = list(dict.fromkeys(tags))
+        if not wanted:
+            return []
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SELECT_TAGGED, [wanted, after])
+            return [_row(r) for r in curs.fetchall()]
+
+    def read_tagged_groups(self, groups: Sequence[tuple[Sequence[str], int]]) -> list[list[StoredEvent]]:
+        """`read_tagged` of several (tags, after) groups in one query: each group's events, in log order."""
+        tags = [t for group, _ in groups for t in group]
+        group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
+        afters = [after for group, after in groups for _ in group]
+        found: list[list[StoredEvent]] = [[] for _ in groups]
+        if not tags:
+            return found
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT m.id, m.type, m.data, m.tags, s.g FROM (SELECT DISTINCT t.main_id, q.g FROM "
+                f"unnest(%s::text[], %s::int[], %s::bigint[]) AS q(tag, g, after) JOIN {TAGS} t ON t.tag = q.tag "
+                f"AND t.main_id > q.after) s JOIN {MAIN} m ON m.id = s.main_id ORDER BY s.g, m.id",
+                [tags, group_of, afters],
+            )
+            for r in curs.fetchall():
+                found[int(r["g"])].append(_row(r))
+        return found
+
+    def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
+                  own: Sequence[str] | None = None) -> ViewRead:
+        """`LogStore.read_view` in one query, as rows of one shape (id, type, data, tags, g, note, signed_at): the
+        groups' events (g >= 0), the projection's position (g = -1), the latest checkpoint (g = -2) and, for the
+        tags `own`, their flags (g = -3: tag, state) and their refused attempts (g = -4: id, tag, envelope, [rule,
+        received, hash, log_size])."""
+        tags = [t for group, _ in groups for t in group]
+        group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
+        afters = [after for group, after in groups for _ in group]
+        parts = [
+            f"SELECT m.id, m.type, m.data, m.tags, s.g, NULL::text AS note, NULL::timestamptz AS signed_at FROM "
+            f"(SELECT DISTINCT t.main_id, q.g FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS q(tag, g, after) "
+            f"JOIN {TAGS} t ON t.tag = q.tag AND t.main_id > q.after) s JOIN {MAIN} m ON m.id = s.main_id",
+            f"SELECT * FROM (SELECT size, NULL::text, root, NULL::text[], -2, note, signed_at FROM {CHECKPOINTS} "
+            f"ORDER BY size DESC LIMIT 1) c",
+        ]
+        params: list[Any] = [tags, group_of, afters]
+        if tracking is not None:
+            parts.append("SELECT COALESCE(MAX(notification_id), 0), NULL, NULL, NULL, -1, NULL, NULL FROM "
+                         "tagledger_projection_tracking WHERE application_name = %s")
+            params.append(tracking)
+        if own is not None:
+            if tracking is not None:
+                parts.append(f"SELECT NULL::bigint, tag, state, NULL, -3, NULL, NULL FROM {FLAG_TAGS} "
+                             "WHERE codes <> '' AND tag = ANY(%s)")
+                params.append(list(own))
+            parts.append(f"SELECT id, tag, envelope, ARRAY[rule, received, hash, log_size::text], -4, NULL, NULL "
+                         f"FROM {REJECTED} WHERE tag = ANY(%s)")
+            params.append(list(own))
+        found: list[list[StoredEvent]] = [[] for _ in groups]
+        checkpoint = tracked = None
+        flags: list[dict[str, Any]] | None = [] if own is not None and tracking is not None else None
+        attempts: list[dict[str, Any]] | None = [] if own is not None else None
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(" UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY g, id", params)
+            for r in curs.fetchall():
+                g = int(r["g"])
+                if g >= 0:
+                    found[g].append(_row(r))
+                elif g == -2:
+                    checkpoint = self._checkpoint_of({**r, "size": r["id"], "root": r["data"]})
+                elif g == -1:
+                    tracked = int(r["id"])
+                elif g == -3:
+                    flags.append({"tag": r["type"], "state": r["data"]})  # type: ignore[union-attr]
+                else:
+                    rule, received, hash_, log_size = r["tags"]
+                    attempts.append({"id": r["id"], "tag": r["type"], "rule": rule, "received": received,  # type: ignore[union-attr]
+                                     "log_size": int(log_size), "hash": hash_, "envelope": r["data"]})
+        return ViewRead(found, checkpoint, tracked, flags, attempts)
+
+    def read_site_streams(self, site: str) -> list[StoredEvent]:
+        """`LogStore.read_site_streams` in one query (a report's stream is its row's first tag)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                # the streams as one array (an InitPlan, computed once), so that the tag index is used
+                f"SELECT id, type, data, tags FROM {MAIN} WHERE id IN (SELECT main_id FROM {TAGS} WHERE tag = ANY("
+                f"ARRAY[%s::text] || ARRAY(SELECT r.tags[1] FROM {TAGS} rt JOIN {MAIN} r ON r.id = rt.main_id "
+                "WHERE rt.tag = %s))) ORDER BY id", [f"site:{site}", f"risk:{site}"],
+            )
+            return [_row(r) for r in curs.fetchall()]
 
     def size(self) -> int:
         with self.datastore.transaction(commit=False) as curs:

@@ -48,6 +48,11 @@ class TreeError(RuntimeError):
     """The stored tree is missing a node it should have (an incomplete back-fill, or a damaged store)."""
 
 
+_NO_TREE_THAT_LARGE = 2**40
+"""Sizes above this are not looked up directly (their node ids may not fit the database's integers); the caller
+reads the tree's size instead, and finds it smaller."""
+
+
 class LogTree:
     def __init__(self, store: LogStore):
         self.store = store
@@ -144,6 +149,31 @@ class LogTree:
         if index not in found:
             raise TreeError(f"the stored Merkle tree lacks leaf {index}")
         return found[index], self._proofs_from([plan], found)[0]
+
+    def leaf_and_inclusion_proof_within(self, index: int, size: int) -> tuple[bytes, list[bytes]] | None:
+        """`leaf_and_inclusion_proof`, or None if the stored tree has fewer than `size` leaves: one query, that
+        also reads leaf `size` - 1 (leaves are stored in order, so it exists if and only if the tree holds `size`
+        leaves), instead of a query for the tree's size first (issue 13)."""
+        if size > _NO_TREE_THAT_LARGE:  # node ids beyond the database's integers: surely not in the tree
+            return None
+        plan = inclusion_ranges(index, size)
+        found = self.store.read_nodes([index, size - 1, *proof_node_ids(plan)])
+        if size - 1 not in found:
+            return None
+        if index not in found:
+            raise TreeError(f"the stored Merkle tree lacks leaf {index}")
+        return found[index], self._proofs_from([plan], found)[0]
+
+    def consistency_proof_within(self, old_size: int, new_size: int) -> list[bytes] | None:
+        """`consistency_proof`, or None if the stored tree has fewer than `new_size` leaves: one query."""
+        if new_size > _NO_TREE_THAT_LARGE:
+            return None
+        plan = consistency_ranges(old_size, new_size)
+        ids = [*proof_node_ids(plan), *([new_size - 1] if new_size > 0 else [])]
+        found = self.store.read_nodes(ids) if ids else {}
+        if new_size > 0 and new_size - 1 not in found:
+            return None
+        return self._proofs_from([plan], found)[0]
 
     def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
         """Inclusion proofs of several leaves in the tree of `size` leaves, read in one query."""
