@@ -191,7 +191,23 @@ class Supervisor(Multiprocess):
 
     def run(self) -> None:
         os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers (spawned) inherit it
-        super().run()
+        try:
+            super().run()
+        finally:
+            stop_resource_tracker()
+
+
+def stop_resource_tracker() -> None:
+    """Stop multiprocessing's resource tracker, which spawning the workers started, and wait for it.
+
+    It ignores SIGINT and SIGTERM and leaves only when this process's end of its pipe closes, that is a moment
+    *after* this process has exited: `serve` would outlive itself by one process. `_stop` is the standard
+    library's own way to end it (it closes the pipe and waits); it is private, hence the guard."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if callable(stop):
+        stop()
 
 
 # --- prompt restarts --------------------------------------------------------------------------------------------
