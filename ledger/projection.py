@@ -342,9 +342,11 @@ class CustodyProjection(TrackedProjection):
 class ProjectionFollower:
     """Keeps a projection up to date in the background while the service runs.
 
-    It follows the log with the library's DCB subscription (LISTEN/NOTIFY on PostgreSQL, polling on SQLite),
-    so it also sees entries written by other processes; each notification triggers a `catch_up`, which
-    reads whole pages, so a burst of writes costs a few transactions rather than one per event.
+    It waits for the log to grow with the store's `LogWatcher` (LISTEN/NOTIFY on PostgreSQL: no transaction while
+    the service is idle; a backing-off size check on SQLite), so it also sees entries written by other processes;
+    each wake-up lets a burst of commits gather (`settle_seconds`), then triggers a `catch_up`, which reads whole
+    pages, so a burst of writes costs a few transactions rather than one per event. (Until issue 13 it followed
+    the library's DCB subscription, whose own thread read every new event once more only to say that it came.)
     """
 
     settle_seconds = 0.25
@@ -352,7 +354,7 @@ class ProjectionFollower:
 
     def __init__(self, projection: TrackedProjection):
         self.projection = projection
-        self._subscription: Any = None
+        self._watcher = projection.store.watch()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="projection", daemon=True)
 
@@ -361,12 +363,7 @@ class ProjectionFollower:
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._subscription is not None:
-            self._subscription.stop()
-            # the library's PostgreSQL listener checks for a stop once a second; a notification wakes it now
-            wake = getattr(self.projection.store, "wake_listeners", None)
-            if wake is not None:
-                wake()
+        self._watcher.stop()
         self._thread.join(timeout=10)
 
     def _catch_up(self) -> None:
@@ -377,23 +374,16 @@ class ProjectionFollower:
 
     def _run(self) -> None:
         log = logging.getLogger("tagledger.projection")
-        while not self._stopped.is_set():
-            try:
-                self._catch_up()
-                done = self.projection.position()
-                recorder = self.projection.store.recorder
-                with recorder.subscribe(after=done) as subscription:
-                    self._subscription = subscription
-                    if self._stopped.is_set():
-                        return
-                    for event in subscription:
-                        # the subscription goes on yielding what a catch-up already processed: skip it
-                        # without asking the database (only this thread moves the position forward)
-                        if event.position > done:
-                            # let a burst of commits gather, then process it in a few large pages
-                            self._stopped.wait(self.settle_seconds)
-                            self._catch_up()
-                            done = self.projection.position()
-            except Exception:  # noqa: BLE001 - keep following; retry after a pause
-                log.exception("projection follower failed; retrying")
-                self._stopped.wait(1.0)
+        try:
+            while not self._stopped.is_set():
+                try:
+                    if self._watcher.wait(60.0):
+                        self._catch_up()
+                        # let a burst of commits gather, then process it in a few large pages
+                        if self._stopped.wait(self.settle_seconds):
+                            return
+                except Exception:  # noqa: BLE001 - keep following; retry after a pause
+                    log.exception("projection follower failed; retrying")
+                    self._stopped.wait(1.0)
+        finally:
+            self._watcher.close()
