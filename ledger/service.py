@@ -152,13 +152,20 @@ class Ledger:
     # -- the registry ---------------------------------------------------------------------------
 
     def registry(self) -> Registry:
-        """The key registry as of the end of the log (folded incrementally)."""
-        with self._registry_lock:
-            for stored in self.store.read_tagged(["registry"], after=self._registry_position):
-                entry = read_entry(stored.data)
-                self._registry.apply(entry.body, entry.hash, entry.seq)
-                self._registry_position = stored.position
-            return self._registry
+        """The key registry as of the end of the log (folded incrementally).
+
+        The look for new registry entries runs outside any lock (requests in parallel do not queue behind one
+        another's query, issue 13); only folding new ones in takes the lock, and each entry is folded once, in
+        log order, whichever request found it first."""
+        found = self.store.read_tagged(["registry"], after=self._registry_position)
+        if found:
+            with self._registry_lock:
+                for stored in found:
+                    if stored.position > self._registry_position:
+                        entry = read_entry(stored.data)
+                        self._registry.apply(entry.body, entry.hash, entry.seq)
+                        self._registry_position = stored.position
+        return self._registry
 
     def head(self, stream: str) -> StreamHead | None:
         if stream.startswith("tag:"):
