@@ -114,6 +114,8 @@ def _check_members(
         if name not in obj and name not in optional:
             raise EnvelopeError(_pointer(*at, name), f"{name} is required")
     allowed = set(fields)
+    if obj.keys() <= allowed:  # the usual case: no member to name, no need to sort them
+        return
     for name in sorted(obj, key=str):
         if name not in allowed:
             raise EnvelopeError(_pointer(*at, str(name)), f"{name!r} is not a field here")
