@@ -40,6 +40,7 @@ import ingest  # noqa: E402
 from ledger.keys import KeyPair  # noqa: E402
 
 MODES = ("http-batch", "http-single", "inproc-submit-many")
+HERE = common.ROOT
 LOG_KEY = KeyPair.generate()
 """The log key the workload's genesis names: the servers hold it, so they sign checkpoints as a real one does
 (without it, `serve` signs none and refuses writes once an entry has waited 10 s for one)."""
@@ -76,7 +77,10 @@ def verify_seconds(rounds: int = 5, n: int = 400) -> float:
     return statistics.median(times)
 
 
-def run_one(mode: str, backend: str, wl: common.Workload, args: argparse.Namespace, spy: str | None) -> dict[str, Any]:
+def run_one(mode: str, backend: str, wl: common.Workload, args: argparse.Namespace, spy: str | None,
+            code: Path | None = None) -> dict[str, Any]:
+    """One run; with `code`, the server runs that source tree (a checkout of another commit) instead of this one."""
+    common.ROOT = code or HERE  # `common.Server` starts `python -m ledger.cli` in this directory
     reference = verify_seconds()
     with common.fresh_store(backend, mode.replace("-", "")[:12]) as url:
         if mode == "inproc-submit-many":
@@ -108,6 +112,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--concurrency", type=int, default=64, help="connections of http-single")
     p.add_argument("--batch-concurrency", type=int, default=4, help="connections of http-batch")
     p.add_argument("--batch-size", type=int, default=200, help="envelopes per POST /v1/events/batch")
+    p.add_argument("--ab", metavar="DIR", type=Path,
+                   help="A/B in one sitting: every HTTP run also with the server started from the source tree DIR "
+                        "(e.g. `git archive main | tar -x -C DIR`), A and B alternating; in-process modes only B")
     p.add_argument("--py-spy", metavar="PREFIX", help="record the server with py-spy (raw stacks to PREFIX-*.txt)")
     p.add_argument("--json", nargs="?", const="", help="write results JSON (default bench/results/server_cpu-*.json)")
     args = p.parse_args(argv)
@@ -124,36 +131,41 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for n in range(args.repeat):
             for mode in modes:
                 spy = f"{args.py_spy}-{backend}-{mode}-{n}" if args.py_spy and not mode.startswith("inproc") else None
-                row = run_one(mode, backend, wl, args, spy)
-                rows.append(row)
-                status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
-                print(f"   {backend:8} {mode:20} {row['cpu_per_event_us']:7.0f} us/event = {row['ratio']:5.2f} "
-                      f"verifications (1 verification = {row['verify_us']:.0f} us)  {status}", flush=True)
+                codes = [None] if args.ab is None or mode.startswith("inproc") else [args.ab, None][::1 - 2 * (n % 2)]
+                for code in codes:
+                    row = run_one(mode, backend, wl, args, spy, code)
+                    row["code"] = "A" if code is not None else "B"
+                    rows.append(row)
+                    status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
+                    print(f"   {backend:8} {mode:20} {row['code']} {row['cpu_per_event_us']:7.0f} us/event = "
+                          f"{row['ratio']:5.2f} verifications (1 verification = {row['verify_us']:.0f} us)  {status}",
+                          flush=True)
     print()
-    print(f"{'store':8} {'mode':20} {'runs':>4}  {'ratio (min-max)':>16}  {'median':>6}  {'us/event':>14}  "
-          f"{'verify us':>10}  {'PG ratio':>9}")
+    print(f"{'store':8} {'mode':20} {'code':4} {'runs':>4}  {'ratio (min-max)':>16}  {'median':>6}  "
+          f"{'us/event':>14}  {'verify us':>10}  {'PG ratio':>9}")
     summary = []
-    for backend in args.backends.split(","):
-        for mode in modes:
-            mine = [r for r in rows if r["backend"] == backend and r["mode"] == mode and r["valid"]]
-            if not mine:
-                continue
-            ratios = [r["ratio"] for r in mine]
-            us = [r["cpu_per_event_us"] for r in mine]
-            ver = [r["verify_us"] for r in mine]
-            pg = [r["pg_ratio"] for r in mine if r["pg_ratio"] is not None]
-            line = {"backend": backend, "mode": mode, "runs": len(mine), "ratio_min": min(ratios),
-                    "ratio_max": max(ratios), "ratio_median": statistics.median(ratios), "us_min": min(us),
-                    "us_max": max(us), "verify_us_min": min(ver), "verify_us_max": max(ver),
-                    "pg_ratio_median": statistics.median(pg) if pg else None}
-            summary.append(line)
-            print(f"{backend:8} {mode:20} {len(mine):>4}  {min(ratios):7.2f} - {max(ratios):5.2f}  "
-                  f"{statistics.median(ratios):6.2f}  {min(us):6.0f} - {max(us):5.0f}  "
-                  f"{min(ver):4.0f} - {max(ver):3.0f}  "
-                  f"{(statistics.median(pg) if pg else float('nan')):9.2f}")
+    for backend, mode, code in [(b, m, c) for b in args.backends.split(",") for m in modes for c in ("A", "B")]:
+        mine = [r for r in rows if r["backend"] == backend and r["mode"] == mode and r["valid"]
+                and r["code"] == code]
+        if not mine:
+            continue
+        ratios = [r["ratio"] for r in mine]
+        us = [r["cpu_per_event_us"] for r in mine]
+        ver = [r["verify_us"] for r in mine]
+        pg = [r["pg_ratio"] for r in mine if r["pg_ratio"] is not None]
+        line = {"backend": backend, "mode": mode, "code": code, "runs": len(mine), "ratio_min": min(ratios),
+                "ratio_max": max(ratios), "ratio_median": statistics.median(ratios), "us_min": min(us),
+                "us_max": max(us), "verify_us_min": min(ver), "verify_us_max": max(ver),
+                "pg_ratio_median": statistics.median(pg) if pg else None}
+        summary.append(line)
+        print(f"{backend:8} {mode:20} {code:4} {len(mine):>4}  {min(ratios):7.2f} - {max(ratios):5.2f}  "
+              f"{statistics.median(ratios):6.2f}  {min(us):6.0f} - {max(us):5.0f}  "
+              f"{min(ver):4.0f} - {max(ver):3.0f}  "
+              f"{(statistics.median(pg) if pg else float('nan')):9.2f}")
     if args.json is not None:
         path = common.write_json("server_cpu", {"benchmark": "server_cpu", "args": vars(args), "machine": machine,
-                                                "events": wl.timed_events, "rows": rows, "summary": summary},
+                                                "events": wl.timed_events, "ab": str(args.ab) if args.ab else None,
+                                                "rows": rows, "summary": summary},
                                  args.json or None)
         print(f"\nwrote {path}")
     return rows
