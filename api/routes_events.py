@@ -47,7 +47,7 @@ async def post_event(request: Request) -> Any:
     ledger: Ledger = request.app.state.ledger
     try:
         obj = await read_json(request)
-        future = ledger.writer.submit_async(obj)
+        future = ledger.writer.submit_async(obj, parsed=True)
         receipt = await asyncio.wait_for(asyncio.wrap_future(future), WRITE_TIMEOUT_SECONDS)
     except BadBody as bad:
         return problem(bad.status, bad.rule, bad.detail)
@@ -89,7 +89,7 @@ async def post_batch(request: Request, response: Response) -> Any:
     futures: list[Any] = []
     for obj in objs:
         try:
-            futures.append(ledger.writer.submit_async(obj))
+            futures.append(ledger.writer.submit_async(obj, parsed=True))
         except RuleViolation as violation:
             futures.append(violation)
     deadline = asyncio.get_running_loop().time() + WRITE_TIMEOUT_SECONDS

@@ -118,11 +118,12 @@ class _Slot:
         return self._result
 
 
-def prepare(obj: Any, *, slot: bool = False) -> Submission:
+def prepare(obj: Any, *, slot: bool = False, parsed: bool = False) -> Submission:
     """Structural checks that need no state; raises `RuleViolation("envelope.malformed", ...)`. With `slot`, the
-    outcome is kept in a `_Slot` rather than a `Future` (for `submit_many`, which nobody waits on)."""
+    outcome is kept in a `_Slot` rather than a `Future` (for `submit_many`, which nobody waits on). `parsed`: `obj`
+    is what `verification.canonical.parse_json` returned (the HTTP API's bodies): see `Envelope.from_json`."""
     try:
-        envelope = Envelope.from_json(obj)
+        envelope = Envelope.from_json(obj, parsed=parsed)
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, str(exc)) from None
     payload = parse_data(envelope.body["type"], envelope.body["data"])
@@ -174,9 +175,10 @@ class LedgerWriter:
         """Admit one envelope (JSON object) or raise `RuleViolation`. Blocks until durable."""
         return self.submit_async(obj).result()
 
-    def submit_async(self, obj: Any) -> Future[Receipt]:
-        """Queue one envelope for the writer thread; the future resolves once it is durable."""
-        submission = prepare(obj)
+    def submit_async(self, obj: Any, *, parsed: bool = False) -> Future[Receipt]:
+        """Queue one envelope for the writer thread; the future resolves once it is durable. `parsed`: `obj` is
+        what `verification.canonical.parse_json` returned, unchanged (`prepare`)."""
+        submission = prepare(obj, parsed=parsed)
         self._ensure_thread()
         self._queue.put(submission)
         return submission.future
