@@ -75,10 +75,10 @@ def instrument_writer(writer: LedgerWriter) -> None:
         return
     submit_async = writer.submit_async
 
-    def counted(obj: Any) -> Future[Any]:
+    def counted(obj: Any, **options: Any) -> Future[Any]:
         started = time.perf_counter()
         try:
-            future = submit_async(obj)
+            future = submit_async(obj, **options)
         except RuleViolation as violation:  # refused before reaching the writer (malformed)
             EVENTS_REFUSED.labels(violation.rule).inc()
             WRITE_SECONDS.observe(time.perf_counter() - started)

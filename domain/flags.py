@@ -349,6 +349,8 @@ def merge_fixes(lists: Iterable[Sequence[Fix]]) -> list[Fix]:
 
 def exceeds(mass: int | Fraction, reference: int | Fraction, tolerance_ppm: int) -> bool:
     """`mass` above `reference` by more than the tolerance (the comparison of protocol section 7, exact)."""
+    if type(mass) is int and type(reference) is int:  # the usual case: the same exact comparison, in integers
+        return mass * PPM > reference * (PPM + tolerance_ppm)
     return Fraction(mass) * PPM > Fraction(reference) * (PPM + tolerance_ppm)
 
 

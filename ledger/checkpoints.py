@@ -63,12 +63,18 @@ class CheckpointSigner:
 
 
 class CheckpointPublisher:
-    """A background thread that calls `CheckpointSigner.publish` every `interval` seconds."""
+    """A background thread that publishes a checkpoint at most every `interval` seconds while entries arrive.
+
+    It waits for the log to grow (`LogStore.watch`: LISTEN/NOTIFY on PostgreSQL), so an idle service runs no
+    transaction for it; after a growth it lets `interval` seconds of entries gather, then signs one checkpoint
+    of them all.
+    """
 
     def __init__(self, signer: CheckpointSigner, interval: float = INTERVAL_SECONDS):
         self.signer = signer
         self.interval = interval
         self._stop = threading.Event()
+        self._watcher = signer.store.watch()
         self._thread = threading.Thread(target=self._run, name="tagledger-checkpoints", daemon=True)
 
     def start(self) -> None:
@@ -76,17 +82,23 @@ class CheckpointPublisher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watcher.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while True:
-            try:
-                self.signer.publish()
-            except Exception:  # a store hiccup must not end publication: log it and try again
-                log.exception("publishing a checkpoint failed; retrying in %.1f s", self.interval)
-            if self._stop.wait(self.interval):
-                break
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not self._watcher.wait(60.0):
+                        continue
+                    self.signer.publish()
+                except Exception:  # a store hiccup must not end publication: log it and try again
+                    log.exception("publishing a checkpoint failed; retrying in %.1f s", self.interval)
+                if self._stop.wait(self.interval):  # at most one checkpoint per interval
+                    break
+        finally:
+            self._watcher.close()
         try:  # a clean shutdown leaves a checkpoint of everything acknowledged
             self.signer.publish()
         except Exception:

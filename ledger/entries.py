@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +48,17 @@ class Entry:
         return self.envelope["body"]
 
 
+def _loads(raw: bytes) -> Any:
+    """The stored entry's JSON. Entries are the ledger's own canonical bytes, read with orjson (about 3x faster
+    than `json`); bytes that orjson refuses (an entry altered in the store: NaN, a lone surrogate, a huge
+    integer...) are read with `json` as before, so that the checks that report such an entry still see it."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def read_entry(raw: bytes) -> Entry:
-    parsed = json.loads(raw)
+    parsed = _loads(raw)
     digest = hashlib.sha256(envelope_bytes_of(raw)).hexdigest()
     return Entry(parsed["seq"], parsed["received"], parsed["envelope"], digest, raw)

@@ -48,10 +48,34 @@ class FlagsProjection(TrackedProjection):
     lock_key = PROCESSOR_LOCK
     tables = (TAGS, MONTHS, SITES, USES)
 
+    CACHE_LIMIT = 200_000
+    """At most this many chain states kept in memory between pages (then the cache starts again, empty)."""
+
     def __init__(self, store: LogStore):
         self._tolerance: int | None = None
         self.roles: dict[str, str | None] = {}  # org -> its registered role (never changes once in the log)
+        # The chains this process last wrote (state, stored bytes or None for no row), as of tracked position
+        # `_cached_at` (-1: none to trust): while the tracked position is still that one, nobody else changed the
+        # rows, so each page folds onto them rather than reading and decoding them again (issue 13).
+        self._cached: dict[str, tuple[ChainState, bytes | None]] = {}
+        self._cached_at = -1
+        self._pending: tuple[dict[str, tuple[ChainState, bytes | None]], int] | None = None
         super().__init__(store)
+
+    def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
+        self._pending = None
+        try:
+            super()._process(parsed)
+        finally:
+            pending, self._pending = self._pending, None
+        if pending is not None:  # written and committed: these are the rows at that position
+            chains, position = pending
+            self._cached = chains if len(chains) <= self.CACHE_LIMIT else {}
+            self._cached_at = position
+
+    def drop(self) -> None:
+        self._cached, self._cached_at = {}, -1
+        super().drop()
 
     def _create_statements(self) -> list[str]:
         blob = "BLOB" if self.backend == "sqlite" else "bytea"
@@ -78,6 +102,10 @@ class FlagsProjection(TrackedProjection):
 
     def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> _Working:
         working = _Working(self, curs)
+        cached, cached_at, self._cached, self._cached_at = self._cached, self._cached_at, {}, -1  # folded in place
+        if cached_at == todo[0][0].position - 1:  # `_after` hands on only entries that continue the position
+            working.cache = cached
+        working.position = todo[-1][0].position
         working.preload_chains({t for _, entry in todo if entry.body["type"] != "tags_issued"
                                 for t in rules.tags_of(entry.body)})
         tolerance = self.tolerance()
@@ -87,6 +115,7 @@ class FlagsProjection(TrackedProjection):
 
     def _write_rows(self, curs: Any, working: _Working) -> None:
         working.write(curs)
+        self._pending = (working.written, working.position)  # trusted once `_process` returns (committed)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -239,10 +268,26 @@ class _Working(rules.FlagsStore):
         self.stored_months: dict[tuple[str, str], tuple[int, bytes | None]] = {}
         self.uses: list[tuple[int, str, str]] = []
         self.roles = projection.roles
+        self.position = -1
+        self.cache: dict[str, tuple[ChainState, bytes | None]] = {}
+        """Chains as the rows hold them (state, bytes or None for no row), to take instead of reading a row."""
+        self.written: dict[str, tuple[ChainState, bytes | None]] = {}
+        """After `write`: the chains of `cache` not taken and those in hand, with the bytes of their rows."""
 
     # chains
     def preload_chains(self, tags: Iterable[str]) -> None:
         wanted = [t for t in tags if t not in self.chains]
+        if self.cache:
+            unknown = []
+            for tag in wanted:
+                hit = self.cache.pop(tag, None)
+                if hit is None:
+                    unknown.append(tag)
+                    continue
+                self.chains[tag] = hit[0]
+                if hit[1] is not None:
+                    self.stored[tag] = hit[1]
+            wanted = unknown
         for row in _select_in(self.curs, self.backend, f"SELECT tag, state FROM {TAGS} WHERE", "tag", wanted):
             raw = bytes(row["state"])
             self.stored[row["tag"]] = raw
@@ -322,10 +367,14 @@ class _Working(rules.FlagsStore):
     def write(self, curs: Any) -> None:
         ph = self.ph
         rows = []
+        written = self.written = self.cache
+        self.cache = {}
         for tag, chain in sorted(self.chains.items()):
             if chain.empty and tag not in self.stored:
+                written[tag] = (chain, None)
                 continue
             raw = jcs(chain.to_json())
+            written[tag] = (chain, raw)
             if raw != self.stored.get(tag):
                 rows.append((tag, ",".join(sorted({f.code for f in chain.flags})), raw))
         if rows:

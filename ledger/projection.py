@@ -64,6 +64,23 @@ def _touched(event: StoredEvent, body: dict[str, Any]) -> list[str]:
     return joined + issued_tags(body["data"]) if event.type == "tags_issued" else joined
 
 
+def read_page(store: LogStore, start: int) -> list[tuple[StoredEvent, Entry]]:
+    """The page of the log after position `start` (at most `PAGE` entries), each entry parsed.
+
+    The projections of one process (custody, flags) read the same pages one after the other: the last page read
+    is kept on the store, so that each page is read from the database and parsed once, not once per projection.
+    A kept page is a prefix of the log from `start` (the log only grows), so reusing it is always right; what it
+    lacks is read by the next call.
+    """
+    kept = getattr(store, "_tagledger_last_page", None)
+    if kept is not None and kept[0] == start:
+        return kept[1]
+    parsed = [(event, read_entry(event.data)) for event in store.read_range(start, start + PAGE)]
+    if parsed:
+        store._tagledger_last_page = (start, parsed)  # type: ignore[attr-defined]  # one tuple: atomic
+    return parsed
+
+
 class TrackedProjection:
     """A disposable view of the log, kept with the `eventsourcing` library's tracking recorders.
 
@@ -149,15 +166,14 @@ class TrackedProjection:
         with self._lock:
             while limit is None or processed < limit:
                 start = self.position()
-                page = self.store.read_range(start, start + PAGE)
-                if not page:
+                parsed = read_page(self.store, start)
+                if not parsed:
                     break
-                self._process(page)
-                processed += len(page)
+                self._process(parsed)
+                processed += len(parsed)
         return processed
 
-    def _process(self, page: list[StoredEvent]) -> None:
-        parsed = [(event, read_entry(event.data)) for event in page]
+    def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
         transaction = self.store.datastore.transaction  # type: ignore[attr-defined]
         if self.backend == "postgres":
             # the advisory lock does not block the ledger's writers: hold it for the whole page
@@ -207,9 +223,33 @@ class CustodyProjection(TrackedProjection):
     lock_key = PROCESSOR_LOCK
     tables = (VIEW,)
 
+    CACHE_LIMIT = 200_000
+    """At most this many tag states kept in memory between pages (then the cache starts again, empty)."""
+
     def __init__(self, store: LogStore):
         self._summary: dict[str, Any] | None = None
+        # The states this process last wrote, as of tracked position `_cached_at` (-1: none to trust). While the
+        # tracked position is still that one, nobody else changed the view, so the rows need not be read and
+        # decoded again: each page folds onto them (issue 13). Tags not in it are read from the view.
+        self._cached: dict[str, TagState] = {}
+        self._cached_at = -1
+        self._pending: tuple[dict[str, TagState], int] | None = None
         super().__init__(store)
+
+    def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
+        self._pending = None
+        try:
+            super()._process(parsed)
+        finally:
+            pending, self._pending = self._pending, None
+        if pending is not None:  # written and committed: the states are the view's rows at that position
+            states, position = pending
+            self._cached = states if len(states) <= self.CACHE_LIMIT else {}
+            self._cached_at = position
+
+    def drop(self) -> None:
+        self._cached, self._cached_at = {}, -1
+        super().drop()
 
     def _create_statements(self) -> list[str]:
         blob = "BLOB" if self.backend == "sqlite" else "bytea"
@@ -221,11 +261,17 @@ class CustodyProjection(TrackedProjection):
     def _fold(self, curs: Any, todo: list[tuple[StoredEvent, Entry]]) -> list[tuple[str, str, str | None, str, bytes]]:
         """The view rows of the tags these entries change, from their stored states and the entries."""
         touched = [_touched(event, entry.body) for event, entry in todo]
-        states = self._load(curs, {tag for tags in touched for tag in tags})
+        wanted = {tag for tags in touched for tag in tags}
+        done = todo[0][0].position - 1  # `_after` hands on only entries that continue the tracked position
+        states, self._cached, cached_at, self._cached_at = self._cached, {}, self._cached_at, -1  # folded in place
+        if cached_at != done:
+            states = {}
+        states.update(self._load(curs, [tag for tag in wanted if tag not in states]))
         changed: set[str] = set()
         for (_, entry), tags in zip(todo, touched):
             custody.apply(states, entry.body, entry.hash, entry.seq)
             changed.update(tags)
+        self._folded = (states, todo[-1][0].position)
         return [
             (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
             for tag in sorted(changed)
@@ -233,6 +279,7 @@ class CustodyProjection(TrackedProjection):
         ]
 
     def _write_rows(self, curs: Any, rows: list[tuple[str, str, str | None, str, bytes]]) -> None:
+        self._pending = self._folded  # trusted once `_process` returns (the transaction committed)
         ph = self._ph
         curs.executemany(
             f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
@@ -342,9 +389,11 @@ class CustodyProjection(TrackedProjection):
 class ProjectionFollower:
     """Keeps a projection up to date in the background while the service runs.
 
-    It follows the log with the library's DCB subscription (LISTEN/NOTIFY on PostgreSQL, polling on SQLite),
-    so it also sees entries written by other processes; each notification triggers a `catch_up`, which
-    reads whole pages, so a burst of writes costs a few transactions rather than one per event.
+    It waits for the log to grow with the store's `LogWatcher` (LISTEN/NOTIFY on PostgreSQL: no transaction while
+    the service is idle; a backing-off size check on SQLite), so it also sees entries written by other processes;
+    each wake-up lets a burst of commits gather (`settle_seconds`), then triggers a `catch_up`, which reads whole
+    pages, so a burst of writes costs a few transactions rather than one per event. (Until issue 13 it followed
+    the library's DCB subscription, whose own thread read every new event once more only to say that it came.)
     """
 
     settle_seconds = 0.25
@@ -352,7 +401,7 @@ class ProjectionFollower:
 
     def __init__(self, projection: TrackedProjection):
         self.projection = projection
-        self._subscription: Any = None
+        self._watcher = projection.store.watch()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="projection", daemon=True)
 
@@ -361,12 +410,7 @@ class ProjectionFollower:
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._subscription is not None:
-            self._subscription.stop()
-            # the library's PostgreSQL listener checks for a stop once a second; a notification wakes it now
-            wake = getattr(self.projection.store, "wake_listeners", None)
-            if wake is not None:
-                wake()
+        self._watcher.stop()
         self._thread.join(timeout=10)
 
     def _catch_up(self) -> None:
@@ -377,23 +421,16 @@ class ProjectionFollower:
 
     def _run(self) -> None:
         log = logging.getLogger("tagledger.projection")
-        while not self._stopped.is_set():
-            try:
-                self._catch_up()
-                done = self.projection.position()
-                recorder = self.projection.store.recorder
-                with recorder.subscribe(after=done) as subscription:
-                    self._subscription = subscription
-                    if self._stopped.is_set():
-                        return
-                    for event in subscription:
-                        # the subscription goes on yielding what a catch-up already processed: skip it
-                        # without asking the database (only this thread moves the position forward)
-                        if event.position > done:
-                            # let a burst of commits gather, then process it in a few large pages
-                            self._stopped.wait(self.settle_seconds)
-                            self._catch_up()
-                            done = self.projection.position()
-            except Exception:  # noqa: BLE001 - keep following; retry after a pause
-                log.exception("projection follower failed; retrying")
-                self._stopped.wait(1.0)
+        try:
+            while not self._stopped.is_set():
+                try:
+                    if self._watcher.wait(60.0):
+                        self._catch_up()
+                        # let a burst of commits gather, then process it in a few large pages
+                        if self._stopped.wait(self.settle_seconds):
+                            return
+                except Exception:  # noqa: BLE001 - keep following; retry after a pause
+                    log.exception("projection follower failed; retrying")
+                    self._stopped.wait(1.0)
+        finally:
+            self._watcher.close()

@@ -65,7 +65,7 @@ def redacted(url: str) -> str:
 class ReadOnlyWriter:
     """A replica's `Ledger` writes nothing: this stands in for its `LedgerWriter`."""
 
-    def submit(self, envelope: Any) -> Any:
+    def submit(self, envelope: Any, **options: Any) -> Any:
         raise RuntimeError("a replica records nothing: writes go to the primary")
 
     submit_async = submit_many = submit

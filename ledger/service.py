@@ -154,9 +154,16 @@ class Ledger:
     # -- the registry ---------------------------------------------------------------------------
 
     def registry(self) -> Registry:
-        """The key registry as of the end of the log (folded incrementally)."""
-        with self._registry_lock:
-            return self._fold_registry(self.store.read_tagged(["registry"], after=self._registry_position))
+        """The key registry as of the end of the log (folded incrementally).
+
+        The look for new registry entries runs outside any lock (requests in parallel do not queue behind one
+        another's query, issue 13); only folding new ones in takes the lock, and each entry is folded once, in
+        log order, whichever request found it first."""
+        found = self.store.read_tagged(["registry"], after=self._registry_position)
+        if found:
+            with self._registry_lock:
+                self._fold_registry(found)
+        return self._registry
 
     def _fold_registry(self, found: list[StoredEvent]) -> Registry:
         """Fold registry events read after `_registry_position` (under `_registry_lock`); events another thread
@@ -171,11 +178,15 @@ class Ledger:
 
     def _read_view(self, tags: list[str]) -> tuple[list[StoredEvent], Registry, ViewRead]:
         """The events of `tags`, the registry brought up to date, the latest checkpoint and the flags projection's
-        position, in one read (one query on PostgreSQL)."""
+        position, in one read (one query on PostgreSQL).
+
+        The read runs outside the registry's lock, as in `registry`: views in parallel do not queue behind one
+        another's query. A view may then carry a registry a few entries newer than its read (another request
+        folded them meanwhile): never older, so every key that signed one of its events is in it."""
+        read = self.store.read_view([(tags, 0), (["registry"], self._registry_position)],
+                                    tracking=self.flags.name if self.flags is not None else None,
+                                    own=[t.removeprefix("tag:") for t in tags])
         with self._registry_lock:
-            read = self.store.read_view([(tags, 0), (["registry"], self._registry_position)],
-                                        tracking=self.flags.name if self.flags is not None else None,
-                                        own=[t.removeprefix("tag:") for t in tags])
             return read.groups[0], self._fold_registry(read.groups[1]), read
 
     def head(self, stream: str) -> StreamHead | None:

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from verification.canonical import MAX_SAFE_INTEGER, NonCanonicalValue, jcs, json_pointer
+from verification.canonical import MAX_SAFE_INTEGER, NonCanonicalValue, jcs, jcs_parsed, json_pointer
 from verification.encoding import (
     EncodingError,
     b64url_encode,
@@ -114,6 +114,8 @@ def _check_members(
         if name not in obj and name not in optional:
             raise EnvelopeError(_pointer(*at, name), f"{name} is required")
     allowed = set(fields)
+    if obj.keys() <= allowed:  # the usual case: no member to name, no need to sort them
+        return
     for name in sorted(obj, key=str):
         if name not in allowed:
             raise EnvelopeError(_pointer(*at, str(name)), f"{name!r} is not a field here")
@@ -159,8 +161,9 @@ def _check_body(body: Any) -> None:
         raise EnvelopeError("/body/data", "data is not an object")
 
 
-def _check_envelope(obj: Any, *, check_subset: bool) -> bytes | None:
-    """Check the structure; with ``check_subset``, also the JSON subset, returning ``jcs(body)``."""
+def _check_envelope(obj: Any, *, check_subset: bool, parsed: bool = False) -> bytes | None:
+    """Check the structure; with ``check_subset``, also the JSON subset, returning ``jcs(body)`` (with
+    ``parsed``, ``obj`` came from :func:`parse_json`: inside the subset, encoded by :func:`jcs_parsed`)."""
     if type(obj) is not dict:
         raise EnvelopeError("", "the envelope is not an object")
     _check_members(obj, ENVELOPE_FIELDS, frozenset())
@@ -174,7 +177,7 @@ def _check_envelope(obj: Any, *, check_subset: bool) -> bytes | None:
     # ``sig`` is a base64url string (checked above), always inside the subset, so the envelope is
     # inside it exactly when the body is: encoding the body checks it and gives the signed bytes.
     try:
-        return jcs(obj["body"])
+        return jcs_parsed(obj["body"]) if parsed else jcs(obj["body"])
     except NonCanonicalValue as error:
         raise EnvelopeError(json_pointer(("body", *error.path)), error.reason) from None
 
@@ -193,14 +196,16 @@ class Envelope:
     body_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_json(cls, obj: Any) -> Envelope:
+    def from_json(cls, obj: Any, *, parsed: bool = False) -> Envelope:
         """Check the structure of a parsed envelope (section 4) and wrap it.
 
         Raises :class:`EnvelopeError` (rule ``envelope.malformed``) naming the first field,
         in the order of section 4's table, that is missing, unknown, of the wrong type or
         badly encoded -- including any value outside the JSON subset of section 1.
+        ``parsed``: ``obj`` is what :func:`parse_json` returned, unchanged (it is then inside the
+        subset, and its canonical bytes are written faster, :func:`jcs_parsed`).
         """
-        body_bytes = _check_envelope(obj, check_subset=True)
+        body_bytes = _check_envelope(obj, check_subset=True, parsed=parsed)
         return cls(body=obj["body"], sig=obj["sig"], body_bytes=body_bytes)
 
     @classmethod

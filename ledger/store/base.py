@@ -12,6 +12,8 @@ The ledger needs two things on top of the library's `DCBRecorder`:
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -167,6 +169,45 @@ def keep_rejected(curs: Any, ph: str, rows: Sequence[tuple[str, str, str, int, s
     curs.execute("RELEASE SAVEPOINT tagledger_keep_rejected")
 
 
+class LogWatcher:
+    """Waits for the log to grow, without a transaction while nothing happens (issue 13: an idle service waits,
+    it does not poll). This base class (SQLite, which has no LISTEN/NOTIFY) asks the log's size with a backing-off
+    period: `POLL_MIN` after a change, doubling up to `POLL_MAX` while the log stays still. PostgreSQL's watcher
+    (ledger/store/postgres.py) LISTENs to the channel every write session NOTIFYs when it commits."""
+
+    POLL_MIN = 0.2
+    POLL_MAX = 2.0
+
+    def __init__(self, store: LogStore):
+        self.store = store
+        self._stop = threading.Event()
+        self._known = -1
+        self._period = self.POLL_MIN
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the log may have grown (True) or `timeout` seconds pass or `stop` is called (False).
+        A True may be spurious (the caller reads what is new); growth is never missed: the first call returns
+        True, and each one after a growth that the previous calls did not report."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            size = self.store.size()
+            if size != self._known:
+                self._known, self._period = size, self.POLL_MIN
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(self._period, left))
+            self._period = min(self._period * 2, self.POLL_MAX)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
+
+
 class LogStore(ABC):
     url: str
     backend: str
@@ -184,6 +225,10 @@ class LogStore(ABC):
 
     @abstractmethod
     def size(self) -> int: ...
+
+    def watch(self) -> LogWatcher:
+        """A `LogWatcher` of this store: how background threads wait for new entries (close it when done)."""
+        return LogWatcher(self)
 
     def read_tagged(self, tags: Sequence[str], after: int = 0) -> list[StoredEvent]:
         """Events carrying any of `tags`, after `after`, through the library's DCB recorder interface."""

@@ -10,7 +10,9 @@ of envelopes commits in one transaction, with the Merkle tree nodes it completes
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timezone
@@ -32,6 +34,7 @@ from ledger.store.base import (
     SEALED_DETAILS,
     SEALED_EVIDENCE,
     LogStore,
+    LogWatcher,
     SchemaError,
     StoredCheckpoint,
     StoredDetails,
@@ -494,6 +497,9 @@ class PostgresLogStore(LogStore):
             )
             return curs.rowcount == 1
 
+    def watch(self) -> LogWatcher:
+        return PostgresLogWatcher(self)
+
     def wake_listeners(self) -> None:
         """Notify the log's channel (without writing anything), so that subscriptions re-check at once."""
         try:
@@ -506,3 +512,61 @@ class PostgresLogStore(LogStore):
         with self._writer_lock:
             self._drop_writer()
         self.datastore.close()
+
+
+class PostgresLogWatcher(LogWatcher):
+    """Waits on `LISTEN` for the `NOTIFY` every write session sends as it commits (`_Session.insert`), on a
+    connection of its own: an idle service runs no transaction at all (issue 13). The first `wait` returns True
+    (whatever was written before the LISTEN); after losing its connection it reconnects and returns True (a
+    notification may have been missed)."""
+
+    CHECK_SECONDS = 1.0
+    """Longest wait inside the driver before looking at `stop` again (`stop` also wakes it with a NOTIFY)."""
+
+    def __init__(self, store: PostgresLogStore):
+        super().__init__(store)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._fresh = True  # nothing reported since (re)connecting
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            store: PostgresLogStore = self.store  # type: ignore[assignment]
+            self._conn = store._connect(autocommit=True)  # noqa: SLF001
+            self._conn.execute(f"LISTEN {MAIN}")
+            self._fresh = True
+        return self._conn
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            try:
+                conn = self._listen()
+                if self._fresh:
+                    self._fresh = False
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for _ in conn.notifies(timeout=min(self.CHECK_SECONDS, left), stop_after=1):
+                    return not self._stop.is_set()
+            except psycopg.Error as exc:
+                logging.getLogger("tagledger.store").warning("log watcher lost its connection: %s", exc)
+                self._drop()
+                self._stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        return False
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def stop(self) -> None:
+        super().stop()
+        self.store.wake_listeners()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._drop()

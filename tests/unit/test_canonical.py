@@ -24,6 +24,7 @@ from verification.canonical import (
     MalformedJSON,
     NonCanonicalValue,
     jcs,
+    jcs_parsed,
     json_path,
     json_pointer,
     parse_json,
@@ -98,6 +99,26 @@ def test_parse_json_reads_any_json_layout(value: Any) -> None:
     pretty = json.dumps(value, indent=2, ensure_ascii=True).encode("ascii")
     assert same(parse_json(pretty), value)
     assert jcs(parse_json(pretty)) == jcs(value)
+
+
+@given(json_values, st.booleans())
+def test_jcs_parsed_is_jcs_on_what_parse_json_returns(value: Any, pretty: bool) -> None:
+    # issue 13: the write path encodes request bodies with the C encoder; never other bytes than jcs
+    data = json.dumps(value, indent=1, ensure_ascii=True).encode("ascii") if pretty else jcs(value)
+    parsed = parse_json(data)
+    assert jcs_parsed(parsed) == jcs(parsed) == rfc8785.dumps(value)
+
+
+@given(st.dictionaries(names, st.none() | names, min_size=2, max_size=12))
+def test_jcs_parsed_orders_names_by_utf16_code_units(value: dict[str, Any]) -> None:
+    # the C encoder sorts by code point: a name beyond U+FFFF sends it to jcs
+    assert jcs_parsed(parse_json(jcs(value))) == rfc8785.dumps(value)
+
+
+def test_jcs_parsed_falls_back_where_code_points_and_utf16_disagree() -> None:
+    value = {"\U0001F600": 1, "\uff01": 2}  # U+FF01 sorts after U+1F600 in UTF-16 code units, before by code point
+    assert list(json.loads(jcs_parsed(value))) == ["\U0001F600", "\uff01"]
+    assert jcs_parsed(value) == jcs(value)
 
 
 def _jcs_string_reference(text: str) -> str:
