@@ -393,7 +393,7 @@ def test_lot_split_and_consume_at_the_refinery(phones, live_ledger, cli) -> None
         site.attach(tag, mineral="tungsten", mass_g=grams, pit="P4")
         site.dispatch(tag, "be-refinery")
     caught_up(live_ledger)
-    refinery.sync()
+    refinery.sync(live_ledger.entries())  # as of the dispatches: a sync started before them may end meanwhile
     assert "(2)" in refinery.page.inner_text("#incoming")
     refinery.record("receive", tag=TAG, mass="30")
     refinery.record("receive", tag=OTHER, mass="19.990")
