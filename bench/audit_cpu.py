@@ -3,8 +3,8 @@
 Each run is `python -m verification.audit BUNDLE --no-state --vkey @VKEY --workers W --json --no-progress` in its
 own process, started in the checkout being measured (so `-m verification.audit` imports that checkout's
 `verification/`); its CPU time is the auditor's plus its reaped worker processes' (`wait4`). Right before each
-run, this process measures the CPU time of one Ed25519 verification with `cryptography` (a 420-byte message, CPU
-time by `time.process_time`, so a busy machine's waiting is not counted). The figure is
+run and right after it, this process measures the CPU time of one Ed25519 verification with `cryptography` (a 420-byte message, CPU
+time by `time.process_time`, so a busy machine's waiting is not counted; the mean of the two is used). The figure is
 
     CPU per entry / CPU per verification  =  cpu_s / entries * verifications_per_cpu_s
 
@@ -15,6 +15,9 @@ both checkouts see the same machine; each run's figures and the load average bef
         --tree A=/tmp/verification-of-main --tree B=. --workers 0,2 --repeat 3 --json out.json
 
 A tree is any directory holding a `verification/` package (e.g. `git archive MAIN verification | tar -x -C DIR`).
+`--breakdown N` instead times each part of the replay over the first N entries in this process (the checkout's
+own `verification/`): reading, check_entry without the signature, the signatures, the inter-process encoding,
+the ordered checks and fold.
 """
 
 from __future__ import annotations
@@ -64,6 +67,70 @@ def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | Non
     return {"wall_s": wall, "stdout": out.decode(), "stderr": err.decode(), "returncode": proc.returncode}
 
 
+def breakdown(bundle: str, count: int, rounds: int = 3) -> dict[str, float]:
+    """Where one entry's CPU goes, in this process with this checkout's `verification/`: the first `count`
+    entries of `bundle` through each part of the replay alone, in microseconds per entry (the least of `rounds`
+    rounds), and the reference verification's, measured between the parts."""
+    import marshal
+
+    from verification import entry_checks
+    from verification.replay import Replayer
+    from verification.sources import open_source
+
+    def cpu(work: Any) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.process_time()
+            work()
+            best = min(best, time.process_time() - t0)
+        return best / count * 1e6
+
+    source = open_source(bundle)
+    parts: dict[str, float] = {"read (zip, split lines)": cpu(lambda: sum(1 for _ in source.entries(0, count)))}
+    entries = list(source.entries(0, count))
+    signed: list[tuple[bytes, bytes, bytes]] = []
+
+    class Recorder:  # check_entry without the signature check; the signatures kept to be timed apart
+        def verify(self, public: bytes, signature: bytes, message: Any) -> bool:
+            signed.append((public, signature, bytes(message)))
+            return True
+
+    feeder = Replayer(id_key=b"k" * 16)
+    checked = []
+    for raw in entries:
+        item = entry_checks.check_entry(raw, feeder.registry.public_key, feeder.id_key, Recorder())
+        feeder.apply(item, raw)
+        checked.append(item)
+    lookup = feeder.registry.public_key
+    recorder = Recorder()
+    parts["check_entry without the signature"] = cpu(
+        lambda: [entry_checks.check_entry(raw, lookup, b"k" * 16, recorder) for raw in entries])
+    checker = entry_checks.SignatureChecker()
+    rates = [verify_cpu_rate()]
+    parts["Ed25519 verify of the entries"] = cpu(lambda: [checker.verify(*item) for item in signed[:count]])
+    rates.append(verify_cpu_rate())
+    plain = [tuple(item) for item in checked]
+    parts["worker -> auditor (marshal both ways)"] = cpu(
+        lambda: [marshal.loads(marshal.dumps(plain[i:i + 1000])) for i in range(0, count, 1000)])
+
+    def fold() -> None:
+        replayer = Replayer(id_key=b"k" * 16)
+        for item, raw in zip(checked, entries):
+            replayer.apply(item, raw)
+        replayer.tags.close()
+
+    parts["ordered checks and fold (Replayer.apply)"] = cpu(fold)
+    rates.append(verify_cpu_rate())
+    reference = 1e6 / (sum(rates) / len(rates))
+    print(f"breakdown over the first {count:,} entries, us per entry (reference verification {reference:.1f} us, "
+          f"{[round(r) for r in rates]}/CPU-s):")
+    for name, us in parts.items():
+        print(f"  {name:45s} {us:8.1f} us  {us / reference:6.3f} verifications")
+    total = sum(parts.values())
+    print(f"  {'sum':45s} {total:8.1f} us  {total / reference:6.3f} verifications")
+    return {"reference_us": reference, **parts}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import resource
 
@@ -75,17 +142,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--as-of", type=int, default=None)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default=None)
+    p.add_argument("--breakdown", type=int, default=0,
+                   help="instead: time the parts of the replay over the first N entries, in this process (run it "
+                        "from the checkout to measure)")
     args = p.parse_args(argv)
+    if args.breakdown:
+        breakdown(args.bundle, args.breakdown)
+        return []
     trees = [(name, Path(path).resolve()) for name, path in (t.split("=", 1) for t in args.tree)]
     rows: list[dict[str, Any]] = []
     for k in range(args.repeat):
         for w in [int(x) for x in args.workers.split(",") if x]:
             for name, tree in trees:
                 load = os.getloadavg()[0]
-                rate = verify_cpu_rate()
+                rate_before = verify_cpu_rate()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 m = run_audit(tree, args.bundle, args.vkey, w, args.as_of)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                rate_after = verify_cpu_rate()
+                rate = (rate_before + rate_after) / 2
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 try:
                     report = json.loads(m["stdout"])
@@ -95,7 +170,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 row = {"tree": name, "workers": w, "repeat": k, "entries": size, "ok": bool(report.get("ok")),
                        "wall_s": round(m["wall_s"], 2), "cpu_s": round(cpu, 2),
                        "cpu_us_per_entry": round(cpu / size * 1e6, 1) if size else None,
-                       "verify_per_cpu_s": round(rate), "load_1m_before": load,
+                       "verify_per_cpu_s": round(rate), "verify_per_cpu_s_before_after": [round(rate_before), round(rate_after)],
+                       "load_1m_before": load,
                        "ratio": round(cpu / size * rate, 3) if size else None,
                        "failure": report.get("failure")}
                 rows.append(row)
