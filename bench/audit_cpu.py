@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,23 @@ def verify_cpu_rate(seconds: float = 1.0) -> float:
     return n / (time.process_time() - t0)
 
 
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop whatever is left of `proc`'s process group (the auditor, or workers it left behind)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.2)  # workers reparented to init: give them the signal's time
+    if proc.poll() is None:  # pragma: no cover - killed above
+        proc.kill()
+        proc.wait()
+
+
 def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "verification.audit", bundle, "--no-state", "--vkey", "@" + vkey,
            "--workers", str(workers), "--json", "--no-progress"]
@@ -55,13 +73,13 @@ def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | Non
         cmd += ["--as-of", str(as_of)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # its own process group, so that its worker processes go with it whatever fails here or there
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
         out, err = proc.communicate()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _end_group(proc)
     wall = time.perf_counter() - t0
     # communicate() reaped it; the CPU of the child and its reaped children is in RUSAGE_CHILDREN
     return {"wall_s": wall, "stdout": out.decode(), "stderr": err.decode(), "returncode": proc.returncode}
