@@ -22,8 +22,12 @@ for ``kid`` at that point, and checks the signature itself otherwise.
 
 from __future__ import annotations
 
+import binascii
+import datetime
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple, NoReturn
 
@@ -36,20 +40,20 @@ from verification.encoding import (
     KEY_ID_RE,
     ORG_ID_RE,
     UUID_RE,
-    EncodingError,
     b64url_decode,
     decode_public_key,
-    decode_signature,
-    parse_time,
 )
 from verification.entry import EntryError, decode_entry
 from verification.envelope import STREAM_RE
 from verification.event_data import DataError, check_event_shape
-from verification.merkle import leaf_hash
 
 __all__ = ["CheckedEntry", "EntryProblem", "SignatureChecker", "check_entry", "fingerprint", "normalize_time"]
 
 _ENTRY_HEAD = b'{"envelope":'
+_new_checked = tuple.__new__
+_sha256 = hashlib.sha256
+_blake2b = hashlib.blake2b
+_LEAF = hashlib.sha256(b"\x00")  # RFC 9162: a leaf hash is SHA-256(0x00 || entry) (verification.merkle.leaf_hash)
 _RECEIVED_MARK = b',"received":"'
 _BODY_HEAD = b'{"body":'
 _SIG_MARK = b',"sig":"'
@@ -101,7 +105,7 @@ def normalize_time(text: str) -> str:
 
 def fingerprint(event_id: str, key: bytes) -> int:
     """The keyed 64-bit fingerprint of an event id (BLAKE2b with ``key``, first 8 bytes, big-endian)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode("ascii"), digest_size=8, key=key).digest(), "big")
+    return int.from_bytes(_blake2b(event_id.encode("ascii"), digest_size=8, key=key).digest(), "big")
 
 
 class SignatureChecker:
@@ -149,6 +153,14 @@ def _integer(text: str) -> int:
 
 
 _DECODER = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse, parse_int=_integer)
+_SCAN = _DECODER.scan_once  # the C scanner, without the whitespace handling of `decode`
+# A signature is 64 bytes: 86 base64url characters whose last one carries 2 bits of data and 4 unused bits,
+# which must be zero (the canonical form: `verification.encoding.b64url_decode`): A, Q, g or w.
+_SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]", re.ASCII)
+# A protocol time (section 2) with a real clock reading; the date's validity (month length, leap years,
+# year 0000) is asked of `datetime` once per distinct date.
+_TIME_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z",
+                        re.ASCII)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _ENTRY_KEYS = frozenset({"v", "seq", "received", "envelope"})
 _ENVELOPE_KEYS = frozenset({"body", "sig"})
@@ -160,6 +172,33 @@ def _is(regex: Any, value: Any) -> bool:
     return type(value) is str and regex.fullmatch(value) is not None
 
 
+_UUID, _STREAM, _HASH, _ORG_ID, _KEY_ID = (r.fullmatch for r in (UUID_RE, STREAM_RE, HASH_RE, ORG_ID_RE, KEY_ID_RE))
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_ok(year: str, month: str, day: str) -> bool:
+    try:
+        datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def _time_ok(value: Any) -> bool:
+    """Whether ``verification.encoding.parse_time(value)`` would accept ``value`` (without building it)."""
+    if type(value) is not str:
+        return False
+    match = _TIME_TEXT.fullmatch(value)
+    return match is not None and _date_ok(*match.groups())
+
+
+def _signature_of(sig: Any) -> bytes | None:
+    """``verification.encoding.decode_signature(sig)``, or None where it raises."""
+    if type(sig) is not str or _SIG_TEXT.fullmatch(sig) is None:
+        return None
+    return binascii.a2b_base64(sig.replace("-", "+").replace("_", "/") + "==")
+
+
 def _decode_fast(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
     """(seq, received, body, signature) of a canonical ASCII entry that passes every check of the reference
     reader, or None (then ask the reference)."""
@@ -167,30 +206,29 @@ def _decode_fast(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
         return None
     text = raw.decode("ascii")
     try:
-        entry = _DECODER.decode(text)
-    except (_Refused, ValueError, RecursionError):
+        entry, end = _SCAN(text, 0)
+    except (StopIteration, _Refused, ValueError, RecursionError):
         return None
-    if type(entry) is not dict or entry.keys() != _ENTRY_KEYS or _ENCODER.encode(entry) != text:
+    if end != len(text) or type(entry) is not dict or entry.keys() != _ENTRY_KEYS or _ENCODER.encode(entry) != text:
         return None
     seq, received, envelope = entry["seq"], entry["received"], entry["envelope"]
     if entry["v"] != 1 or type(entry["v"]) is not int or type(seq) is not int or seq < 0:
         return None
     if type(envelope) is not dict or envelope.keys() != _ENVELOPE_KEYS:
         return None
-    body, sig = envelope["body"], envelope["sig"]
+    body = envelope["body"]
     if type(body) is not dict or (body.keys() != _BODY_KEYS and body.keys() != _BODY_KEYS_LINKED):
         return None
-    stream, prev = body["stream"], body["prev"]
+    stream, prev, event_id, actor, key = body["stream"], body["prev"], body["id"], body["actor"], body["key"]
     if not (
         type(body["v"]) is int and body["v"] == 1
-        and _is(UUID_RE, body["id"])
+        and type(event_id) is str and _UUID(event_id) is not None
         and type(body["type"]) is str
-        and _is(STREAM_RE, stream)
-        and (prev is None or _is(HASH_RE, prev))
-        and _is(ORG_ID_RE, body["actor"])
-        and _is(KEY_ID_RE, body["key"])
+        and type(stream) is str and _STREAM(stream) is not None
+        and (prev is None or (type(prev) is str and _HASH(prev) is not None))
+        and type(actor) is str and _ORG_ID(actor) is not None
+        and type(key) is str and _KEY_ID(key) is not None
         and type(body["data"]) is dict
-        and type(sig) is str
     ):
         return None
     links = body.get("links")
@@ -200,11 +238,8 @@ def _decode_fast(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
         for name, value in links.items():
             if name == stream or not _is(STREAM_RE, name) or not (value is None or _is(HASH_RE, value)):
                 return None
-    try:
-        parse_time(received)
-        parse_time(body["time"])
-        signature = decode_signature(sig)
-    except EncodingError:
+    signature = _signature_of(envelope["sig"])
+    if signature is None or not _time_ok(received) or not _time_ok(body["time"]):
         return None
     return seq, received, body, signature
 
@@ -242,10 +277,13 @@ def check_entry(
     # The entry is canonical, so the envelope's bytes and the body's bytes are inside it verbatim
     # (section 5): the envelope is the first member, its "sig" is its last member, and neither a time
     # nor a base64url signature can contain the marks searched from the right.
-    envelope = raw[len(_ENTRY_HEAD) : raw.rindex(_RECEIVED_MARK)]
-    signed = envelope[len(_BODY_HEAD) : envelope.rindex(_SIG_MARK)]
+    view = memoryview(raw)  # slices without copies, for the hash and the signature check
+    envelope_end = raw.rindex(_RECEIVED_MARK)
+    envelope = view[len(_ENTRY_HEAD) : envelope_end]
+    signed = view[len(_ENTRY_HEAD) + len(_BODY_HEAD) : raw.rindex(_SIG_MARK, 0, envelope_end)]
 
-    if body["type"] == "ledger_created":
+    kind = body["type"]
+    if kind == "ledger_created":
         public_key: bytes | None = decode_public_key(body["data"]["root_key"])
     else:
         public_key = public_key_of(body["key"])
@@ -253,25 +291,29 @@ def check_entry(
 
     prev = body["prev"]
     links = body.get("links")
-    return CheckedEntry(
-        seq=seq,
-        received=normalize_time(received),
-        type=body["type"],
-        stream=body["stream"],
-        prev=None if prev is None else bytes.fromhex(prev),
-        links=() if links is None else tuple(
+    event_id = body["id"]
+    time = body["time"]
+    leaf = _LEAF.copy()
+    leaf.update(raw)
+    return _new_checked(CheckedEntry, (  # the fields in CheckedEntry's order, without a Python-level call
+        seq,
+        normalize_time(received),
+        kind,
+        body["stream"],
+        None if prev is None else bytes.fromhex(prev),
+        () if links is None else tuple(
             (name, None if value is None else bytes.fromhex(value)) for name, value in links.items()
         ),
-        actor=body["actor"],
-        key=body["key"],
-        time=normalize_time(body["time"]),
-        time_text=body["time"],
-        event_id=body["id"],
-        id_fingerprint=fingerprint(body["id"], id_key),
-        hash=hashlib.sha256(envelope).digest(),
-        leaf=leaf_hash(raw),
-        signature_key=public_key,
-        signature_ok=ok,
-        data=body["data"],
-        issued=None if issued is None else tuple(issued),
-    )
+        body["actor"],
+        body["key"],
+        normalize_time(time),
+        time,
+        event_id,
+        int.from_bytes(_blake2b(event_id.encode("ascii"), digest_size=8, key=id_key).digest(), "big"),
+        _sha256(envelope).digest(),
+        leaf.digest(),
+        public_key,
+        ok,
+        body["data"],
+        None if issued is None else tuple(issued),
+    ))

@@ -1,0 +1,263 @@
+"""The auditor's fast per-entry checks (verification.entry_checks) against the reference readers.
+
+The fast path of `check_entry` decides some checks without the reference code: a protocol time without building
+a `datetime` (`_time_ok`), a signature's base64url without re-encoding it (`_signature_of`), the whole entry with
+the C scanner called directly (`_decode_fast`). Each must accept exactly what the reference accepts (or, for
+`_decode_fast`, a subset of it, the rest going to the reference), with the same values: checked here on random
+valid and invalid inputs, and `check_entry`'s output against values computed independently from the reference
+decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_replay import Log
+from verification.canonical import jcs
+from verification.encoding import EncodingError, b64url_decode, decode_signature, format_time, key_id, parse_time
+from verification.entry import EntryError, decode_entry
+from verification.entry_checks import (
+    CheckedEntry,
+    EntryProblem,
+    SignatureChecker,
+    _decode_fast,
+    _signature_of,
+    _time_ok,
+    check_entry,
+    fingerprint,
+    normalize_time,
+)
+from verification.merkle import leaf_hash
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _parses(value: Any) -> bool:
+    try:
+        parse_time(value)
+    except EncodingError:
+        return False
+    return True
+
+
+def _signature(value: Any) -> bytes | None:
+    try:
+        return decode_signature(value)
+    except EncodingError:
+        return None
+
+
+# --- times ------------------------------------------------------------------------------------------------
+
+_moments = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999),
+                        timezones=st.just(timezone.utc))
+
+
+@st.composite
+def _time_texts(draw: st.DrawFn) -> str:
+    """Protocol times (with 0..6 fractional digits) and near misses: one character changed, added or removed,
+    impossible fields (month 13, day 31 of a short month, 29 February of a common year, hour 24, second 60)."""
+    text = format_time(draw(_moments))
+    digits = draw(st.integers(0, 6))
+    text = text[:19] + ("." + text[20:20 + digits] if digits else "") + "Z"
+    how = draw(st.sampled_from(["keep", "replace", "insert", "delete", "field"]))
+    if how == "keep":
+        return text
+    i = draw(st.integers(0, len(text) - 1))
+    char = draw(st.sampled_from(list("0123456789-:.TZtz +\u0663\n")))
+    if how == "replace":
+        return text[:i] + char + text[i + 1:]
+    if how == "insert":
+        return text[:i] + char + text[i:]
+    if how == "delete":
+        return text[:i] + text[i + 1:]
+    start, value = draw(st.sampled_from([(5, "13"), (5, "00"), (8, "00"), (8, "31"), (8, "30"), (8, "29"),
+                                         (11, "24"), (11, "23"), (14, "60"), (17, "60"), (17, "59"), (0, "0000")]))
+    return text[:start] + value + text[start + len(value):]
+
+
+@SETTINGS
+@given(_time_texts())
+def test_time_ok_accepts_exactly_what_parse_time_accepts(text: str) -> None:
+    assert _time_ok(text) == _parses(text)
+
+
+@SETTINGS
+@given(st.one_of(st.text(alphabet="0123456789-:.TZ", max_size=30), st.text(max_size=30), st.integers(),
+                 st.none(), st.binary(max_size=30)))
+def test_time_ok_on_anything(value: Any) -> None:
+    assert _time_ok(value) == _parses(value)
+
+
+def test_time_ok_on_leap_days_and_edges() -> None:
+    for text, ok in [("2024-02-29T00:00:00Z", True), ("2023-02-29T00:00:00Z", False),
+                     ("2000-02-29T23:59:59.999999Z", True), ("1900-02-29T00:00:00Z", False),
+                     ("0000-01-01T00:00:00Z", False), ("0001-01-01T00:00:00Z", True),
+                     ("2026-04-31T00:00:00Z", False), ("2026-01-01T24:00:00Z", False),
+                     ("2026-01-01T00:00:60Z", False), ("2026-01-01T00:00:00.Z", False),
+                     ("2026-01-01T00:00:00.1234567Z", False), ("2026-01-01T00:00:00Z\n", False)]:
+        assert _time_ok(text) is ok is _parses(text), text
+
+
+# --- signatures -------------------------------------------------------------------------------------------
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@st.composite
+def _signature_texts(draw: st.DrawFn) -> str:
+    """base64url of 64 random bytes, and near misses: a character changed to any base64 or other character
+    (unused bits set, '+', '/', '=', whitespace), padding, one character more or less."""
+    text = base64.urlsafe_b64encode(draw(st.binary(min_size=64, max_size=64))).rstrip(b"=").decode()
+    how = draw(st.sampled_from(["keep", "replace", "last", "insert", "delete", "pad"]))
+    char = draw(st.sampled_from(list(_B64URL + "+/= \n.\u00e9")))
+    i = draw(st.integers(0, len(text) - 1))
+    if how == "replace":
+        return text[:i] + char + text[i + 1:]
+    if how == "last":
+        return text[:-1] + char
+    if how == "insert":
+        return text[:i] + char + text[i:]
+    if how == "delete":
+        return text[:i] + text[i + 1:]
+    if how == "pad":
+        return text + "=" * draw(st.integers(1, 2))
+    return text
+
+
+@SETTINGS
+@given(_signature_texts())
+def test_signature_of_equals_decode_signature(text: str) -> None:
+    assert _signature_of(text) == _signature(text)
+
+
+@SETTINGS
+@given(st.one_of(st.text(alphabet=_B64URL + "+/=", min_size=84, max_size=88), st.text(max_size=90),
+                 st.integers(), st.none()))
+def test_signature_of_on_anything(value: Any) -> None:
+    assert _signature_of(value) == _signature(value)
+
+
+# --- whole entries ----------------------------------------------------------------------------------------
+
+
+def _small_log() -> list[bytes]:
+    log = Log()
+    log.attach("BAG-1")
+    log.attach("BAG-2", mass=30_000)
+    log.emit("site", "custody_dispatched", "tag:BAG-1", {"to": "trader"})
+    return log.entries
+
+
+ENTRIES = _small_log()
+
+# characters that make the edits interesting: JSON syntax, escapes, digits, exponents, whitespace, non-ASCII
+_EDIT_BYTES = [bytes([b]) for b in b'{}[]:,"\\ \n\t0123456789-+.eEtrufalsn'] + [b"\\u0041", b"\xc3\xa9", b"\x00"]
+
+
+@st.composite
+def _edited_entries(draw: st.DrawFn) -> bytes:
+    raw = draw(st.sampled_from(ENTRIES))
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(raw)))
+        how = draw(st.sampled_from(["replace", "insert", "delete"]))
+        piece = draw(st.sampled_from(_EDIT_BYTES))
+        if how == "replace":
+            raw = raw[:i] + piece + raw[i + 1:]
+        elif how == "insert":
+            raw = raw[:i] + piece + raw[i:]
+        else:
+            raw = raw[:i] + raw[i + 1:]
+    return raw
+
+
+def _reference(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
+    try:
+        entry = decode_entry(raw)
+    except EntryError:
+        return None
+    return entry.seq, entry.received, entry.envelope.body, b64url_decode(entry.envelope.sig)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_edited_entries())
+def test_the_fast_decoder_never_accepts_what_the_reference_refuses(raw: bytes) -> None:
+    fast = _decode_fast(raw)
+    reference = _reference(raw)
+    if fast is not None:
+        assert reference is not None and fast == reference
+    elif raw.isascii() and reference is not None:
+        pytest.fail("an ASCII entry the reference accepts must take the fast path")  # it only skips non-ASCII
+
+
+@SETTINGS
+@given(st.sampled_from(ENTRIES), st.sampled_from([
+    (b'"seq":', b'"seq":9007199254740991'), (b'"seq":', b'"seq":9007199254740992'),
+    (b'"mass_g":', b'"mass_g":-9007199254740992'), (b'"mass_g":', b'"mass_g":40000.0'),
+    (b'"mass_g":', b'"mass_g":4e4'), (b'"mass_g":', b'"mass_g":Infinity'), (b'"mass_g":', b'"mass_g":-0'),
+]))
+def test_numbers_out_of_the_protocol_are_refused_by_both(raw: bytes, edit: tuple[bytes, bytes]) -> None:
+    mark, replacement = edit
+    assume(mark in raw)
+    start = raw.index(mark)
+    end = start + len(mark)
+    while raw[end:end + 1].isdigit():
+        end += 1
+    edited = raw[:start] + replacement + raw[end:]
+    fast = _decode_fast(edited)
+    reference = _reference(edited)
+    if fast is not None:
+        assert fast == reference
+
+
+def test_check_entry_equals_values_computed_from_the_reference_decoder() -> None:
+    log = Log()
+    log.attach("BAG-1")
+    log.emit("itsci", "tags_issued", "org:site", {"tags": ["BAG-9"]}, created=["tag:BAG-9"])
+    keys = {pair.kid: base64.urlsafe_b64decode(pair.public_key + "=") for pair in log.keys.values()}
+    id_key = b"k" * 16
+    for raw in log.entries:
+        entry = decode_entry(raw)
+        body = entry.envelope.body
+        checked = check_entry(raw, keys.get, id_key, SignatureChecker())
+        assert type(checked) is CheckedEntry
+        envelope_bytes = jcs(entry.envelope.to_json())
+        public = keys.get(body["key"]) if body["type"] != "ledger_created" else \
+            base64.urlsafe_b64decode(body["data"]["root_key"] + "=")
+        assert public is not None and key_id(public) == body["key"]
+        expected = CheckedEntry(
+            seq=entry.seq, received=normalize_time(entry.received), type=body["type"], stream=body["stream"],
+            prev=None if body["prev"] is None else bytes.fromhex(body["prev"]),
+            links=tuple((k, None if v is None else bytes.fromhex(v)) for k, v in (body.get("links") or {}).items()),
+            actor=body["actor"], key=body["key"], time=normalize_time(body["time"]), time_text=body["time"],
+            event_id=body["id"], id_fingerprint=fingerprint(body["id"], id_key),
+            hash=hashlib.sha256(envelope_bytes).digest(), leaf=leaf_hash(raw), signature_key=public,
+            signature_ok=True, data=body["data"],
+            issued=("BAG-9",) if body["data"].get("tags") == ["BAG-9"] else checked.issued,
+        )
+        assert checked == expected
+        assert type(checked.hash) is bytes and type(checked.leaf) is bytes
+        # the signature checked over the body's bytes: a flipped signature byte fails it
+        sig = entry.envelope.sig
+        flipped = raw.replace(sig.encode(), (("B" if sig[0] == "A" else "A") + sig[1:]).encode())
+        again = check_entry(flipped, keys.get, id_key, SignatureChecker())
+        assert type(again) is CheckedEntry and again.signature_ok is False
+
+
+def test_a_late_received_time_is_still_checked() -> None:
+    raw = ENTRIES[1]
+    received = decode_entry(raw).received
+    later = format_time(parse_time(received) + timedelta(days=400))
+    assert type(check_entry(raw.replace(received.encode(), later.encode()), lambda kid: None, b"k" * 16,
+                            SignatureChecker())) is CheckedEntry
+    bad = received[:5] + "02-30" + received[10:]
+    problem = check_entry(raw.replace(received.encode(), bad.encode()), lambda kid: None, b"k" * 16,
+                          SignatureChecker())
+    assert type(problem) is EntryProblem and problem.field == "/received"
