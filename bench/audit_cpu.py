@@ -32,21 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def verify_cpu_rate(seconds: float = 1.0) -> float:
-    """Ed25519 verifications per CPU-second of this process (cryptography / OpenSSL)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    message = b"x" * 420
-    sig = key.sign(message)
-    public = key.public_key()
-    n, t0 = 0, time.process_time()
-    while time.process_time() - t0 < seconds:
-        for _ in range(200):
-            public.verify(sig, message)
-        n += 200
-    return n / (time.process_time() - t0)
+from reference_speed import verification_cpu_seconds  # bench/, beside this script
 
 
 def _end_group(proc: subprocess.Popen[bytes]) -> None:
@@ -124,9 +110,9 @@ def breakdown(bundle: str, count: int, rounds: int = 3) -> dict[str, float]:
     parts["check_entry without the signature"] = cpu(
         lambda: [entry_checks.check_entry(raw, lookup, b"k" * 16, recorder) for raw in entries])
     checker = entry_checks.SignatureChecker()
-    rates = [verify_cpu_rate()]
+    rates = [1 / verification_cpu_seconds()]
     parts["Ed25519 verify of the entries"] = cpu(lambda: [checker.verify(*item) for item in signed[:count]])
-    rates.append(verify_cpu_rate())
+    rates.append(1 / verification_cpu_seconds())
     plain = [tuple(item) for item in checked]
     parts["worker -> auditor (marshal both ways)"] = cpu(
         lambda: [marshal.loads(marshal.dumps(plain[i:i + 1000])) for i in range(0, count, 1000)])
@@ -138,7 +124,7 @@ def breakdown(bundle: str, count: int, rounds: int = 3) -> dict[str, float]:
         replayer.tags.close()
 
     parts["ordered checks and fold (Replayer.apply)"] = cpu(fold)
-    rates.append(verify_cpu_rate())
+    rates.append(1 / verification_cpu_seconds())
     reference = 1e6 / (sum(rates) / len(rates))
     print(f"breakdown over the first {count:,} entries, us per entry (reference verification {reference:.1f} us, "
           f"{[round(r) for r in rates]}/CPU-s):")
@@ -173,11 +159,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for w in [int(x) for x in args.workers.split(",") if x]:
             for name, tree in trees:
                 load = os.getloadavg()[0]
-                rate_before = verify_cpu_rate()
+                rate_before = 1 / verification_cpu_seconds()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 m = run_audit(tree, args.bundle, args.vkey, w, args.as_of)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                rate_after = verify_cpu_rate()
+                rate_after = 1 / verification_cpu_seconds()
                 rate = (rate_before + rate_after) / 2
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 try:

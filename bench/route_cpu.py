@@ -29,19 +29,7 @@ import httpx  # noqa: E402
 from api.app import create_app  # noqa: E402
 from tests.ledger.world import attach_and_deliver, make_world  # noqa: E402
 
-
-def verify_cpu() -> float:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    message = b"x" * 420
-    sig, public = key.sign(message), key.public_key()
-    n, t0 = 0, time.process_time()
-    while time.process_time() - t0 < 1.0:
-        for _ in range(200):
-            public.verify(sig, message)
-        n += 200
-    return (time.process_time() - t0) / n
+from reference_speed import verification_cpu_seconds  # noqa: E402 - bench/, beside this script
 
 
 async def run(app, paths: list[str]) -> float:  # noqa: ANN001
@@ -92,7 +80,7 @@ def main() -> None:
             "healthz": ["/healthz"] * args.requests,
             "tag view": [f"/v1/tags/{rng.choice(tags)}" for _ in range(args.requests // 4)],
         }
-        ref = verify_cpu()
+        ref = verification_cpu_seconds()
         row = {kind: asyncio.run(run(app, p)) / ref for kind, p in paths.items()}
         row["verify_us"] = ref * 1e6
         row["inclusion_per_checkpoint"] = row["checkpoint"] / row["inclusion"]

@@ -25,7 +25,6 @@ copy this file into its bench/, run it with this venv's python; the server is st
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 import ingest  # noqa: E402
+from reference_speed import verification_cpu_seconds  # noqa: E402
 
 from ledger.keys import KeyPair  # noqa: E402
 
@@ -58,30 +58,11 @@ class KeyedServer(common.Server):
 ingest.Server = KeyedServer  # type: ignore[misc]
 
 
-def verify_seconds(rounds: int = 5, n: int = 400) -> float:
-    """CPU seconds (this process's CPU time, as the server's is counted: not wall time, which other processes on
-    a shared machine stretch) of one Ed25519 verification with `cryptography` over a 420-byte message: the
-    median of `rounds` rounds of `n` verifications."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    message = b"x" * 420
-    sig = key.sign(message)
-    public = key.public_key()
-    times = []
-    for _ in range(rounds):
-        t0 = time.process_time()
-        for _ in range(n):
-            public.verify(sig, message)
-        times.append((time.process_time() - t0) / n)
-    return statistics.median(times)
-
-
 def run_one(mode: str, backend: str, wl: common.Workload, args: argparse.Namespace, spy: str | None,
             code: Path | None = None) -> dict[str, Any]:
     """One run; with `code`, the server runs that source tree (a checkout of another commit) instead of this one."""
     common.ROOT = code or HERE  # `common.Server` starts `python -m ledger.cli` in this directory
-    reference = verify_seconds()
+    reference = verification_cpu_seconds(rounds=5)
     with common.fresh_store(backend, mode.replace("-", "")[:12]) as url:
         if mode == "inproc-submit-many":
             row = ingest.run_inproc(mode, url, wl, 1)
@@ -92,7 +73,7 @@ def run_one(mode: str, backend: str, wl: common.Workload, args: argparse.Namespa
                                   batch_size=args.batch_size, projection=True, access_log=True, server_log=None,
                                   py_spy=spy, patch=[])
             cpu = row["cpu_server_s"]
-    reference = (reference + verify_seconds()) / 2  # before and after the run
+    reference = (reference + verification_cpu_seconds(rounds=5)) / 2  # before and after the run
     per_event = cpu / wl.timed_events
     row.update({"cpu_s": cpu, "cpu_per_event_us": per_event * 1e6, "verify_us": reference * 1e6,
                 "ratio": per_event / reference,

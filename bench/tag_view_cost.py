@@ -27,25 +27,12 @@ sys.path.append(str(HERE.parent))  # after PYTHONPATH: an A side's `ledger` wins
 from ledger.views import tag_document  # noqa: E402
 from tests.ledger.world import attach_and_deliver, make_world  # noqa: E402
 
+from reference_speed import verification_cpu_seconds  # noqa: E402 - bench/, beside this script
+
 _spec = importlib.util.spec_from_file_location("query_count", HERE.parent / "tests" / "query_count.py")
 query_count = importlib.util.module_from_spec(_spec)
 sys.modules["query_count"] = query_count
 _spec.loader.exec_module(query_count)  # type: ignore[union-attr]
-
-
-def verify_cpu() -> float:
-    """CPU seconds of one Ed25519 verification (cryptography), over a typical event body's size."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    message = b"x" * 420
-    sig, public = key.sign(message), key.public_key()
-    n, t0 = 0, time.process_time()
-    while time.process_time() - t0 < 1.0:
-        for _ in range(200):
-            public.verify(sig, message)
-        n += 200
-    return (time.process_time() - t0) / n
 
 
 def view(ledger, tag: str) -> dict:  # noqa: ANN001
@@ -98,12 +85,12 @@ def main() -> None:
             if i % 50 == 0 or i == args.small:
                 world.ledger.publish_checkpoint()
             if i == args.small:
-                ref = verify_cpu()
+                ref = verification_cpu_seconds()
                 rows.append({"store": "small", "tags": i, **measure(world, done, args.views, rng),
                              "verify_us": ref * 1e6})
         world.ledger.publish_checkpoint()
         build = time.perf_counter() - t0
-        ref = verify_cpu()
+        ref = verification_cpu_seconds()
         rows.append({"store": "large", "tags": args.large, **measure(world, done, args.views, rng),
                      "verify_us": ref * 1e6})
         world.ledger.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from server_cpu import verify_seconds  # noqa: E402
+from reference_speed import verification_cpu_seconds  # noqa: E402
 
 from ledger.service import Ledger  # noqa: E402
 from ledger.writer import Receipt, prepare  # noqa: E402
@@ -32,7 +32,7 @@ def main() -> None:
     wl = common.build_workload(groups=common.groups_for_events(events, 10), bags_per_lot=10, issue_chunk=10_000)
     ev = wl.ordered()
     n = len(ev)
-    reference = verify_seconds()
+    reference = verification_cpu_seconds(rounds=5)
 
     def stage(label: str, work) -> None:  # noqa: ANN001
         c = time.process_time()
