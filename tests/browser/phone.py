@@ -218,4 +218,11 @@ class Phone:
             seen = self.page.evaluate("""() => import('/app/js/db.js').then(m => m.outboxItems()).then(items =>
                 items.reverse().map(i => [i.status, i.type, i.result]))""")
             raise AssertionError(f"{self.name}: outbox {seen}, expected {expected}") from None
+        # the stored statuses are final; the list on screen is redrawn a moment later: wait for it too
+        self.go("#/outbox")
+        try:
+            self.until("""(expected) => JSON.stringify([...document.querySelectorAll('ul.outbox li')]
+                .map(li => li.dataset.status)) === JSON.stringify(expected)""", expected)
+        except TimeoutError:
+            pass  # the caller's assertions then show what the screen says
         return self.outbox()

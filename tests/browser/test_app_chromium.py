@@ -394,7 +394,12 @@ def test_lot_split_and_consume_at_the_refinery(phones, live_ledger, cli) -> None
         site.dispatch(tag, "be-refinery")
     caught_up(live_ledger)
     refinery.sync(live_ledger.entries())  # as of the dispatches: a sync started before them may end meanwhile
-    assert "(2)" in refinery.page.inner_text("#incoming")
+    try:  # the custody read is stored; the home screen is redrawn from it a moment later
+        refinery.until("() => document.querySelector('#incoming')?.innerText.includes('(2)')")
+    except TimeoutError:
+        pass
+    stored = refinery.page.evaluate("import('/app/js/db.js').then(m => m.setting('custody'))")
+    assert "(2)" in refinery.page.inner_text("#incoming"), f"stored custody read: {stored}"
     refinery.record("receive", tag=TAG, mass="30")
     refinery.record("receive", tag=OTHER, mass="19.990")
     refinery.wait_outbox(["accepted", "accepted"])
