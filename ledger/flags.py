@@ -48,34 +48,10 @@ class FlagsProjection(TrackedProjection):
     lock_key = PROCESSOR_LOCK
     tables = (TAGS, MONTHS, SITES, USES)
 
-    CACHE_LIMIT = 200_000
-    """At most this many chain states kept in memory between pages (then the cache starts again, empty)."""
-
     def __init__(self, store: LogStore):
         self._tolerance: int | None = None
         self.roles: dict[str, str | None] = {}  # org -> its registered role (never changes once in the log)
-        # The chains this process last wrote (state, stored bytes or None for no row), as of tracked position
-        # `_cached_at` (-1: none to trust): while the tracked position is still that one, nobody else changed the
-        # rows, so each page folds onto them rather than reading and decoding them again (issue 13).
-        self._cached: dict[str, tuple[ChainState, bytes | None]] = {}
-        self._cached_at = -1
-        self._pending: tuple[dict[str, tuple[ChainState, bytes | None]], int] | None = None
         super().__init__(store)
-
-    def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
-        self._pending = None
-        try:
-            super()._process(parsed)
-        finally:
-            pending, self._pending = self._pending, None
-        if pending is not None:  # written and committed: these are the rows at that position
-            chains, position = pending
-            self._cached = chains if len(chains) <= self.CACHE_LIMIT else {}
-            self._cached_at = position
-
-    def drop(self) -> None:
-        self._cached, self._cached_at = {}, -1
-        super().drop()
 
     def _create_statements(self) -> list[str]:
         blob = "BLOB" if self.backend == "sqlite" else "bytea"

@@ -95,7 +95,17 @@ class TrackedProjection:
     lock_key: int
     tables: tuple[str, ...] = ()
 
+    CACHE_LIMIT = 200_000
+    """At most this many folded states kept in memory between pages (then the memory starts again, empty)."""
+
     def __init__(self, store: LogStore):
+        # The states this process last wrote (`_fold` of the subclass decides what they are), as of tracked
+        # position `_cached_at` (-1: none to trust). While the tracked position is still that one, nobody else
+        # changed the rows, so each page folds onto them rather than reading and decoding them again (issue 13).
+        # A subclass's `_write_rows` leaves (states, position) in `_pending`, trusted once the page committed.
+        self._cached: dict[str, Any] = {}
+        self._cached_at = -1
+        self._pending: tuple[dict[str, Any], int] | None = None
         self.store = store
         self.backend = store.backend
         self._ph = "?" if self.backend == "sqlite" else "%s"
@@ -122,6 +132,7 @@ class TrackedProjection:
 
     def drop(self) -> None:
         """Forget everything: the next `catch_up` rebuilds from entry #0."""
+        self._cached, self._cached_at = {}, -1
         with self._lock, self.store.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
             self._exclude_other_processors(curs)
             # rows, not tables: on PostgreSQL the tables belong to the schema's owner, not to the service's role
@@ -174,6 +185,17 @@ class TrackedProjection:
         return processed
 
     def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
+        self._pending = None
+        try:
+            self._process_page(parsed)
+        finally:
+            pending, self._pending = self._pending, None
+        if pending is not None:  # written and committed: these are the rows at that position
+            states, position = pending
+            self._cached = states if len(states) <= self.CACHE_LIMIT else {}
+            self._cached_at = position
+
+    def _process_page(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
         transaction = self.store.datastore.transaction  # type: ignore[attr-defined]
         if self.backend == "postgres":
             # the advisory lock does not block the ledger's writers: hold it for the whole page
@@ -223,33 +245,9 @@ class CustodyProjection(TrackedProjection):
     lock_key = PROCESSOR_LOCK
     tables = (VIEW,)
 
-    CACHE_LIMIT = 200_000
-    """At most this many tag states kept in memory between pages (then the cache starts again, empty)."""
-
     def __init__(self, store: LogStore):
         self._summary: dict[str, Any] | None = None
-        # The states this process last wrote, as of tracked position `_cached_at` (-1: none to trust). While the
-        # tracked position is still that one, nobody else changed the view, so the rows need not be read and
-        # decoded again: each page folds onto them (issue 13). Tags not in it are read from the view.
-        self._cached: dict[str, TagState] = {}
-        self._cached_at = -1
-        self._pending: tuple[dict[str, TagState], int] | None = None
         super().__init__(store)
-
-    def _process(self, parsed: list[tuple[StoredEvent, Entry]]) -> None:
-        self._pending = None
-        try:
-            super()._process(parsed)
-        finally:
-            pending, self._pending = self._pending, None
-        if pending is not None:  # written and committed: the states are the view's rows at that position
-            states, position = pending
-            self._cached = states if len(states) <= self.CACHE_LIMIT else {}
-            self._cached_at = position
-
-    def drop(self) -> None:
-        self._cached, self._cached_at = {}, -1
-        super().drop()
 
     def _create_statements(self) -> list[str]:
         blob = "BLOB" if self.backend == "sqlite" else "bytea"
