@@ -2,10 +2,11 @@
 small and a larger PostgreSQL store with checkpoints, in the issue-13 unit: CPU seconds per view divided by the CPU
 seconds of one Ed25519 verification (`cryptography`) measured in the same run.
 
-    python bench/tag_view_cost.py --small 40 --large 1500 --views 400 [--json out.json]
+    python bench/tag_view_cost.py --small 40 --large 1500 --views 400 [--lots 5] [--json out.json]
 
 The stores are built through the real write path (tests/ledger/world.py: signed envelopes, one checkpoint every
-50 tags), every tag with a history (attached, dispatched, received). Queries and transactions are counted with
+50 tags), every tag with a history (attached, dispatched, received); with `--lots N` (at most 5), N lots merged from two such
+bags each are built with the small store and measured apart (rows `small-lots`, `large-lots`). Queries and transactions are counted with
 tests/query_count.py (the calling thread's statements). Runs against whatever `ledger` is first on sys.path, so
 that an A side (a worktree of main, PYTHONPATH=that worktree) is measured by the same script.
 """
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1500)
     parser.add_argument("--views", type=int, default=400)
     parser.add_argument("--pg", default="postgresql://root@127.0.0.1:5432")
+    parser.add_argument("--lots", type=int, default=0, choices=range(6), help="lots of 2 bags also measured")
     parser.add_argument("--json")
     args = parser.parse_args()
     import psycopg
@@ -72,12 +74,13 @@ def main() -> None:
         conn.execute(f"CREATE DATABASE {name}")
     rows = []
     try:
-        world = make_world(f"{args.pg}/{name}", tags=args.large + 5)
+        world = make_world(f"{args.pg}/{name}", tags=args.large + 5 + 2 * args.lots)
         world.ledger.start_checkpoints(world.log_key, publish_in_background=False)
         world.ledger.start_projection(follow=False)
         rng = random.Random(13)
         t0 = time.perf_counter()
         done: list[str] = []
+        lots: list[str] = []
         for i in range(1, args.large + 1):
             tag = f"KAL-{i:06d}"
             attach_and_deliver(world, tag)
@@ -85,14 +88,28 @@ def main() -> None:
             if i % 50 == 0 or i == args.small:
                 world.ledger.publish_checkpoint()
             if i == args.small:
+                for j in range(args.lots):
+                    bags = [f"KAL-{args.large + 1 + 2 * j + k:06d}" for k in range(2)]
+                    for bag in bags:
+                        attach_and_deliver(world, bag, to="depot")
+                    lots.append(f"LOT-{j + 1:04d}")
+                    world.clients["depot"].merge(lots[-1], bags, mass_g=99_000, time=world.tick())
+                if lots:
+                    world.ledger.publish_checkpoint()
                 ref = verification_cpu_seconds()
                 rows.append({"store": "small", "tags": i, **measure(world, done, args.views, rng),
                              "verify_us": ref * 1e6})
+                if lots:
+                    rows.append({"store": "small-lots", "tags": i, **measure(world, lots, args.views, rng),
+                                 "verify_us": ref * 1e6})
         world.ledger.publish_checkpoint()
         build = time.perf_counter() - t0
         ref = verification_cpu_seconds()
         rows.append({"store": "large", "tags": args.large, **measure(world, done, args.views, rng),
                      "verify_us": ref * 1e6})
+        if lots:
+            rows.append({"store": "large-lots", "tags": args.large, **measure(world, lots, args.views, rng),
+                         "verify_us": ref * 1e6})
         world.ledger.close()
     finally:
         with psycopg.connect(args.pg + "/postgres", autocommit=True) as conn:

@@ -231,8 +231,11 @@ class Ledger:
         wanted = set(tags)
         if prefetched is not None:
             read = self.store.read_view([([f"tag:{t}" for t in tags], 0)],
-                                        tracking=self.flags.name if self.flags is not None else None, own=tags)
+                                        tracking=self.flags.name if self.flags is not None else None, own=tags,
+                                        nodes=prefetched.node_ids)
+            prefetched.node_ids = []
             prefetched.add(tags, read)
+            prefetched.nodes.update(read.nodes)
             found = read.groups[0]
         else:
             found = self.store.read_tagged([f"tag:{t}" for t in tags])
@@ -263,14 +266,16 @@ class Ledger:
         for entry in entries:
             custody.apply(states, entry.body, entry.hash, entry.seq, only={tag_id})
         checkpoint = (self.store.checkpoint(as_of) if as_of is not None else None) or first.checkpoint
-        proofs: dict[int, list[bytes]] = {}
-        if checkpoint is not None:
-            covered = [e.seq for e in entries if e.seq < checkpoint.size]
-            proofs = dict(zip(covered, self.store.tree.inclusion_proofs(covered, checkpoint.size)))  # type: ignore[attr-defined]
+        tree = self.store.tree  # type: ignore[attr-defined]
+        covered = [e.seq for e in entries if checkpoint is not None and e.seq < checkpoint.size]
+        plans, node_ids = tree.inclusion_plans(covered, checkpoint.size) if covered else ([], [])
         upstream: dict[str, custody.TagState] = {}
-        prefetched = _Prefetched()
+        prefetched = _Prefetched(node_ids=node_ids)  # a lot's proofs are read with the tags that went into it
         prefetched.add([tag_id], first)
         origins = self._origins(states[tag_id], as_of=as_of, visited=upstream, prefetched=prefetched)
+        if prefetched.node_ids:  # not read with anything else (a bag): on their own
+            prefetched.nodes.update(self.store.read_nodes(prefetched.node_ids))
+        proofs: dict[int, list[bytes]] = dict(zip(covered, tree.resolve_plans(plans, prefetched.nodes)))
         flags: list[dict[str, Any]] = []
         refused: list[flag_rules.JudgedAttempt] = []
         flags_position = risk = None
@@ -463,8 +468,12 @@ class Ledger:
 @dataclass
 class _Prefetched:
     """Flags and refused attempts of tags, read with their events (`LogStore.read_view`), for `Ledger._flags`:
-    `flags_of` and `attempts_of` name the tags whose rows were read (a store that reads them apart reads none)."""
+    `flags_of` and `attempts_of` name the tags whose rows were read (a store that reads them apart reads none).
+    Also the Merkle tree nodes of the view's proofs: `node_ids` are still to be read (with the next read of
+    upstream tags, if there is one), `nodes` have been."""
 
+    node_ids: list[int] = field(default_factory=list)
+    nodes: dict[int, bytes] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     flags_of: set[str] = field(default_factory=set)

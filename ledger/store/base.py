@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +69,8 @@ class ViewRead:
     """Rows (tag, state) of `tagledger_flags_tags` with flags for the tags named `own`, if read with the rest."""
     own_attempts: list[dict[str, Any]] | None = None
     """Rows of `tagledger_rejected_attempts` for the tags named `own`, if read with the rest."""
+    nodes: dict[int, bytes] = field(default_factory=dict)
+    """The stored Merkle tree nodes named `nodes`, by id (the proofs of a view, read with the rest)."""
 
 
 class CommitOutcomeUnknown(OperationalError):
@@ -245,10 +247,11 @@ class LogStore(ABC):
         return [self.read_tagged(tags, after) for tags, after in groups]
 
     def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
-                  own: Sequence[str] | None = None) -> ViewRead:
-        """What a tag view reads first: `read_tagged_groups(groups)`, the latest checkpoint and, if `tracking`
-        names a projection, how far it has read. PostgreSQL answers all of it in one query (issue 13), with the
-        flags (if `tracking`) and the refused attempts of the tags `own`; elsewhere those are left to be read."""
+                  own: Sequence[str] | None = None, nodes: Sequence[int] = ()) -> ViewRead:
+        """What a tag view reads first: `read_tagged_groups(groups)`, the latest checkpoint, the Merkle tree nodes
+        `nodes` and, if `tracking` names a projection, how far it has read. PostgreSQL answers all of it in one
+        query (issue 13), with the flags (if `tracking`) and the refused attempts of the tags `own`; elsewhere
+        those are left to be read."""
         tracked = None
         if tracking is not None:
             table = "tracking" if self.backend == "sqlite" else "tagledger_projection_tracking"
@@ -257,7 +260,8 @@ class LogStore(ABC):
                              f"{self.placeholder}", [tracking])
                 row = curs.fetchone()
                 tracked = int(row["n"] or 0)
-        return ViewRead(self.read_tagged_groups(groups), self.latest_checkpoint(), tracked)
+        return ViewRead(self.read_tagged_groups(groups), self.latest_checkpoint(), tracked,
+                        nodes=self.read_nodes(nodes) if nodes else {})
 
     def read_site_streams(self, site: str) -> list[StoredEvent]:
         """Every event of the site's monitoring stream (`site:<site>`) and of each incident reported at it, in log

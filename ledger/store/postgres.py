@@ -400,11 +400,11 @@ class PostgresLogStore(LogStore):
         return found
 
     def read_view(self, groups: Sequence[tuple[Sequence[str], int]], tracking: str | None = None,
-                  own: Sequence[str] | None = None) -> ViewRead:
+                  own: Sequence[str] | None = None, nodes: Sequence[int] = ()) -> ViewRead:
         """`LogStore.read_view` in one query, as rows of one shape (id, type, data, tags, g, note, signed_at): the
-        groups' events (g >= 0), the projection's position (g = -1), the latest checkpoint (g = -2) and, for the
-        tags `own`, their flags (g = -3: tag, state) and their refused attempts (g = -4: id, tag, envelope, [rule,
-        received, hash, log_size])."""
+        groups' events (g >= 0), the projection's position (g = -1), the latest checkpoint (g = -2), for the
+        tags `own` their flags (g = -3: tag, state) and their refused attempts (g = -4: id, tag, envelope, [rule,
+        received, hash, log_size]), and the Merkle tree nodes `nodes` (g = -5: id, hash)."""
         tags = [t for group, _ in groups for t in group]
         group_of = [i for i, (group, _) in enumerate(groups) for _ in group]
         afters = [after for group, after in groups for _ in group]
@@ -428,7 +428,11 @@ class PostgresLogStore(LogStore):
             parts.append(f"SELECT id, tag, envelope, ARRAY[rule, received, hash, log_size::text], -4, NULL, NULL "
                          f"FROM {REJECTED} WHERE tag = ANY(%s)")
             params.append(list(own))
+        if nodes:
+            parts.append(f"SELECT id, NULL, hash, NULL, -5, NULL, NULL FROM {NODES} WHERE id = ANY(%s)")
+            params.append(list(nodes))
         found: list[list[StoredEvent]] = [[] for _ in groups]
+        found_nodes: dict[int, bytes] = {}
         checkpoint = tracked = None
         flags: list[dict[str, Any]] | None = [] if own is not None and tracking is not None else None
         attempts: list[dict[str, Any]] | None = [] if own is not None else None
@@ -444,11 +448,13 @@ class PostgresLogStore(LogStore):
                     tracked = int(r["id"])
                 elif g == -3:
                     flags.append({"tag": r["type"], "state": r["data"]})  # type: ignore[union-attr]
+                elif g == -5:
+                    found_nodes[int(r["id"])] = bytes(r["data"])
                 else:
                     rule, received, hash_, log_size = r["tags"]
                     attempts.append({"id": r["id"], "tag": r["type"], "rule": rule, "received": received,  # type: ignore[union-attr]
                                      "log_size": int(log_size), "hash": hash_, "envelope": r["data"]})
-        return ViewRead(found, checkpoint, tracked, flags, attempts)
+        return ViewRead(found, checkpoint, tracked, flags, attempts, found_nodes)
 
     def read_site_streams(self, site: str) -> list[StoredEvent]:
         """`LogStore.read_site_streams` in one query (a report's stream is its row's first tag)."""

@@ -179,6 +179,18 @@ class LogTree:
         """Inclusion proofs of several leaves in the tree of `size` leaves, read in one query."""
         return self._proofs([inclusion_ranges(index, size) for index in indexes])
 
+    @staticmethod
+    def inclusion_plans(indexes: Sequence[int], size: int) -> tuple[list[list[tuple[int, int]]], list[int]]:
+        """The plans of the inclusion proofs of `indexes` in the tree of `size` leaves, and the ids of the stored
+        nodes they need: for a caller that reads the nodes with another query (`LogStore.read_view`'s `nodes`),
+        then calls `resolve_plans`."""
+        plans = [inclusion_ranges(index, size) for index in indexes]
+        return plans, proof_node_ids(r for plan in plans for r in plan)
+
+    def resolve_plans(self, plans: Sequence[Sequence[tuple[int, int]]], found: dict[int, bytes]) -> list[list[bytes]]:
+        """The proofs of `plans` from the nodes `found` (`inclusion_plans`)."""
+        return self._proofs_from(plans, found)
+
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The RFC 9162 consistency proof between the trees of `old_size` and `new_size` leaves."""
         return self._proofs([consistency_ranges(old_size, new_size)])[0]
