@@ -36,6 +36,7 @@ __all__ = [
     "node_id",
     "node_of",
     "node_range",
+    "part_ids",
     "perfect_parts",
     "proof_node_ids",
     "resolve",
@@ -211,9 +212,24 @@ def consistency_ranges(old: int, new: int) -> list[Range]:
     return ranges
 
 
+def part_ids(start: int, end: int) -> list[int]:
+    """The ids of :func:`perfect_parts` of ``[start, end)``, in the same order.
+
+    A proof's ranges are perfect but for at most one, and a perfect range is one node: its id is
+    computed at once (a proof is served for every request, issue 13); any other range goes through
+    :func:`perfect_parts`, which also refuses a range that is not a node of the tree.
+    """
+    length = end - start
+    if length > 0 and length & (length - 1) == 0 and start & (length - 1) == 0 and start >= 0:
+        level = length.bit_length() - 1
+        if (start >> level) >> INDEX_BITS == 0:
+            return [(level << INDEX_BITS) | (start >> level)]
+    return [node_id(level, index) for level, index in perfect_parts(start, end)]
+
+
 def proof_node_ids(ranges: Iterable[Range]) -> list[int]:
     """The ids of the stored nodes that the MTHs of ``ranges`` need, sorted, each once."""
-    return sorted({node_id(*part) for start, end in ranges for part in perfect_parts(start, end)})
+    return sorted({key for start, end in ranges for key in part_ids(start, end)})
 
 
 def resolve(ranges: Iterable[Range], stored: Mapping[int, bytes]) -> list[bytes]:
@@ -221,12 +237,13 @@ def resolve(ranges: Iterable[Range], stored: Mapping[int, bytes]) -> list[bytes]
     proof = []
     for start, end in ranges:
         hashes = []
-        for level, index in perfect_parts(start, end):
+        for key in part_ids(start, end):
             try:
-                hashes.append(stored[node_id(level, index)])
+                hashes.append(stored[key])
             except KeyError:
+                level, index = node_of(key)
                 raise KeyError(f"node (level {level}, index {index}) is not stored") from None
-        proof.append(combine(hashes))
+        proof.append(hashes[0] if len(hashes) == 1 else combine(hashes))
     return proof
 
 

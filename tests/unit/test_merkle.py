@@ -26,6 +26,7 @@ from ledger.tree.proofs import (
     node_id,
     node_of,
     node_range,
+    part_ids,
     perfect_parts,
     proof_node_ids,
     resolve,
@@ -422,6 +423,30 @@ def test_rfc_example_consistency(old: int, path: str) -> None:
 )
 def test_stored_nodes_of_proofs(ranges: list[tuple[int, int]], nodes: list[tuple[int, int]]) -> None:
     assert proof_node_ids(ranges) == sorted(node_id(*n) for n in nodes)
+
+
+@settings(max_examples=500)
+@given(st.integers(0, 2**60), st.integers(0, 2**60))
+def test_part_ids_are_the_ids_of_the_perfect_parts(start: int, end: int) -> None:
+    """`part_ids` (its shortcut for a perfect range included) names exactly `perfect_parts`' nodes, in order,
+    and refuses what `perfect_parts` refuses, as `ValueError`."""
+    for a, b in ((start, end), (min(start, end), max(start, end)), (start - start % 1024, start - start % 1024 + 512)):
+        try:
+            expected = [node_id(*p) for p in perfect_parts(a, b)]
+        except ValueError:
+            with pytest.raises(ValueError):
+                part_ids(a, b)
+            continue
+        assert part_ids(a, b) == expected
+
+
+def test_part_ids_of_perfect_ranges_and_of_ranges_that_are_not_nodes() -> None:
+    assert part_ids(8, 16) == [node_id(3, 1)]
+    assert part_ids(0, 1) == [node_id(0, 0)]
+    assert part_ids(8, 14) == [node_id(2, 2), node_id(1, 6)]
+    for not_a_node in ((4, 12), (1, 3), (5, 5), (-8, 0), (1 << 57, (1 << 57) + 1)):
+        with pytest.raises(ValueError):
+            part_ids(*not_a_node)
 
 
 # --------------------------------------------------------------------------------------------
