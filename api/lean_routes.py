@@ -126,16 +126,21 @@ class LeanRoutes:
         await self.app(scope, receive, send)
 
     async def _serve(self, lane: Lane, route: APIRoute, scope: dict[str, Any], receive: Any, send: Any) -> bool:
-        # what the router would have put in the scope (api/metrics.py reads `route`)
-        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
         try:
             response = await lane(scope, receive)
         except Exception as exc:  # noqa: BLE001 - answered as the framework's exception handlers answer it
+            _routed(scope, route)
             response = await _handled(scope, receive, exc)
         if response is None:
             return False
+        _routed(scope, route)
         await response(scope, receive, send)
         return True
+
+
+def _routed(scope: dict[str, Any], route: APIRoute) -> None:
+    """What the router puts in the scope of a request it matched (api/metrics.py counts by `route`)."""
+    scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
 
 
 async def _handled(scope: dict[str, Any], receive: Any, exc: Exception) -> Response:
