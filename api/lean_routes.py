@@ -24,6 +24,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import Request
@@ -35,6 +36,10 @@ from api.read_routing import LEDGER_KEY
 
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*)*")
 _PLAIN_NUMBER = re.compile(r"0|[1-9][0-9]{0,17}")
+
+_READERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="tagledger-read")
+"""The threads the lanes' reads run in: as many as anyio's default thread pool, which the framework's way uses
+(a plain executor costs less per call than anyio's `to_thread`; the read limit bounds how many are busy)."""
 
 Lane = Callable[[dict[str, Any], Any], Awaitable[Response | None]]
 """(scope, receive) -> the answer, or None: not plain enough, the framework answers."""
@@ -85,7 +90,7 @@ def _reading(answer: Callable[..., Response], names: tuple[str, ...] = (), least
             values = [] if _plain_params(query) is not None else None
         if values is None:
             return None
-        return await asyncio.get_running_loop().run_in_executor(None, answer, _read_ledger(scope), *values)
+        return await asyncio.get_running_loop().run_in_executor(_READERS, answer, _read_ledger(scope), *values)
 
     return lane
 
