@@ -36,6 +36,7 @@ from api import (
     routes_verify_qr,
     store_failures,
 )
+from api.lean_routes import LeanRoutes
 from api.problems import from_violation, problem
 from api.read_limit import ReadLimit
 from api.read_limit import EXEMPT as READ_EXEMPT
@@ -110,6 +111,8 @@ def create_app(
     ledger.start_projection(follow=follow_projection)
     if log_key is not None:
         ledger.start_checkpoints(log_key)
+    # innermost: the busiest routes without FastAPI's routing and dependency machinery, same answers (issue 13)
+    app.add_middleware(LeanRoutes)
     # public reads from replicas, with the log position they reflect (api/read_routing.py), inside the limit below
     app.add_middleware(ReadRouting, router=router)
     # bounded public reads, fewer while writing: 503 `read.busy` beyond them (api/read_limit.py)

@@ -112,6 +112,9 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp):
         self.app = app
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        """The counter of each (method, route template, status) met so far: `labels()` validates and locks on
+        every call, a dictionary look-up does not (the same child either way)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -132,7 +135,10 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            counter = self._counted.get((method, template, status))
+            if counter is None:
+                counter = self._counted[method, template, status] = HTTP_REQUESTS.labels(method, template, str(status))
+            counter.inc()
             endpoint = VERIFICATION_ROUTES.get((method, template))
             if endpoint is not None:
                 VERIFICATION_SECONDS.labels(endpoint).observe(time.perf_counter() - started)

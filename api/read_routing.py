@@ -78,8 +78,10 @@ def min_seq_of(scope: dict[str, Any]) -> int | None:
     not a decimal integer from 0 to 2^63 - 1."""
     from urllib.parse import parse_qsl
 
-    texts = [v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-             if k == MIN_SEQ_PARAM]
+    query = scope.get("query_string", b"")
+    named = b"min_seq" in query or b"%" in query  # else no parameter can be named min_seq (issue 13: most reads)
+    texts = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == MIN_SEQ_PARAM] \
+        if named else []
     texts += [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == MIN_SEQ_HEADER]
     if not texts:
         return None

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.body import BadBody, read_json
 from api.parameters import PARAMETER_CHECKS
@@ -46,6 +46,11 @@ log = logging.getLogger("tagledger.api")
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}},
 )
 async def post_event(request: Request) -> Any:
+    return await record_one(request)
+
+
+async def record_one(request: Request) -> Response:
+    """The answer of `POST /v1/events` (also served by api/lean_routes.py)."""
     ledger: Ledger = request.app.state.ledger
     try:
         obj = await read_json(request)

@@ -60,7 +60,12 @@ def log_key(request: Request) -> Any:
     responses=responses(404),
 )
 def checkpoint(request: Request) -> Any:
-    latest = _ledger(request).store.latest_checkpoint()
+    return checkpoint_answer(_ledger(request))
+
+
+def checkpoint_answer(ledger: Ledger) -> Response:
+    """The answer of `GET /v1/log/checkpoint` (also served by api/lean_routes.py)."""
+    latest = ledger.store.latest_checkpoint()
     if latest is None:
         return problem(404, "log.no_checkpoint", "no checkpoint has been signed yet; try again in a second")
     return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
@@ -166,7 +171,11 @@ def _tree_size_problem(ledger: Ledger, size: int, field: str) -> Any:
 )
 def inclusion_proof(request: Request, index: int = Query(ge=0), size: int = Query(ge=1)) -> Any:
     # a plain function: FastAPI runs it in its thread pool, so the store is never read on the event loop
-    ledger = _ledger(request)
+    return inclusion_answer(_ledger(request), index, size)
+
+
+def inclusion_answer(ledger: Ledger, index: int, size: int) -> Response:
+    """The answer of `GET /v1/log/proof/inclusion` for valid parameters (also served by api/lean_routes.py)."""
     if index >= size:
         return problem(400, "log.range", f"index {index} is not in a tree of size {size}", field="/index")
     found = ledger.store.tree.leaf_and_inclusion_proof_within(index, size)  # type: ignore[attr-defined]
@@ -185,7 +194,11 @@ def inclusion_proof(request: Request, index: int = Query(ge=0), size: int = Quer
     responses=responses(400),
 )
 def consistency_proof(request: Request, old: int = Query(ge=0), new: int = Query(ge=0)) -> Any:
-    ledger = _ledger(request)
+    return consistency_answer(_ledger(request), old, new)
+
+
+def consistency_answer(ledger: Ledger, old: int, new: int) -> Response:
+    """The answer of `GET /v1/log/proof/consistency` for valid parameters (also served by api/lean_routes.py)."""
     if old > new:
         return problem(400, "log.range", f"old size {old} is larger than new size {new}", field="/old")
     proof = ledger.store.tree.consistency_proof_within(old, new)  # type: ignore[attr-defined]
