@@ -28,14 +28,13 @@ import functools
 import hashlib
 import json
 import re
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from collections.abc import Callable
 from typing import Any, NamedTuple, NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verification.canonical import MAX_SAFE_INTEGER
+from verification.canonical import MAX_SAFE_INTEGER, sorted_compact
 from verification.encoding import (
     HASH_RE,
     KEY_ID_RE,
@@ -162,15 +161,6 @@ _SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]", re.ASCII)
 # year 0000) is asked of `datetime` once per distinct date.
 _TIME_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z",
                         re.ASCII)
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
-# The same encoder's C function, made once, exactly as `JSONEncoder.iterencode` makes it on every call of
-# `_ENCODER.encode` (markers None: no circularity check); it returns the text in chunks. For a dict,
-# `"".join(_encode_chunks(entry, 0)) == _ENCODER.encode(entry)` (tests/unit/test_entry_checks_fast.py).
-_encode_chunks: Callable[[Any, int], Any] = (
-    (lambda value, _level: [_ENCODER.encode(value)]) if c_make_encoder is None  # CPython without _json
-    else c_make_encoder(None, _ENCODER.default, encode_basestring, _ENCODER.indent, _ENCODER.key_separator,
-                        _ENCODER.item_separator, _ENCODER.sort_keys, _ENCODER.skipkeys, _ENCODER.allow_nan)
-)
 _ENTRY_KEYS = frozenset({"v", "seq", "received", "envelope"})
 _ENVELOPE_KEYS = frozenset({"body", "sig"})
 _BODY_KEYS = frozenset({"v", "id", "type", "stream", "prev", "actor", "key", "time", "data"})
@@ -219,7 +209,7 @@ def _decode_fast(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
     except (StopIteration, _Refused, ValueError, RecursionError):
         return None
     if (end != len(text) or type(entry) is not dict or entry.keys() != _ENTRY_KEYS
-            or "".join(_encode_chunks(entry, 0)) != text):
+            or sorted_compact(entry) != text):
         return None
     seq, received, envelope = entry["seq"], entry["received"], entry["envelope"]
     if entry["v"] != 1 or type(entry["v"]) is not int or type(seq) is not int or seq < 0:
