@@ -137,7 +137,7 @@ class _Workers:
             raise
         finally:
             for _, writer in pipes:
-                writer.close()  # the workers hold the write ends: a worker's end of file is its exit
+                writer.close()  # only the workers write (whether one is alive is asked of its process)
 
     def send(self, worker: int, task: tuple[Any, ...]) -> None:
         self.tasks[worker].put(task)
