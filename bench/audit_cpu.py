@@ -15,9 +15,9 @@ both checkouts see the same machine; each run's figures and the load average bef
         --tree A=/tmp/verification-of-main --tree B=. --workers 0,2 --repeat 3 --json out.json
 
 A tree is any directory holding a `verification/` package (e.g. `git archive MAIN verification | tar -x -C DIR`).
-`--breakdown N` instead times each part of the replay over the first N entries in this process (the checkout's
-own `verification/`): reading, check_entry without the signature, the signatures, the inter-process encoding,
-the ordered checks and fold.
+`--breakdown N --tree NAME=DIR` instead times each part of the replay over the first N entries in this process, with
+DIR's `verification/`: reading, check_entry without the signature, the signatures, the inter-process encoding, the
+ordered checks and fold.
 """
 
 from __future__ import annotations
@@ -71,12 +71,15 @@ def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | Non
     return {"wall_s": wall, "stdout": out.decode(), "stderr": err.decode(), "returncode": proc.returncode}
 
 
-def breakdown(bundle: str, count: int, rounds: int = 3) -> dict[str, float]:
-    """Where one entry's CPU goes, in this process with this checkout's `verification/`: the first `count`
-    entries of `bundle` through each part of the replay alone, in microseconds per entry (the least of `rounds`
-    rounds), and the reference verification's, measured between the parts."""
+def breakdown(bundle: str, count: int, tree: Path, rounds: int = 3) -> dict[str, float]:
+    """Where one entry's CPU goes, in this process with `tree`'s `verification/`: the first `count` entries of
+    `bundle` through each part of the replay alone, in microseconds per entry (the least of `rounds` rounds), and
+    the reference verification's, measured between the parts."""
     import marshal
 
+    # first on the path: an editable install of the project would otherwise give its own verification/, whatever
+    # the directory this is run from
+    sys.path.insert(0, str(tree))
     from verification import entry_checks
     from verification.replay import Replayer
     from verification.sources import open_source
@@ -126,6 +129,7 @@ def breakdown(bundle: str, count: int, rounds: int = 3) -> dict[str, float]:
     parts["ordered checks and fold (Replayer.apply)"] = cpu(fold)
     rates.append(1 / verification_cpu_seconds())
     reference = 1e6 / (sum(rates) / len(rates))
+    print(f"verification/ of {Path(entry_checks.__file__).parent.parent}")
     print(f"breakdown over the first {count:,} entries, us per entry (reference verification {reference:.1f} us, "
           f"{[round(r) for r in rates]}/CPU-s):")
     for name, us in parts.items():
@@ -147,13 +151,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default=None)
     p.add_argument("--breakdown", type=int, default=0,
-                   help="instead: time the parts of the replay over the first N entries, in this process (run it "
-                        "from the checkout to measure)")
+                   help="instead: time the parts of the replay over the first N entries, in this process, with the "
+                        "one --tree's verification/")
     args = p.parse_args(argv)
-    if args.breakdown:
-        breakdown(args.bundle, args.breakdown)
-        return []
     trees = [(name, Path(path).resolve()) for name, path in (t.split("=", 1) for t in args.tree)]
+    if args.breakdown:
+        if len(trees) != 1:
+            p.error("--breakdown measures one --tree")
+        breakdown(args.bundle, args.breakdown, trees[0][1])
+        return []
     rows: list[dict[str, Any]] = []
     for k in range(args.repeat):
         for w in [int(x) for x in args.workers.split(",") if x]:

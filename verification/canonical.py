@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _quote
 from typing import Any, NoReturn
 
@@ -36,6 +37,7 @@ __all__ = [
     "json_path",
     "json_pointer",
     "parse_json",
+    "sorted_compact",
 ]
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -242,9 +244,24 @@ def jcs(value: Any) -> bytes:
         raise  # unreachable: a lone surrogate is always found above
 
 
-_PARSED_ENCODER = json.JSONEncoder(
+_SORTED_COMPACT = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False, allow_nan=False
 )
+# Its C function, made once, exactly as `JSONEncoder.iterencode` makes it on every call of `.encode` (markers None:
+# no circularity check); it returns the text in chunks. None on a Python without the _json accelerator.
+_sorted_compact_chunks = None if c_make_encoder is None else c_make_encoder(
+    None, _SORTED_COMPACT.default, _quote, _SORTED_COMPACT.indent, _SORTED_COMPACT.key_separator,
+    _SORTED_COMPACT.item_separator, _SORTED_COMPACT.sort_keys, _SORTED_COMPACT.skipkeys, _SORTED_COMPACT.allow_nan)
+
+
+def sorted_compact(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)``, faster:
+    the standard library's C encoder, made once instead of on every call (``JSONEncoder.encode`` makes it again
+    each time through ``iterencode``). Names are sorted by code point; on values inside the protocol's subset
+    whose text is ASCII, this is :func:`jcs` (``tests/unit/test_entry_checks_fast.py`` compares them)."""
+    if _sorted_compact_chunks is None:  # pragma: no cover - CPython without its _json accelerator
+        return _SORTED_COMPACT.encode(value)
+    return "".join(_sorted_compact_chunks(value, 0))
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -258,7 +275,7 @@ def jcs_parsed(value: Any) -> bytes:
     C encoder cannot write as UTF-8), this falls back to :func:`jcs`. ``tests/unit/test_canonical.py`` compares
     the two on every generated value.
     """
-    text = _PARSED_ENCODER.encode(value)
+    text = sorted_compact(value)
     if _SUPPLEMENTARY.search(text) is None:
         try:
             return text.encode("utf-8")

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from verification.canonical import sorted_compact
 from verification.entry_checks import CheckedEntry
 from verification.event_data import TAG_EVENT_TYPES
 
@@ -61,11 +62,10 @@ STATUSES = (ISSUED, IN_CUSTODY, IN_TRANSIT, MERGED, SPLIT, CONSUMED, VOIDED)
 FINISHED = frozenset({MERGED, SPLIT, CONSUMED, VOIDED})
 
 
-# jcs of an origin object: its member names, and those of `gps` and `price_paid` (checked by
+# jcs of an origin object (`sorted_compact`): its member names, and those of `gps` and `price_paid` (checked by
 # verification.event_data to be exactly lat/lon and currency/minor_per_kg), are ASCII, so sorting by code point
 # is the JCS order, and strings are escaped by the same function as verification.canonical.jcs: the standard
 # library's C encoder gives the same bytes, several times faster (tests/unit/test_replay.py compares them).
-_ORIGIN = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def _str(value: str | None) -> bytes:
@@ -142,7 +142,7 @@ class TagState:
         for name in ("tag", "status", "issued_to", "holder", "pending_recipient", "dispatched_mass_g", "mass_g",
                      "lot", "parent", "void_reason", "events", "last_time"):
             put(state, name, doc[name])
-        put(state, "origin", None if origin is None else _ORIGIN.encode(origin).encode("utf-8"))
+        put(state, "origin", None if origin is None else sorted_compact(origin).encode("utf-8"))
         put(state, "inputs", tuple(doc["inputs"]))
         put(state, "outputs", tuple(doc["outputs"]))
         put(state, "head_hash", bytes.fromhex(head["hash"]))
@@ -209,7 +209,7 @@ def apply_event(tags: dict[str, TagState], entry: CheckedEntry, seq: int) -> Non
         primary.status = IN_CUSTODY
         primary.holder = actor
         primary.mass_g = data["mass_g"]
-        primary.origin = _ORIGIN.encode({
+        primary.origin = sorted_compact({
             "site": data["site"],
             "mineral": data["mineral"],
             "ore": data.get("ore"),

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, NoReturn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verification.canonical import MAX_SAFE_INTEGER
+from verification.canonical import MAX_SAFE_INTEGER, sorted_compact
 from verification.encoding import (
     HASH_RE,
     KEY_ID_RE,
@@ -161,7 +161,6 @@ _SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]", re.ASCII)
 # year 0000) is asked of `datetime` once per distinct date.
 _TIME_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z",
                         re.ASCII)
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _ENTRY_KEYS = frozenset({"v", "seq", "received", "envelope"})
 _ENVELOPE_KEYS = frozenset({"body", "sig"})
 _BODY_KEYS = frozenset({"v", "id", "type", "stream", "prev", "actor", "key", "time", "data"})
@@ -209,7 +208,8 @@ def _decode_fast(raw: bytes) -> tuple[int, str, dict[str, Any], bytes] | None:
         entry, end = _SCAN(text, 0)
     except (StopIteration, _Refused, ValueError, RecursionError):
         return None
-    if end != len(text) or type(entry) is not dict or entry.keys() != _ENTRY_KEYS or _ENCODER.encode(entry) != text:
+    if (end != len(text) or type(entry) is not dict or entry.keys() != _ENTRY_KEYS
+            or sorted_compact(entry) != text):
         return None
     seq, received, envelope = entry["seq"], entry["received"], entry["envelope"]
     if entry["v"] != 1 or type(entry["v"]) is not int or type(seq) is not int or seq < 0:

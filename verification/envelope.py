@@ -321,12 +321,13 @@ def _range_tags(data: dict[str, Any], issued_before: int) -> list[tuple[str, str
             raise EnvelopeError(
                 _pointer(*at, "count"), f"the event issues more than {MAX_ISSUED_TAGS} tags"
             )
+        pointer = _pointer(*at)  # once per range, not per tag (a range issues up to 10,000)
         for i in range(count):
             # prefix + zero-padded(start + i, width); a longer number is not cut.
             tag = prefix + str(start + i).zfill(width)
             if not is_tag_id(tag):
-                raise EnvelopeError(_pointer(*at), f"the range issues {tag!r}, not a tag id")
-            tags.append((_pointer(*at), tag))
+                raise EnvelopeError(pointer, f"the range issues {tag!r}, not a tag id")
+            tags.append((pointer, tag))
     return tags
 
 

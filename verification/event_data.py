@@ -28,11 +28,11 @@ from typing import Any
 
 from verification.canonical import MAX_SAFE_INTEGER, json_pointer
 from verification.encoding import (
+    KEY_ID_RE,
+    ORG_ID_RE,
+    TAG_ID_RE,
     EncodingError,
     decode_public_key,
-    is_key_id,
-    is_org_id,
-    is_tag_id,
     parse_time,
 )
 from verification.envelope import EnvelopeError, issued_tags
@@ -122,9 +122,11 @@ def _pattern(regex: re.Pattern[str], what: str) -> Checker:
     return check
 
 
-def _predicate(test: Callable[[Any], bool], what: str) -> Checker:
+def _identifier(regex: re.Pattern[str], what: str) -> Checker:
+    """A str (or a subclass: as ``verification.encoding.is_org_id`` and its kin) that ``regex`` matches in full."""
+
     def check(value: Any, path: Path) -> None:
-        if not test(value):
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
             raise _fail(path, f"is not {what}")
 
     return check
@@ -174,6 +176,8 @@ def _coordinate(limit: int) -> Checker:
 def _object(fields: dict[str, tuple[bool, Checker]]) -> Checker:
     """An object with exactly these members: name -> (required, checker); an optional one may be null."""
 
+    names = frozenset(fields)
+
     def check(value: Any, path: Path) -> None:
         if type(value) is not dict:
             raise _fail(path, "is not an object")
@@ -185,9 +189,10 @@ def _object(fields: dict[str, tuple[bool, Checker]]) -> Checker:
                 member_check(member, (*path, name))
             elif required:
                 raise _fail((*path, name), "is required")
-        for name in sorted(value):
-            if name not in fields:
-                raise _fail((*path, name), "is not a field here")
+        if not names.issuperset(value):  # only then sort, to name the first one that is not a field
+            for name in sorted(value):
+                if name not in fields:
+                    raise _fail((*path, name), "is not a field here")
 
     return check
 
@@ -241,8 +246,8 @@ def _log_key_name(value: Any, path: Path) -> None:
 
 
 _LOG_KEY_NAME = _log_key_name
-_ORG = _predicate(is_org_id, "an organisation id")
-_TAG = _predicate(is_tag_id, "a tag id")
+_ORG = _identifier(ORG_ID_RE, "an organisation id")
+_TAG = _identifier(TAG_ID_RE, "a tag id")
 _GPS = _object({"lat": (True, _coordinate(90)), "lon": (True, _coordinate(180))})
 _MONEY = _object({"currency": (True, _pattern(_CURRENCY, "an ISO 4217 code")), "minor_per_kg": (True, _integer(0))})
 _COUNTRY_CODE = _pattern(_COUNTRY, "an ISO 3166-1 alpha-2 code")
@@ -281,7 +286,7 @@ _DATA: dict[str, Checker] = {
     }),
     "key_added": _object({"public_key": (True, _public_key)}),
     "key_revoked": _object({
-        "key": (True, _predicate(is_key_id, "a key id")),
+        "key": (True, _identifier(KEY_ID_RE, "a key id")),
         "reason": (True, _NOTE),
         "effective": (False, _time),
     }),

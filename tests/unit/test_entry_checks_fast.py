@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,8 +21,19 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_replay import Log
-from verification.canonical import jcs
-from verification.encoding import EncodingError, b64url_decode, decode_signature, format_time, key_id, parse_time
+from verification.canonical import jcs, sorted_compact
+from verification import event_data
+from verification.encoding import (
+    EncodingError,
+    b64url_decode,
+    decode_signature,
+    format_time,
+    is_key_id,
+    is_org_id,
+    is_tag_id,
+    key_id,
+    parse_time,
+)
 from verification.entry import EntryError, decode_entry
 from verification.entry_checks import (
     CheckedEntry,
@@ -261,3 +273,82 @@ def test_a_late_received_time_is_still_checked() -> None:
     problem = check_entry(raw.replace(received.encode(), bad.encode()), lambda kid: None, b"k" * 16,
                           SignatureChecker())
     assert type(problem) is EntryProblem and problem.field == "/received"
+
+
+# --- the canonical re-encoding by the C encoder made once (verification.canonical.sorted_compact) ----------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53 - 1), 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False,
+                                 allow_nan=False)
+
+
+@SETTINGS
+@given(st.one_of(st.dictionaries(st.text(max_size=6), _json_values, max_size=5), _json_values))
+def test_the_encoder_made_once_writes_what_json_encoder_encode_writes(value: Any) -> None:
+    text = sorted_compact(value)
+    assert text == _JSON_ENCODER.encode(value)
+    if text.isascii():  # on ASCII text it is jcs (names sorted by code point = by UTF-16 code unit)
+        assert text.encode("ascii") == jcs(value)
+
+
+# --- the data checkers (verification.event_data): the shortcuts against what they replaced ------------------
+
+def _object_before(fields: dict[str, tuple[bool, Any]]) -> Any:
+    """`event_data._object` as it was: the member names sorted on every call."""
+
+    def check(value: Any, path: tuple[str | int, ...]) -> None:
+        if type(value) is not dict:
+            raise event_data._fail(path, "is not an object")
+        for name, (required, member_check) in fields.items():
+            if name in value:
+                member = value[name]
+                if member is None and not required:
+                    continue
+                member_check(member, (*path, name))
+            elif required:
+                raise event_data._fail((*path, name), "is required")
+        for name in sorted(value):
+            if name not in fields:
+                raise event_data._fail((*path, name), "is not a field here")
+
+    return check
+
+
+def _outcome(check: Any, value: Any) -> tuple[str, str] | None:
+    try:
+        check(value, ("x",))
+    except event_data.DataError as error:
+        return error.field, error.message
+    return None
+
+
+_FIELDS = {"a": (False, event_data._COUNT), "bb": (True, event_data._ORG), "c": (False, event_data._TAG)}
+_OPTIONAL = {name: (False, check) for name, (_, check) in _FIELDS.items()}
+_member_values = st.one_of(st.none(), st.integers(-3, 3), st.sampled_from(["site", "BAG-1", "a", "", "-x"]),
+                           st.text(max_size=4))
+
+
+@SETTINGS
+@given(st.one_of(st.dictionaries(st.sampled_from(["a", "bb", "c", "d", "A", "é", ""]), _member_values, max_size=5),
+                 _member_values, st.lists(st.integers(), max_size=2)))
+def test_an_object_is_judged_as_before_with_the_same_field_and_message(value: Any) -> None:
+    for fields in (_FIELDS, _OPTIONAL):
+        assert _outcome(event_data._object(fields), value) == _outcome(_object_before(fields), value)
+
+
+class _Str(str):
+    pass
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=45), st.text(alphabet="abcXYZ019-_", max_size=45), st.integers(), st.none(),
+                 st.builds(_Str, st.text(alphabet="abcXYZ019-", max_size=45))))
+def test_identifiers_are_judged_as_the_predicates_judge_them(value: Any) -> None:
+    for check, predicate in ((event_data._ORG, is_org_id), (event_data._TAG, is_tag_id)):
+        assert (_outcome(check, value) is None) == predicate(value)
+    revoked = {"key": value, "reason": "lost"}  # key_revoked's "key": a key id
+    assert (_outcome(event_data._DATA["key_revoked"], revoked) is None) == is_key_id(value)
