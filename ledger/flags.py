@@ -28,8 +28,8 @@ from domain import flags as rules
 from domain.flags import Attempt, ChainState, Evidence, Flag, KeyUse, MonthTotal
 from ledger.entries import Entry, read_entry
 from ledger.projection import TrackedProjection
+from ledger.row_json import row_json
 from ledger.store.base import LogStore, StoredEvent
-from verification.canonical import jcs
 
 NAME = "flags"
 PROCESSOR_LOCK = 0x7461676C666C6167  # PostgreSQL advisory lock key of the flags projection's processors
@@ -349,7 +349,7 @@ class _Working(rules.FlagsStore):
             if chain.empty and tag not in self.stored:
                 written[tag] = (chain, None)
                 continue
-            raw = jcs(chain.to_json())
+            raw = row_json(chain.to_json())
             written[tag] = (chain, raw)
             if raw != self.stored.get(tag):
                 rows.append((tag, ",".join(sorted({f.code for f in chain.flags})), raw))
@@ -364,8 +364,8 @@ class _Working(rules.FlagsStore):
                 sorted(self.new_capacities.items()))
         months = []
         for key, total in sorted(self.months.items()):
-            crossed = None if total.crossed is None else jcs({"evidence": total.crossed.to_json(),
-                                                              "tag": total.crossed_tag})
+            crossed = None if total.crossed is None else row_json({"evidence": total.crossed.to_json(),
+                                                                   "tag": total.crossed_tag})
             if self.stored_months.get(key) != (total.total_g, crossed):
                 months.append((total.site, total.month, total.total_g, crossed))
         if months:

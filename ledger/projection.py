@@ -24,8 +24,8 @@ from domain import custody
 from domain.custody import Status, TagState
 from domain.registry import StreamHead
 from ledger.entries import Entry, read_entry
+from ledger.row_json import row_json
 from ledger.store.base import LogStore, StoredEvent
-from verification.canonical import jcs
 from verification.encoding import parse_time
 from verification.envelope import issued_tags
 
@@ -271,7 +271,7 @@ class CustodyProjection(TrackedProjection):
             changed.update(tags)
         self._folded = (states, todo[-1][0].position)
         return [
-            (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
+            (tag, str(s.status), s.holder, s.issued_to, row_json(s.to_json()))
             for tag in sorted(changed)
             if (s := states.get(tag)) is not None
         ]
