@@ -16,6 +16,7 @@ import os
 from fastapi import FastAPI
 
 from api.app import create_app
+from ledger.gc_tuning import tune_for_serving
 from ledger.health import CHECKPOINT_BOUND_SECONDS
 from ledger.replicas import DEFAULT_MAX_LAG_SECONDS, MAX_LAG_ENV, READ_DB_ENV, ReadRouter, read_db_urls
 from ledger.service import Ledger
@@ -29,5 +30,7 @@ def create_app_from_env() -> FastAPI:
     # public reads from hot standbys (`serve --read-db`): each worker probes and chooses on its own
     router = ReadRouter(ledger, read_db_urls(os.environ.get(READ_DB_ENV)),
                         max_lag=float(os.environ.get(MAX_LAG_ENV) or DEFAULT_MAX_LAG_SECONDS))
-    return create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, checkpoint_bound=bound,
-                      read_router=router)
+    app = create_app(ledger, follow_projection=False, close_ledger_on_shutdown=True, checkpoint_bound=bound,
+                     read_router=router)
+    tune_for_serving()  # after the app and its schemas are built: they are never scanned again
+    return app

@@ -111,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger import supervision  # not api/: the supervisor serves no request, its workers import the app
+    from ledger.gc_tuning import tune_for_serving
 
     settings = load_settings(args.home, args.db)
     ledger = Ledger.open(settings.db)
@@ -140,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tagledger serving {settings.db} on http://{args.host}:{args.port} with {args.workers} worker "
               f"process(es)  (API docs: /docs)", flush=True)
         with supervision.worker_metrics_dir(settings.home):
+            tune_for_serving()
             supervision.Supervisor(config, sockets=[sock]).run()
     except supervision.PortInUse as exc:
         raise CliError(f"cannot serve: {exc.strerror}") from None

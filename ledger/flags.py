@@ -27,9 +27,9 @@ from typing import Any
 from domain import flags as rules
 from domain.flags import Attempt, ChainState, Evidence, Flag, KeyUse, MonthTotal
 from ledger.entries import Entry, read_entry
-from ledger.projection import TrackedProjection
+from ledger.projection import TrackedProjection, insert_rows
+from ledger.row_json import row_json
 from ledger.store.base import LogStore, StoredEvent
-from verification.canonical import jcs
 
 NAME = "flags"
 PROCESSOR_LOCK = 0x7461676C666C6167  # PostgreSQL advisory lock key of the flags projection's processors
@@ -341,7 +341,6 @@ class _Working(rules.FlagsStore):
 
     # writing
     def write(self, curs: Any) -> None:
-        ph = self.ph
         rows = []
         written = self.written = self.cache
         self.cache = {}
@@ -349,30 +348,21 @@ class _Working(rules.FlagsStore):
             if chain.empty and tag not in self.stored:
                 written[tag] = (chain, None)
                 continue
-            raw = jcs(chain.to_json())
+            raw = row_json(chain.to_json())
             written[tag] = (chain, raw)
             if raw != self.stored.get(tag):
                 rows.append((tag, ",".join(sorted({f.code for f in chain.flags})), raw))
-        if rows:
-            curs.executemany(
-                f"INSERT INTO {TAGS} (tag, codes, state) VALUES ({ph}, {ph}, {ph}) "
-                "ON CONFLICT (tag) DO UPDATE SET codes = excluded.codes, state = excluded.state", rows)
-        if self.new_capacities:
-            curs.executemany(
-                f"INSERT INTO {SITES} (site, capacity_kg_per_month) VALUES ({ph}, {ph}) ON CONFLICT (site) "
-                "DO UPDATE SET capacity_kg_per_month = excluded.capacity_kg_per_month",
-                sorted(self.new_capacities.items()))
+        insert_rows(curs, self.backend, TAGS, ("tag", "codes", "state"), ("text", "text", "bytea"), rows,
+                    conflict="tag")
+        insert_rows(curs, self.backend, SITES, ("site", "capacity_kg_per_month"), ("text", "bigint"),
+                    sorted(self.new_capacities.items()), conflict="site")
         months = []
         for key, total in sorted(self.months.items()):
-            crossed = None if total.crossed is None else jcs({"evidence": total.crossed.to_json(),
-                                                              "tag": total.crossed_tag})
+            crossed = None if total.crossed is None else row_json({"evidence": total.crossed.to_json(),
+                                                                   "tag": total.crossed_tag})
             if self.stored_months.get(key) != (total.total_g, crossed):
                 months.append((total.site, total.month, total.total_g, crossed))
-        if months:
-            curs.executemany(
-                f"INSERT INTO {MONTHS} (site, month, total_g, crossed) VALUES ({ph}, {ph}, {ph}, {ph}) "
-                "ON CONFLICT (site, month) DO UPDATE SET total_g = excluded.total_g, crossed = excluded.crossed",
-                months)
-        if self.uses:
-            curs.executemany(f"INSERT INTO {USES} (seq, kid, time) VALUES ({ph}, {ph}, {ph})", self.uses)
+        insert_rows(curs, self.backend, MONTHS, ("site", "month", "total_g", "crossed"),
+                    ("text", "text", "bigint", "bytea"), months, conflict="site, month")
+        insert_rows(curs, self.backend, USES, ("seq", "kid", "time"), ("bigint", "text", "text"), self.uses)
 

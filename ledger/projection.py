@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -24,8 +24,8 @@ from domain import custody
 from domain.custody import Status, TagState
 from domain.registry import StreamHead
 from ledger.entries import Entry, read_entry
+from ledger.row_json import row_json
 from ledger.store.base import LogStore, StoredEvent
-from verification.canonical import jcs
 from verification.encoding import parse_time
 from verification.envelope import issued_tags
 
@@ -79,6 +79,27 @@ def read_page(store: LogStore, start: int) -> list[tuple[StoredEvent, Entry]]:
     if parsed:
         store._tagledger_last_page = (start, parsed)  # type: ignore[attr-defined]  # one tuple: atomic
     return parsed
+
+
+def insert_rows(curs: Any, backend: str, table: str, columns: Sequence[str], types: Sequence[str],
+                rows: Sequence[Sequence[Any]], conflict: str | None = None) -> None:
+    """Insert `rows` into a projection's table; with `conflict` (its key's columns), a row whose key is there
+    replaces the other columns (the rows' keys must be distinct). On PostgreSQL one statement over binary arrays
+    (`unnest`), a fourth of `executemany`'s client CPU per row (issue 13); on SQLite `executemany`."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    upsert = ""
+    if conflict is not None:
+        keys = {c.strip() for c in conflict.split(",")}
+        upsert = (f" ON CONFLICT ({conflict}) DO UPDATE SET "
+                  + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys))
+    if backend == "postgres":
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        curs.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){upsert}",
+                     [list(column) for column in zip(*rows)])
+    else:
+        curs.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}){upsert}", rows)
 
 
 class TrackedProjection:
@@ -271,20 +292,15 @@ class CustodyProjection(TrackedProjection):
             changed.update(tags)
         self._folded = (states, todo[-1][0].position)
         return [
-            (tag, str(s.status), s.holder, s.issued_to, jcs(s.to_json()))
+            (tag, str(s.status), s.holder, s.issued_to, row_json(s.to_json()))
             for tag in sorted(changed)
             if (s := states.get(tag)) is not None
         ]
 
     def _write_rows(self, curs: Any, rows: list[tuple[str, str, str | None, str, bytes]]) -> None:
         self._pending = self._folded  # trusted once `_process` returns (the transaction committed)
-        ph = self._ph
-        curs.executemany(
-            f"INSERT INTO {VIEW} (tag, status, holder, issued_to, state) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
-            "ON CONFLICT (tag) DO UPDATE SET status = excluded.status, holder = excluded.holder, "
-            "issued_to = excluded.issued_to, state = excluded.state",
-            rows,
-        )
+        insert_rows(curs, self.backend, VIEW, ("tag", "status", "holder", "issued_to", "state"),
+                    ("text", "text", "text", "text", "bytea"), rows, conflict="tag")
 
     def _load(self, curs: Any, tags: Iterable[str]) -> dict[str, TagState]:
         tags = list(tags)

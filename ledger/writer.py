@@ -42,6 +42,7 @@ from ledger import write_outcomes
 from ledger.entries import build_entry, read_entry
 from ledger.store.base import CommitOutcomeUnknown, LogStore, StoredEvent, WriteSession
 from ledger.write_outcomes import short
+from ledger.writer_memory import WriterMemory
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
 from verification.envelope import Envelope, EnvelopeError, envelope_bytes, issued_tags, verify_signature
 
@@ -160,6 +161,7 @@ class LedgerWriter:
         self.max_batch = max_batch
         self._registry = Registry()
         self._registry_position = 0
+        self._memory = WriterMemory()
         self._queue: queue.Queue[Submission | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -260,7 +262,7 @@ class LedgerWriter:
         try:
             accepted: list[StoredEvent] = []
             with self._batch_lock, self.store.write_session() as session:
-                outcomes, accepted, registry_position, refused = self._admit(session, batch)
+                outcomes, accepted, registry_position, refused, size, last_time = self._admit(session, batch)
                 session.insert(accepted)
                 if refused:  # evidence of reused tags (domain.flags); never fails the batch
                     session.keep_rejected(refused)
@@ -286,6 +288,7 @@ class LedgerWriter:
                 raise
             return
         self._registry_position = registry_position
+        self._memory.committed(size + len(accepted), last_time)
         for submission, outcome in zip(batch, outcomes):
             if isinstance(outcome, RuleViolation):
                 submission.future.set_exception(outcome)
@@ -295,6 +298,7 @@ class LedgerWriter:
     def _forget_registry(self) -> None:
         self._registry = Registry()
         self._registry_position = 0
+        self._memory.forget()
 
     def _answer_after_failed_commit(self, batch: list[Submission], outcomes: list[Receipt | RuleViolation]) -> None:
         """Answer a batch whose COMMIT failed: refusals and earlier duplicates stand; each accepted envelope is
@@ -321,13 +325,17 @@ class LedgerWriter:
 
     def _admit(
         self, session: WriteSession, batch: list[Submission]
-    ) -> tuple[list[Receipt | RuleViolation], list[StoredEvent], int, list[tuple[str, str, str, int, str, bytes]]]:
+    ) -> tuple[list[Receipt | RuleViolation], list[StoredEvent], int, list[tuple[str, str, str, int, str, bytes]],
+               int, datetime | None]:
+        """Judge `batch` in order; also returns the log's size before it and its last entry's time after it."""
         size = session.size()
+        kept = self._memory.valid_at(size)  # nobody else wrote since this writer's last commit
         registry, registry_position = self._registry, self._registry_position
-        for stored in session.read_tagged(["registry"], after=registry_position):
-            entry = read_entry(stored.data)
-            registry.apply(entry.body, entry.hash, entry.seq)
-            registry_position = stored.position
+        if not kept:  # else the registry already holds every registry event of the log
+            for stored in session.read_tagged(["registry"], after=registry_position):
+                entry = read_entry(stored.data)
+                registry.apply(entry.body, entry.hash, entry.seq)
+                registry_position = stored.position
 
         known = [read_entry(s.data) for s in session.read_tagged([f"event:{s.body['id']}" for s in batch])]
         by_id = {e.body["id"]: Receipt(e.body["id"], e.seq, e.received, e.hash) for e in known}
@@ -337,11 +345,14 @@ class LedgerWriter:
             wanted.update(touched_tags(submission.body))
             if submission.body["type"] == "tags_issued":
                 wanted.update(issued_tags(submission.body["data"]))
-        tags: dict[str, custody.TagState] = {}
-        if wanted:
-            for stored in session.read_tagged([f"tag:{t}" for t in wanted]):
+        tags = self._memory.tags  # the states kept from earlier transactions; this batch's events fold into it
+        missing = wanted.difference(tags)
+        if missing:  # folded apart: an event of a missing tag's history may also touch a kept one
+            read: dict[str, custody.TagState] = {}
+            for stored in session.read_tagged([f"tag:{t}" for t in missing]):
                 entry = read_entry(stored.data)
-                custody.apply(tags, entry.body, entry.hash, entry.seq, only=wanted)
+                custody.apply(read, entry.body, entry.hash, entry.seq, only=missing)
+            tags.update(read)
 
         risk = RiskBook()
         risk_streams = {s for s in map(touched_risk_stream, (sub.body for sub in batch)) if s is not None}
@@ -350,10 +361,10 @@ class LedgerWriter:
                 entry = read_entry(stored.data)
                 risk.apply(entry.body, entry.hash, entry.seq)
 
-        now = self.clock()
-        if size:
-            last = session.read_range(size - 1, size)[0]
-            now = max(now, parse_time(read_entry(last.data).received))
+        last_time = self._memory.last_time if kept else None
+        if size and last_time is None:
+            last_time = parse_time(read_entry(session.read_range(size - 1, size)[0].data).received)
+        now = self.clock() if last_time is None else max(self.clock(), last_time)
         received = format_time(now)
 
         outcomes: list[Receipt | RuleViolation] = []
@@ -389,7 +400,9 @@ class LedgerWriter:
             receipt = Receipt(body["id"], seq, received, submission.hash)
             by_id[body["id"]] = receipt
             outcomes.append(receipt)
-        return outcomes, accepted, registry_position, refused
+        if accepted:
+            last_time = parse_time(received)
+        return outcomes, accepted, registry_position, refused, size, last_time
 
     @staticmethod
     def _resubmission(earlier: Receipt, submission: Submission) -> Receipt | RuleViolation:

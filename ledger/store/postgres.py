@@ -141,6 +141,17 @@ def _read_nodes(curs: psycopg.Cursor[Any], ids: Sequence[int]) -> dict[int, byte
     return {int(r["id"]): bytes(r["hash"]) for r in curs.fetchall()}
 
 
+def _copy(curs: psycopg.Cursor[Any], table: str, columns: Sequence[str], types: Sequence[str],
+          rows: Sequence[Sequence[Any]]) -> None:
+    """Append `rows` to `table` with one binary `COPY FROM STDIN` (needs only INSERT privilege)."""
+    if not rows:
+        return
+    with curs.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
 class _Session(WriteSession):
     def __init__(self, curs: psycopg.Cursor[Any], tree: LogTree):
         self._curs = curs
@@ -161,24 +172,20 @@ class _Session(WriteSession):
         return [_row(r) for r in self._curs.fetchall()]
 
     def insert(self, events: Sequence[StoredEvent]) -> None:
+        """The rows by `COPY ... FROM STDIN` in binary: the same rows as INSERTs, and the same triggers run for
+        each (gapless positions, append-only), at a fraction of the client's CPU (issue 13: psycopg's dumping
+        of the tag arrays in text was a twentieth of the server's profile)."""
         if not events:
             return
-        self._curs.executemany(
-            f"INSERT INTO {MAIN} (id, type, data, tags) VALUES (%s, %s, %s, %s)",
-            [(e.position, e.type, e.data, list(e.tags)) for e in events],
-        )
-        self._curs.execute(
-            f"INSERT INTO {TAGS} (tag, main_id) SELECT * FROM unnest(%s::text[], %s::bigint[])",
-            [[t for e in events for t in e.indexed], [e.position for e in events for _ in e.indexed]],
-        )
+        _copy(self._curs, MAIN, ("id", "type", "data", "tags"), ("int8", "text", "bytea", "text[]"),
+              [(e.position, e.type, e.data, list(e.tags)) for e in events])
+        _copy(self._curs, TAGS, ("tag", "main_id"), ("text", "int8"),
+              [(t, e.position) for e in events for t in e.indexed])
         self._tree.append(self, events)
         self._curs.execute(f"NOTIFY {MAIN}")
 
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
-        self._curs.execute(
-            f"INSERT INTO {NODES} (id, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])",
-            [[r[0] for r in rows], [r[1] for r in rows]],
-        )
+        _copy(self._curs, NODES, ("id", "hash"), ("int8", "bytea"), rows)
 
     def read_nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
         return _read_nodes(self._curs, ids)

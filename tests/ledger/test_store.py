@@ -32,6 +32,9 @@ def test_positions_are_gapless_and_reads_follow_tags(store_url: str) -> None:
         with pytest.raises(Exception, match="gapless"):
             with store.write_session() as session:
                 session.insert([_event(5)])
+        with pytest.raises(Exception, match="gapless"):  # a gap after a good row of the same insert (COPY)
+            with store.write_session() as session:
+                session.insert([_event(4), _event(6)])
         assert store.size() == 3
     finally:
         store.close()
