@@ -494,6 +494,33 @@ def _pools(groups: list[GroupShape], complete: int, next_bag: list[int], rng: ra
             "unused": rng.sample(unused, min(n, len(unused)))}
 
 
+def describe(url: str, home: Path, tags: int, *, groups_per_window: int = 1000, seed: int = 1) -> dict[str, Any]:
+    """(Re)write `home`'s large-store.json for a store this script built with these arguments (the plan is
+    deterministic), e.g. one whose build was stopped after its histories: the pools of tag ids from the plan (chains
+    that ended), the samples' states read from the store's own views."""
+    rng = random.Random(seed)
+    orgs = make_orgs(tags, rng)
+    groups, next_bag, next_lot = plan_groups(tags, orgs, rng)
+    windows = max(1, -(-len(groups) // groups_per_window))
+    path = home / MANIFEST
+    manifest = json.loads(path.read_text()) if path.exists() else {"stages": {}, "projections": "unknown"}
+    manifest["pools"] = pools = _pools(groups, (windows - 1) * groups_per_window or len(groups), next_bag,
+                                       random.Random(seed + 1))
+    ledger = Ledger.open(url)
+    try:
+        manifest.update({"url": url, "tags": sum(next_bag) + sum(next_lot), "entries": ledger.store.size(),
+                         "groups": len(groups), "windows": windows, "seed": seed})
+        manifest["entries_per_tag"] = round(manifest["entries"] / manifest["tags"], 2)
+        manifest["samples"] = {t: [str(v.state.status), v.state.holder] for t in
+                               (*pools["bag"][:10], *pools["lot"][:10], *pools["unused"][:5])
+                               if (v := ledger.tag(t, context=False)) is not None}
+        manifest["samples_read_from_the_store"] = True
+    finally:
+        ledger.close()
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", required=True, help="an empty PostgreSQL database (created beforehand)")
@@ -504,7 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-projections", action="store_true",
                    help="do not bring the projections up to date (tagledger projection status does it later)")
+    p.add_argument("--describe-only", action="store_true",
+                   help="build nothing: rewrite DIR/large-store.json for a store built with these arguments")
     args = p.parse_args(argv)
+    if args.describe_only:
+        out = describe(args.db, args.home, args.tags, groups_per_window=args.groups_per_window, seed=args.seed)
+        print(json.dumps({k: v for k, v in out.items() if k not in ("samples", "pools")}, indent=1))
+        return 0
     t0 = time.perf_counter()
     out = build(args.db, args.home, args.tags, workers=args.workers, groups_per_window=args.groups_per_window,
                 seed=args.seed, projections=not args.no_projections, log=lambda s: print(f"[{time.perf_counter() - t0:7.1f} s] {s}", flush=True))
