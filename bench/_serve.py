@@ -50,4 +50,6 @@ def create_app():  # noqa: ANN201
 
     print(f"bench server: code from {Path(_ledger_pkg.__file__).parent.parent}, store {ledger.store.backend}, "
           f"patches {patches.APPLIED or 'none'}", file=sys.stderr, flush=True)
-    return _create_app(ledger)
+    # --no-projection: no follower at all (create_app starts them unless told not to), e.g. to measure reads on a
+    # store whose projections are still being built without their catching up in the measurement
+    return _create_app(ledger, follow_projection=os.environ.get("TAGLEDGER_BENCH_PROJECTION", "1") == "1")

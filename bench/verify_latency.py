@@ -12,6 +12,13 @@ unknown ids (404). `--warmup` requests first (not counted), then `--requests` ti
 
     python bench/verify_latency.py                       # 100,000 tags, both stores
     python bench/verify_latency.py --backends sqlite --tags 20000 --requests 1000
+    python bench/verify_latency.py --home DIR --prewarm  # a store bench/build_large_store.py built (kept as it is)
+
+With `--home`, nothing is built: the server serves the home's PostgreSQL store (its `large-store.json` names the
+tag ids to request), and the rows carry the server's CPU per request in Ed25519 verifications (CPU time of one,
+`bench/reference_speed.py`, measured before and after each row). `--prewarm` first reads the log's tables and
+indexes into the operating system's cache (`pg_prewarm`), so that a store larger than PostgreSQL's buffers is
+measured warm, not against the disk.
 """
 
 from __future__ import annotations
@@ -106,7 +113,9 @@ with `Accept-Encoding: gzip` as a phone's browser sends it)."""
 
 
 def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: int, concurrency: int,
-            surface: str = "json") -> dict[str, Any]:
+            surface: str = "json", check: Any = None, postgres_pids: Any = common.postgres_pids) -> dict[str, Any]:
+    """One row; `check(base)` looks at a few answers' content first (default: the built workload's);
+    `postgres_pids()`: the PostgreSQL processes whose CPU is counted (default: all of the machine's)."""
     rng = random.Random(11)
     path = SURFACES[surface]
     headers = {"Accept": "text/html", "Accept-Encoding": "gzip", "Accept-Language": "fr"} if surface == "page" else {}
@@ -125,8 +134,8 @@ def run_one(url: str, wl: common.Workload, args: argparse.Namespace, workers: in
                 uvicorn_args=shlex.split(args.uvicorn_args),
                 py_spy=f"{args.py_spy}-{'postgres' if url.startswith('postgres') else 'sqlite'}-w{workers}"
                 if args.py_spy else None) as server:
-        sample = _sample_check(server.base, wl)
-        meter = CpuMeter({"server": server.pids, "postgres": common.postgres_pids})
+        sample = (check or (lambda base: _sample_check(base, wl)))(server.base)
+        meter = CpuMeter({"server": server.pids, "postgres": postgres_pids})
         meter.start()
         results = common.run_client(server.port, phases)
         cpu = meter.stop()
@@ -192,11 +201,103 @@ def _sample_check(base: str, wl: common.Workload) -> list[str]:
     return problems
 
 
+class StorePools:
+    """The tag ids of a store bench/build_large_store.py built (its `large-store.json`), as `request_plan` wants."""
+
+    def __init__(self, home: Path):
+        import json
+
+        self.manifest = json.loads((home / "large-store.json").read_text())
+        pools = self.manifest["pools"]
+        self.bags, self.lots, self.unused = pools["bag"], pools["lot"], pools["unused"]
+
+    def check(self, base: str) -> list[str]:
+        """Sampled tags: the state the builder planned, no problem, every event with its inclusion proof."""
+        import httpx
+
+        problems = []
+        with httpx.Client(base_url=base, timeout=60) as http:
+            for tag, (status, holder) in list(self.manifest["samples"].items())[:20]:
+                doc = http.get(f"/v1/tags/{tag}").json()
+                state = doc.get("state", {})
+                if (state.get("status"), state.get("holder")) != (status, holder) or doc.get("problems"):
+                    problems.append(f"{tag}: {state.get('status')} at {state.get('holder')}, planned {status} at "
+                                    f"{holder}; problems {doc.get('problems')}")
+                if doc.get("log") is None or not all(e.get("inclusion_proof") for e in doc.get("events", [])):
+                    problems.append(f"{tag}: no checkpoint or an event without its inclusion proof")
+            if http.get("/v1/log/checkpoint").status_code != 200:
+                problems.append("no checkpoint at /v1/log/checkpoint")
+        return problems
+
+
+def prewarm(url: str) -> dict[str, Any]:
+    """Read the log's tables and indexes into the OS cache (pg_prewarm 'prefetch'); returns what was read."""
+    import psycopg
+
+    t0 = time.perf_counter()
+    read = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        rels = [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+            "'public' AND c.relkind IN ('r', 'i') AND c.relname LIKE 'tagledger%' ORDER BY c.relname")]
+        for rel in rels:
+            read[rel] = conn.execute("SELECT pg_prewarm(%s::regclass, 'prefetch')", [rel]).fetchone()[0]
+    return {"blocks": sum(read.values()), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def database_backends(url: str) -> Any:
+    """A function listing the PostgreSQL backends connected to `url`'s database (the server's, on a machine that
+    other sessions share: their backends, and autovacuum, are not counted)."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+
+    def pids() -> list[int]:
+        return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")]
+    return pids
+
+
+def run_existing(args: argparse.Namespace, machine: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows on a store that exists (`--home`): nothing built, the server CPU per request in verifications."""
+    from reference_speed import verification_cpu_seconds
+
+    pools = StorePools(Path(args.home))
+    url = pools.manifest["url"]
+    print(f"store {url}: {pools.manifest['tags']:,} tags, {pools.manifest['entries']:,} entries", flush=True)
+    if args.prewarm:
+        print(f">> prewarm: {prewarm(url)}", flush=True)
+    backends = database_backends(url)
+    rows = []
+    for surface, w, c in [(s, w, c) for s in args.surface for w in args.workers for c in args.concurrency]:
+        print(f">> GET {SURFACES[surface].format('{id}')}, {w} worker(s), concurrency {c} ...", flush=True)
+        before = verification_cpu_seconds(1.0, rounds=5)
+        row = run_one(url, pools, args, w, c, surface, check=pools.check,  # type: ignore[arg-type]
+                      postgres_pids=backends)
+        after = verification_cpu_seconds(1.0, rounds=5)
+        verification = (before + after) / 2
+        row.update({"entries": pools.manifest["entries"], "tags": pools.manifest["tags"],
+                    "verification_us": round(verification * 1e6, 1),
+                    "server_cpu_per_request_verifications": round(row["cpu_server_s"] / row["requests"] / verification, 2),
+                    "postgres_cpu_per_request_verifications":
+                        round(row["cpu_postgres_s"] / row["requests"] / verification, 2),
+                    "load_average": os.getloadavg()})
+        rows.append(row)
+        status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
+        print(f"   p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  {row['req_per_s']:.0f} req/s  server CPU "
+              f"{row['server_cpu_per_request_verifications']} verif./req (PG {row['postgres_cpu_per_request_verifications']})"
+              f"  load {row['load_average'][0]:.1f}  {status}", flush=True)
+    return rows
+
+
 COLUMNS = [("backend", "store"), ("surface", "surface"), ("workers", "uvicorn workers"), ("concurrency", "concurrency"),
            ("requests", "requests"), ("req_per_s", "req/s"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
            ("p99_ms", "p99 ms"), ("bag_p50_ms", "bag p50"), ("lot_p50_ms", "lot p50"),
            ("unused_p50_ms", "unused p50"), ("unknown_p50_ms", "unknown p50"), ("cpu_server_s", "server CPU s"),
-           ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"), ("valid", "valid"),
+           ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"),
+           ("server_cpu_per_request_verifications", "server CPU/req (verif.)"),
+           ("postgres_cpu_per_request_verifications", "PG CPU/req (verif.)"), ("valid", "valid"),
            ("patches", "patch (experiment)"), ("server_variant", "server")]
 
 
@@ -234,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-log")
     p.add_argument("--json", nargs="?", const="", help="write results JSON (default bench/results/verify-*.json)")
     p.add_argument("--quick", action="store_true", help="small smoke run (10,000 tags, 500 requests)")
+    p.add_argument("--home", help="measure the store bench/build_large_store.py built in this home (nothing is built)")
+    p.add_argument("--prewarm", action="store_true", help="with --home: read the log's tables into the OS cache first")
     return p
 
 
@@ -250,6 +353,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         patches.apply(args.patch)
         print(f"EXPERIMENT: patched {args.patch}", flush=True)
     machine = common.machine_info()  # before the runs: records the code that is measured
+    if args.home:
+        rows = run_existing(args, machine)
+        print()
+        print_table(rows, [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)])
+        if args.json is not None:
+            path = common.write_json("verify", {"benchmark": "verify_latency", "args": vars(args), "machine": machine,
+                                                "store": {k: v for k, v in StorePools(Path(args.home)).manifest.items()
+                                                          if k not in ("samples", "pools")}, "rows": rows},
+                                     args.json or None)
+            print(f"\nwrote {path}")
+        return rows
     t0 = time.perf_counter()
     wl = build_workload(args.tags, args.range_size, args.fraction, args.bags_per_lot, args.sites, args.coops)
     print(f"pre-signed {len(wl.setup) + wl.timed_events} events: {wl.tags_issued_total} tags in {len(wl.issue)} "
