@@ -5,9 +5,10 @@
 
 1. **Setup, through the real write path** (`Ledger.submit_many`, every rule checked): the genesis (the operator's
    root key and the log key, saved in `--home` as `tagledger init` does), the organisations with their keys
-   (sites, cooperatives, traders, processors, exporters, refiners, field monitors, the mining authority) and
-   every tag, issued in ranges of at most 10,000.
-2. **Histories, in bulk**: one lot's chain per group (bench/large_store_histories.py: ~10 entries per tag),
+   (sites, cooperatives, traders, processors, exporters, refiners, field monitors, the mining authority).
+2. **Tags, in bulk**: every tag, issued by the operator in ranges of at most 10,000, signed here and appended as
+   below (through the write path, each `tags_issued` took seconds at this scale: docs/benchmarks.md 13.5).
+3. **Histories, in bulk**: one lot's chain per group (bench/large_store_histories.py: ~10 entries per tag),
    monthly site visits and incidents with their corrective actions; every event signed by its actor's key with
    the client's own code, in `--workers` processes. Each window of groups is sorted by time, turned into log
    entries (`ledger.entries.build_entry`), leaf hashes and Merkle nodes (`ledger.tree.proofs.new_nodes`), and
@@ -15,7 +16,7 @@
    triggers on; then the real publisher (`ledger.checkpoints.CheckpointSigner`) signs a checkpoint of it.
    The per-event online rule checks are what is skipped: the histories are valid by construction, and
    `tagledger audit` replays every rule (tests/ledger/test_large_store_builder.py).
-3. `ANALYZE`, then both projections (custody, flags) caught up, each in its own process.
+4. `ANALYZE`, then both projections (custody, flags) caught up, each in its own process (`--no-projections`: not).
 
 The home it writes can be used as any ledger's: `tagledger --home DIR check`, `export`, `serve`, and it holds
 `large-store.json`: the figures of the build (wall and CPU time per stage) and samples of tags with their
@@ -45,7 +46,6 @@ import psycopg  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 import large_store_histories as hist  # noqa: E402
-from ledger.checkpoints import CheckpointSigner  # noqa: E402
 from ledger.client.signer import Signer  # noqa: E402
 from ledger.config import Settings  # noqa: E402
 from ledger.entries import build_entry  # noqa: E402
@@ -56,8 +56,6 @@ from ledger.store.base import NODES, open_store  # noqa: E402
 from ledger.store.postgres import MAIN, TAGS, WRITER_LOCK  # noqa: E402
 from ledger.tree.proofs import new_nodes  # noqa: E402
 from ledger.writer import LedgerWriter, Receipt  # noqa: E402
-from verification.canonical import jcs  # noqa: E402
-from verification.encoding import sha256_hex  # noqa: E402
 from verification.merkle import leaf_hash  # noqa: E402
 from verification.sealed_details import commitment, new_details  # noqa: E402
 

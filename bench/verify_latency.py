@@ -231,7 +231,7 @@ class StorePools:
 
 
 def prewarm(url: str) -> dict[str, Any]:
-    """Read the log's tables and indexes into the OS cache (pg_prewarm 'prefetch'); returns what was read."""
+    """Read the log's tables and indexes into the OS cache (pg_prewarm 'read'); returns what was read."""
     import psycopg
 
     t0 = time.perf_counter()
@@ -242,8 +242,18 @@ def prewarm(url: str) -> dict[str, Any]:
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
             "'public' AND c.relkind IN ('r', 'i') AND c.relname LIKE 'tagledger%' ORDER BY c.relname")]
         for rel in rels:
-            read[rel] = conn.execute("SELECT pg_prewarm(%s::regclass, 'prefetch')", [rel]).fetchone()[0]
+            read[rel] = conn.execute("SELECT pg_prewarm(%s::regclass, 'read')", [rel]).fetchone()[0]
     return {"blocks": sum(read.values()), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def block_reads(url: str) -> tuple[int, int]:
+    """The database's blocks read (not in PostgreSQL's buffers: from the OS cache or the disk) and hit so far."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT blks_read, blks_hit FROM pg_stat_database WHERE datname = current_database()"
+                           ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def database_backends(url: str) -> Any:
@@ -273,20 +283,25 @@ def run_existing(args: argparse.Namespace, machine: dict[str, Any]) -> list[dict
     for surface, w, c in [(s, w, c) for s in args.surface for w in args.workers for c in args.concurrency]:
         print(f">> GET {SURFACES[surface].format('{id}')}, {w} worker(s), concurrency {c} ...", flush=True)
         before = verification_cpu_seconds(1.0, rounds=5)
+        blocks = block_reads(url)
         row = run_one(url, pools, args, w, c, surface, check=pools.check,  # type: ignore[arg-type]
                       postgres_pids=backends)
         after = verification_cpu_seconds(1.0, rounds=5)
         verification = (before + after) / 2
+        # the CPU and the blocks are counted over the warm-up's requests too (same mix): divided by all of them
+        read, hit = (b - a for a, b in zip(blocks, block_reads(url)))
+        per = row["requests"] + args.warmup
+        row.update({"pg_blocks_read_per_request": round(read / per, 1), "pg_blocks_hit_per_request": round(hit / per, 1)})
         row.update({"entries": pools.manifest["entries"], "tags": pools.manifest["tags"],
-                    "verification_us": round(verification * 1e6, 1),
-                    "server_cpu_per_request_verifications": round(row["cpu_server_s"] / row["requests"] / verification, 2),
-                    "postgres_cpu_per_request_verifications":
-                        round(row["cpu_postgres_s"] / row["requests"] / verification, 2),
+                    "verification_us": round(verification * 1e6, 1), "metered_requests": per,
+                    "server_cpu_per_request_verifications": round(row["cpu_server_s"] / per / verification, 2),
+                    "postgres_cpu_per_request_verifications": round(row["cpu_postgres_s"] / per / verification, 2),
                     "load_average": os.getloadavg()})
         rows.append(row)
         status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
         print(f"   p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  {row['req_per_s']:.0f} req/s  server CPU "
               f"{row['server_cpu_per_request_verifications']} verif./req (PG {row['postgres_cpu_per_request_verifications']})"
+              f", blocks read {row['pg_blocks_read_per_request']} hit {row['pg_blocks_hit_per_request']} per request"
               f"  load {row['load_average'][0]:.1f}  {status}", flush=True)
     return rows
 
@@ -297,7 +312,9 @@ COLUMNS = [("backend", "store"), ("surface", "surface"), ("workers", "uvicorn wo
            ("unused_p50_ms", "unused p50"), ("unknown_p50_ms", "unknown p50"), ("cpu_server_s", "server CPU s"),
            ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"),
            ("server_cpu_per_request_verifications", "server CPU/req (verif.)"),
-           ("postgres_cpu_per_request_verifications", "PG CPU/req (verif.)"), ("valid", "valid"),
+           ("postgres_cpu_per_request_verifications", "PG CPU/req (verif.)"),
+           ("pg_blocks_read_per_request", "PG blocks read/req"), ("pg_blocks_hit_per_request", "PG blocks hit/req"),
+           ("valid", "valid"),
            ("patches", "patch (experiment)"), ("server_variant", "server")]
 
 
