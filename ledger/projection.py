@@ -345,17 +345,13 @@ class CustodyProjection(TrackedProjection):
             return cached
         h = hashlib.sha256()
         count, by_status = 0, {}
-        order = 'COLLATE "C"' if self.backend == "postgres" else ""
         with self.store.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
             if self.backend == "postgres":
                 curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             position = self._tracked(curs)
             last = ""
             while True:
-                curs.execute(
-                    f"SELECT tag, status, state FROM {VIEW} WHERE tag {order} > {self._ph} ORDER BY tag {order} "
-                    f"LIMIT {SUMMARY_PAGE}", [last]
-                )
+                curs.execute(self.summary_page_sql(), [last])
                 rows = curs.fetchall()
                 for row in rows:
                     h.update(row["tag"].encode() + b"\n" + bytes(row["state"]) + b"\n")
@@ -368,6 +364,13 @@ class CustodyProjection(TrackedProjection):
                    "by_status": dict(sorted(by_status.items()))}
         self._summary = summary
         return summary
+
+    def summary_page_sql(self) -> str:
+        """One page of `summary`: the rows after a tag id, in byte order (on PostgreSQL the index of migration 008
+        serves it, whatever the database's locale)."""
+        order = 'COLLATE "C"' if self.backend == "postgres" else ""
+        return (f"SELECT tag, status, state FROM {VIEW} WHERE tag {order} > {self._ph} ORDER BY tag {order} "
+                f"LIMIT {SUMMARY_PAGE}")
 
     def query(self, *, holder: str | None = None, status: str | None = None, limit: int = 100,
               after: str = "", issued_to: str | None = None) -> list[dict[str, Any]]:
