@@ -121,6 +121,15 @@ def _persistence_error(exc: psycopg.Error) -> persistence.PersistenceError:
     return persistence.PersistenceError(str(exc))
 
 
+def _close_quietly(conn: psycopg.Connection[Any] | None) -> None:
+    """Close a connection given up on (it may already be broken: that is why)."""
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
+
+
 def _row(row: dict[str, Any]) -> StoredEvent:
     return StoredEvent(row["id"], row["type"], bytes(row["data"]), tuple(row["tags"]))
 
@@ -350,11 +359,7 @@ class PostgresLogStore(LogStore):
 
     def _drop_writer(self) -> None:
         conn, self._writer = self._writer, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
+        _close_quietly(conn)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -570,11 +575,7 @@ class PostgresLogWatcher(LogWatcher):
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
+        _close_quietly(conn)
 
     def stop(self) -> None:
         super().stop()
