@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,3 +199,17 @@ def test_the_rule_in_plain_python_agrees_with_openssl_on_ordinary_signatures(
     assert accepts(public_key, signature, message) is _openssl(public_key, signature, message)
     if flip is None:
         assert accepts(public_key, signature, message)
+
+
+def test_the_library_bench_prints_cryptographys_verdicts_without_pynacl() -> None:
+    """bench/ed25519_libraries.py without PyNaCl (not a dependency): one column, one line saying so, exit 0."""
+    run = ("import runpy, sys; sys.modules['nacl'] = None; "
+           "sys.argv = ['ed25519_libraries.py', '--rounds', '1', '--seconds', '0.01']; "
+           "runpy.run_path('bench/ed25519_libraries.py', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", run], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| vector | protocol | cryptography |"
+    assert len(rows) == 1 + len(VECTORS) and "differs" not in done.stdout
+    assert "PyNaCl is not installed" in done.stdout
+    assert "cryptography: accepts 0 vector(s) the protocol refuses, refuses 0 it accepts" in done.stdout
