@@ -3,7 +3,7 @@
 The reference verifier checks signatures with OpenSSL through ``cryptography``; this module says in
 readable code exactly what that check accepts, so that the rule can be tested against OpenSSL
 (tests/unit/test_ed25519_edge_cases.py) and read by whoever writes another verifier. It is far too slow
-to verify a log with (a few milliseconds a signature): no verifying path uses it.
+to verify a log with (about 10 ms a signature): no verifying path uses it.
 
 The rule, for a 32-byte public key ``A``, a 64-byte signature ``R || S`` and a message ``M``:
 
