@@ -46,6 +46,7 @@ from verification.entry_checks import (
     fingerprint,
     normalize_time,
 )
+from verification.custody_state import TagState
 from verification.merkle import leaf_hash
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -352,3 +353,58 @@ def test_identifiers_are_judged_as_the_predicates_judge_them(value: Any) -> None
         assert (_outcome(check, value) is None) == predicate(value)
     revoked = {"key": value, "reason": "lost"}  # key_revoked's "key": a key id
     assert (_outcome(event_data._DATA["key_revoked"], revoked) is None) == is_key_id(value)
+
+
+# --- TagState.canonical: one format per side of the origin, against the former writer (a call per member) ------
+
+def _record_before(state: TagState) -> bytes:
+    """`TagState.canonical` as it was written before it became two `%` formats (the reference here)."""
+    def text(value: str | None) -> bytes:
+        return b"null" if value is None else b'"' + value.encode("ascii") + b'"'
+
+    def number(value: int | None) -> bytes:
+        return b"null" if value is None else str(value).encode("ascii")
+
+    def tags(values: tuple[str, ...]) -> bytes:
+        return b"[" + b",".join(b'"' + v.encode("ascii") + b'"' for v in values) + b"]"
+
+    return b"".join((
+        b'{"dispatched_mass_g":', number(state.dispatched_mass_g), b',"events":', number(state.events),
+        b',"head":{"hash":"', state.head_hash.hex().encode("ascii"), b'","seq":', number(state.head_seq),
+        b'},"holder":', text(state.holder), b',"inputs":', tags(state.inputs),
+        b',"issued_to":', text(state.issued_to), b',"last_time":', text(state.last_time),
+        b',"lot":', text(state.lot), b',"mass_g":', number(state.mass_g),
+        b',"origin":', b"null" if state.origin is None else state.origin,
+        b',"outputs":', tags(state.outputs), b',"parent":', text(state.parent),
+        b',"pending_recipient":', text(state.pending_recipient), b',"status":', text(state.status),
+        b',"tag":', text(state.tag), b',"void_reason":', text(state.void_reason), b"}",
+    ))
+
+
+_ids = st.text(alphabet="abcXYZ019-_.:", min_size=1, max_size=20)
+_maybe_id = st.none() | _ids
+_maybe_int = st.none() | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+
+
+@SETTINGS
+@given(tag=_ids, issued_to=_ids, head=st.binary(min_size=32, max_size=32), seq=st.integers(0, 2**40),
+       last_time=_ids, holder=_maybe_id, pending=_maybe_id, lot=_maybe_id, parent=_maybe_id, void=_maybe_id,
+       status=st.sampled_from(["issued", "in_custody", "in_transit", "merged", "split", "consumed", "voided"]),
+       dispatched=_maybe_int, mass=_maybe_int, events=st.integers(1, 10**6),
+       inputs=st.lists(_ids, max_size=4).map(tuple), outputs=st.lists(_ids, max_size=4).map(tuple),
+       origin=st.none() | st.dictionaries(st.sampled_from(["site", "pit", "mineral", "gps"]),
+                                          st.none() | st.text(max_size=8) | _maybe_int))
+def test_a_state_record_is_written_as_the_former_writer_wrote_it(
+    tag: str, issued_to: str, head: bytes, seq: int, last_time: str, holder: str | None, pending: str | None,
+    lot: str | None, parent: str | None, void: str | None, status: str, dispatched: int | None, mass: int | None,
+    events: int, inputs: tuple[str, ...], outputs: tuple[str, ...], origin: dict[str, Any] | None,
+) -> None:
+    state = TagState(tag, issued_to, head, seq, last_time)
+    state.holder, state.pending_recipient, state.lot, state.parent, state.void_reason = holder, pending, lot, parent, void
+    state.status, state.dispatched_mass_g, state.mass_g, state.events = status, dispatched, mass, events
+    state.inputs, state.outputs = inputs, outputs
+    state.origin = None if origin is None else jcs(origin)
+    record = state.canonical()
+    assert record == _record_before(state)
+    assert record == jcs(state.to_json())
+    assert TagState.from_record(record).canonical() == record
