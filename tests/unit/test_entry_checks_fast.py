@@ -250,7 +250,8 @@ def test_check_entry_equals_values_computed_from_the_reference_decoder() -> None
             prev=None if body["prev"] is None else bytes.fromhex(body["prev"]),
             links=tuple((k, None if v is None else bytes.fromhex(v)) for k, v in (body.get("links") or {}).items()),
             actor=body["actor"], key=body["key"], time=normalize_time(body["time"]), time_text=body["time"],
-            event_id=body["id"], id_fingerprint=fingerprint(body["id"], id_key),
+            event_id=body["id"], id_fingerprint=int.from_bytes(
+                hashlib.blake2b(body["id"].encode("ascii"), digest_size=8, key=id_key).digest(), "big"),
             hash=hashlib.sha256(envelope_bytes).digest(), leaf=leaf_hash(raw), signature_key=public,
             signature_ok=True, data=body["data"],
             issued=("BAG-9",) if body["data"].get("tags") == ["BAG-9"] else checked.issued,
@@ -408,3 +409,14 @@ def test_a_state_record_is_written_as_the_former_writer_wrote_it(
     assert record == _record_before(state)
     assert record == jcs(state.to_json())
     assert TagState.from_record(record).canonical() == record
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=64), st.uuids().map(str)), min_size=1, max_size=20))
+def test_the_fingerprint_from_a_keyed_state_equals_keyed_blake2b(pairs: list[tuple[bytes, str]]) -> None:
+    """`fingerprint` (and `check_entry`'s id_fingerprint) copy a BLAKE2b state that absorbed the key once: the
+    same 64 bits as hashing with the key each time, for any key, in any order of keys and ids."""
+    for key, event_id in pairs + pairs[::-1]:
+        expected = int.from_bytes(hashlib.blake2b(event_id.encode("ascii"), digest_size=8, key=key).digest(), "big")
+        assert fingerprint(event_id, key) == expected
+        assert fingerprint(event_id, bytearray(key)) == expected
