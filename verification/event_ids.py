@@ -3,13 +3,9 @@
 :class:`EventIds` keeps every event id seen with the seq of its entry, so a duplicate is found for certain
 (no false alarm, no miss) and named with the entry that used the id first:
 
-- the ids of the last ``batch`` entries (:data:`BATCH`, 16,384) are in a dict; when it is full they are
+- the ids of the last ``batch`` entries (:data:`BATCH`, 4,096) are in a dict; when it is full they are
   written, sorted, in one transaction, to a table keyed by the id in a temporary SQLite file
-  (:class:`verification.spill_db.SpillDatabase`, made only then: a shorter log never touches the disk).
-  The key is the id's 16 bytes (:func:`stored_key`: an event id is a lowercase UUID, 32 hex digits) rather
-  than its 36 characters: the table is half as large, so at 150,000 entries it still fits SQLite's page cache
-  and at 1M it is read and rewritten half as much. The ids arrive in random order, so each batch lands all over
-  the table: a larger batch touches each of its pages once for more ids;
+  (:class:`verification.spill_db.SpillDatabase`, made only then: a shorter log never touches the disk);
 - in front of both, a fixed-size bitmap of ``filter_bits`` bits (:data:`FILTER_BITS`, 2**25: 4 MiB), where
   each id sets one bit chosen by its 64-bit keyed *fingerprint* (BLAKE2b keyed with a secret drawn for each
   replay, :func:`verification.entry_checks.fingerprint`). An id whose bit is clear was certainly not seen:
@@ -18,37 +14,23 @@
   (about ``n / filter_bits`` of the entries after ``n``: 3% at a million entries, more beyond), never an
   answer; and because the key is secret, nobody writing to the ledger can aim ids at the same bits.
 
-Memory: the bitmap, the dict (``batch`` ids, ~2 MB) and SQLite's bounded page cache -- the same at a thousand
-entries as at a hundred million. Disk: ~25 bytes per entry (the id's 16 bytes, its seq, the B-tree).
+Memory: the bitmap, the dict (``batch`` ids) and SQLite's bounded page cache -- the same at a thousand
+entries as at a hundred million. Disk: ~50 bytes per entry (the id's 36 characters, its seq, the B-tree).
 Every id must be given with the same fingerprint function (the replay gives ``CheckedEntry.id_fingerprint``).
 """
 
 from __future__ import annotations
 
-import re
-
 from verification.spill_db import SpillDatabase
 
-__all__ = ["BATCH", "EventIds", "FILTER_BITS", "stored_key"]
+__all__ = ["BATCH", "EventIds", "FILTER_BITS"]
 
-BATCH = 16384
+BATCH = 4096
 """Ids kept in memory before they are written to disk together."""
 FILTER_BITS = 1 << 25
 """Bits of the bitmap in front of the ids (a power of two): 4 MiB."""
 
-_SCHEMA = "CREATE TABLE ids (id BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
-# verification.encoding.UUID_RE, the form every event id of a checked entry has (not imported: this module needs
-# nothing but the standard library, and the pattern is the point here)
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII).fullmatch
-_OTHER = b"\xff" * 17  # before any id that is not a lowercase UUID: its key is longer than 16 bytes
-
-
-def stored_key(event_id: str) -> bytes:
-    """The table's key for ``event_id``: a lowercase UUID's 16 bytes (its hex digits, in order); any other text
-    (the replay never gives one) 17 bytes 0xff and its UTF-8. Two ids have the same key only if they are equal."""
-    if _UUID(event_id) is not None:
-        return bytes.fromhex(event_id.replace("-", ""))
-    return _OTHER + event_id.encode("utf-8", "surrogatepass")
+_SCHEMA = "CREATE TABLE ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
 
 
 class EventIds:
@@ -82,7 +64,7 @@ class EventIds:
         if seq is not None or not self._db.opened:
             return seq
         self.disk_reads += 1
-        row = self._db.connection.execute("SELECT seq FROM ids WHERE id = ?", (stored_key(event_id),)).fetchone()
+        row = self._db.connection.execute("SELECT seq FROM ids WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else row[0]
 
     def add(self, event_id: str, fingerprint: int, seq: int) -> None:
@@ -94,8 +76,7 @@ class EventIds:
         self._count += 1
         if len(recent) >= self._batch:
             self._recent = {}
-            rows = sorted([(stored_key(event_id), seq) for event_id, seq in recent.items()])
-            self._db.write_many("INSERT OR IGNORE INTO ids VALUES (?, ?)", rows)
+            self._db.write_many("INSERT OR IGNORE INTO ids VALUES (?, ?)", sorted(recent.items()))
 
     def __len__(self) -> int:
         """How many ids were added."""

@@ -126,30 +126,3 @@ def test_a_duplicate_id_in_a_hand_made_log() -> None:
     assert (failed.value.seq, failed.value.rule) == (again, "event.duplicate_id")
     assert f"by entry #{first}" in failed.value.message
 
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
-                          st.uuids().map(lambda u: u.hex), st.text(max_size=40),
-                          st.text(alphabet="0123456789abcdef-", min_size=30, max_size=40)), max_size=30))
-def test_stored_keys_are_equal_only_for_equal_ids(ids: list[str]) -> None:
-    """The table's key (16 bytes for a lowercase UUID, something longer for anything else) tells ids apart
-    exactly as the ids themselves: a duplicate is found if and only if the same id comes again."""
-    keys = {event_ids.stored_key(event_id): event_id for event_id in ids}
-    assert len(keys) == len(set(ids))
-    for key, event_id in keys.items():
-        assert event_ids.stored_key(event_id) == key
-        assert (len(key) == 16) == (str(uuid.UUID(bytes=key)) == event_id if len(key) == 16 else False)
-
-
-def test_non_uuid_ids_are_found_exactly_on_disk() -> None:
-    """Ids the replay never gives (upper case, no dashes, other text) are still kept and found exactly."""
-    odd = ["A" * 36, "0123456789abcdef0123456789abcdef", str(uuid.UUID(int=0xABCDEF)).upper(), "", "é\ud800", str(uuid.UUID(int=0xABCDEF))]
-    seen = EventIds(batch=1, filter_bits=8)
-    for seq, event_id in enumerate(odd):
-        assert seen.earlier(event_id, 0) is None
-        seen.add(event_id, 0, seq)
-    assert seen.on_disk
-    for seq, event_id in enumerate(odd):
-        assert seen.earlier(event_id, 0) == seq
-    assert seen.earlier(str(uuid.UUID(int=8)), 0) is None
-    seen.close()
