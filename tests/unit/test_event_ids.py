@@ -125,4 +125,3 @@ def test_a_duplicate_id_in_a_hand_made_log() -> None:
         replay_sequential(log.entries)
     assert (failed.value.seq, failed.value.rule) == (again, "event.duplicate_id")
     assert f"by entry #{first}" in failed.value.message
-
