@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 rows.append(row)
                 print(f"{name} workers={w} #{k}: {size:,} entries ok={row['ok']} wall {row['wall_s']} s "
                       f"CPU {row['cpu_s']} s = {row['cpu_us_per_entry']} us/entry; reference {row['verify_per_cpu_s']:,}"
-                      f"/CPU-s -> {row['ratio']} verifications per entry (load {load:.2f}; peak RSS {row['peak_rss_mb']} MB)",
+                      f"/CPU-s -> {row['ratio']} verifications per entry (load {load:.2f}; "
+                      f"peak RSS {row['peak_rss_mb']} MB)",
                       flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")

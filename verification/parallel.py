@@ -224,7 +224,8 @@ def _replay(
 ) -> ReplayResult:
     if workers <= 0:
         return replay_sequential(entries, progress=progress, progress_every=chunk_size, **options)
-    stop_after_seq, stop_at_time, snapshot_at = options["stop_after_seq"], options["stop_at_time"], options["snapshot_at"]
+    stop_after_seq, stop_at_time = options["stop_after_seq"], options["stop_at_time"]
+    snapshot_at = options["snapshot_at"]
     pinned_root_key, pinned_log_key = options["pinned_root_key"], options["pinned_log_key"]
     pinned_log_key_name, id_key, observe = options["pinned_log_key_name"], options["id_key"], options["observe"]
     if chunk_size < 1 or depth < 1:

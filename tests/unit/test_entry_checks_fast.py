@@ -401,7 +401,8 @@ def test_a_state_record_is_written_as_the_former_writer_wrote_it(
     events: int, inputs: tuple[str, ...], outputs: tuple[str, ...], origin: dict[str, Any] | None,
 ) -> None:
     state = TagState(tag, issued_to, head, seq, last_time)
-    state.holder, state.pending_recipient, state.lot, state.parent, state.void_reason = holder, pending, lot, parent, void
+    state.holder, state.pending_recipient, state.lot = holder, pending, lot
+    state.parent, state.void_reason = parent, void
     state.status, state.dispatched_mass_g, state.mass_g, state.events = status, dispatched, mass, events
     state.inputs, state.outputs = inputs, outputs
     state.origin = None if origin is None else jcs(origin)
