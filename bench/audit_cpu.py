@@ -9,7 +9,8 @@ time by `time.process_time`, so a busy machine's waiting is not counted; the mea
     CPU per entry / CPU per verification  =  cpu_s / entries * verifications_per_cpu_s
 
 a ratio that holds while the shared machine drifts. The runs go A, B, A, B, ... for each `--workers` so that
-both checkouts see the same machine; each run's figures and the load average before it are printed and kept.
+both checkouts see the same machine; each run's figures and the load average before it are printed and kept, with
+the run's peak RSS (of the auditor or of its largest worker: GNU time's %M, from wait4) when /usr/bin/time exists.
 
     python bench/audit_cpu.py --bundle /tmp/store/bundle.zip --vkey /tmp/store/log.vkey \\
         --tree A=/tmp/verification-of-main --tree B=. --workers 0,2 --repeat 3 --json out.json
@@ -52,9 +53,14 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+_TIME = "/usr/bin/time"  # GNU time: the peak RSS of the auditor or of its largest worker (wait4's ru_maxrss)
+
+
 def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "verification.audit", bundle, "--no-state", "--vkey", "@" + vkey,
            "--workers", str(workers), "--json", "--no-progress"]
+    if os.path.exists(_TIME):
+        cmd = [_TIME, "-f", "peak_rss_kb=%M"] + cmd
     if as_of is not None:
         cmd += ["--as-of", str(as_of)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -68,7 +74,10 @@ def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | Non
         _end_group(proc)
     wall = time.perf_counter() - t0
     # communicate() reaped it; the CPU of the child and its reaped children is in RUSAGE_CHILDREN
-    return {"wall_s": wall, "stdout": out.decode(), "stderr": err.decode(), "returncode": proc.returncode}
+    text = err.decode()
+    rss = [line for line in text.splitlines() if line.startswith("peak_rss_kb=")]
+    peak = int(rss[-1].split("=", 1)[1]) / 1024 if rss else None
+    return {"wall_s": wall, "stdout": out.decode(), "stderr": text, "returncode": proc.returncode, "peak_rss_mb": peak}
 
 
 def breakdown(bundle: str, count: int, tree: Path, rounds: int = 3) -> dict[str, float]:
@@ -182,12 +191,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                        "cpu_us_per_entry": round(cpu / size * 1e6, 1) if size else None,
                        "verify_per_cpu_s": round(rate), "verify_per_cpu_s_before_after": [round(rate_before), round(rate_after)],
                        "load_1m_before": load,
+                       "peak_rss_mb": None if m["peak_rss_mb"] is None else round(m["peak_rss_mb"], 1),
                        "ratio": round(cpu / size * rate, 3) if size else None,
                        "failure": report.get("failure")}
                 rows.append(row)
                 print(f"{name} workers={w} #{k}: {size:,} entries ok={row['ok']} wall {row['wall_s']} s "
                       f"CPU {row['cpu_s']} s = {row['cpu_us_per_entry']} us/entry; reference {row['verify_per_cpu_s']:,}"
-                      f"/CPU-s -> {row['ratio']} verifications per entry (load {load:.2f})", flush=True)
+                      f"/CPU-s -> {row['ratio']} verifications per entry (load {load:.2f}; "
+                      f"peak RSS {row['peak_rss_mb']} MB)",
+                      flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
     return rows

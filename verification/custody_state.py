@@ -68,20 +68,6 @@ FINISHED = frozenset({MERGED, SPLIT, CONSUMED, VOIDED})
 # library's C encoder gives the same bytes, several times faster (tests/unit/test_replay.py compares them).
 
 
-def _str(value: str | None) -> bytes:
-    # Every string of a state record except inside `origin` is a tag id, an organisation id, a status, a
-    # void reason, a lowercase hex hash or a normalised time: ASCII needing no escape in JSON.
-    return b"null" if value is None else b'"' + value.encode("ascii") + b'"'
-
-
-def _int(value: int | None) -> bytes:
-    return b"null" if value is None else str(value).encode("ascii")
-
-
-def _tags(values: tuple[str, ...]) -> bytes:
-    return b"[" + b",".join(b'"' + v.encode("ascii") + b'"' for v in values) + b"]"
-
-
 class TagState:
     """The custody state of one tag (see the module docstring); ``origin`` is held as ``jcs(origin)``."""
 
@@ -109,26 +95,41 @@ class TagState:
         self.last_time = last_time  # normalised: YYYY-MM-DDTHH:MM:SS.ffffffZ
 
     def canonical(self) -> bytes:
-        """``jcs`` of the state record: members in JCS order (by UTF-16 code units, here ASCII order)."""
-        return b"".join((
-            b'{"dispatched_mass_g":', _int(self.dispatched_mass_g),
-            b',"events":', _int(self.events),
-            b',"head":{"hash":"', self.head_hash.hex().encode("ascii"), b'","seq":', _int(self.head_seq),
-            b'},"holder":', _str(self.holder),
-            b',"inputs":', _tags(self.inputs),
-            b',"issued_to":', _str(self.issued_to),
-            b',"last_time":', _str(self.last_time),
-            b',"lot":', _str(self.lot),
-            b',"mass_g":', _int(self.mass_g),
-            b',"origin":', b"null" if self.origin is None else self.origin,
-            b',"outputs":', _tags(self.outputs),
-            b',"parent":', _str(self.parent),
-            b',"pending_recipient":', _str(self.pending_recipient),
-            b',"status":', _str(self.status),
-            b',"tag":', _str(self.tag),
-            b',"void_reason":', _str(self.void_reason),
-            b"}",
-        ))
+        """``jcs`` of the state record: members in JCS order (by UTF-16 code units, here ASCII order).
+
+        Every string of a record except inside ``origin`` is a tag id, an organisation id, a status, a void
+        reason, a lowercase hex hash or a normalised time: ASCII needing no escape in JSON. So the record is
+        one ASCII text on each side of the origin's bytes, written by one ``%`` format and one encode each
+        rather than a call per member (it is written for every tag that leaves the replay's cache and for
+        every tag of the digest; ``tests/unit/test_replay.py`` compares it with the former writer).
+        """
+        inputs, outputs, holder, issued_to, last_time, lot = (self.inputs, self.outputs, self.holder, self.issued_to,
+                                                              self.last_time, self.lot)
+        parent, pending, status, tag, void = (self.parent, self.pending_recipient, self.status, self.tag,
+                                              self.void_reason)
+        before = ('{"dispatched_mass_g":%s,"events":%s,"head":{"hash":"%s","seq":%s},"holder":%s,"inputs":%s,'
+                  '"issued_to":%s,"last_time":%s,"lot":%s,"mass_g":%s,"origin":') % (
+            "null" if self.dispatched_mass_g is None else self.dispatched_mass_g,
+            "null" if self.events is None else self.events,
+            self.head_hash.hex(),
+            "null" if self.head_seq is None else self.head_seq,
+            "null" if holder is None else '"' + holder + '"',
+            '["' + '","'.join(inputs) + '"]' if inputs else "[]",
+            "null" if issued_to is None else '"' + issued_to + '"',
+            "null" if last_time is None else '"' + last_time + '"',
+            "null" if lot is None else '"' + lot + '"',
+            "null" if self.mass_g is None else self.mass_g,
+        )
+        after = ',"outputs":%s,"parent":%s,"pending_recipient":%s,"status":%s,"tag":%s,"void_reason":%s}' % (
+            '["' + '","'.join(outputs) + '"]' if outputs else "[]",
+            "null" if parent is None else '"' + parent + '"',
+            "null" if pending is None else '"' + pending + '"',
+            "null" if status is None else '"' + status + '"',
+            "null" if tag is None else '"' + tag + '"',
+            "null" if void is None else '"' + void + '"',
+        )
+        return b"".join((before.encode("ascii"), b"null" if self.origin is None else self.origin,
+                         after.encode("ascii")))
 
     @classmethod
     def from_record(cls, record: bytes) -> TagState:

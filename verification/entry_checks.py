@@ -103,9 +103,19 @@ def normalize_time(text: str) -> str:
     return text[:-1].ljust(26, "0") + "Z"
 
 
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> Any:
+    """A BLAKE2b state (8-byte digest) that has absorbed ``key`` (a replay uses one key): a copy of it hashes a
+    message as ``blake2b(message, digest_size=8, key=key)`` does, without compressing the key's block again
+    (1.2 us instead of 2.2 us for an event id)."""
+    return _blake2b(digest_size=8, key=key)
+
+
 def fingerprint(event_id: str, key: bytes) -> int:
     """The keyed 64-bit fingerprint of an event id (BLAKE2b with ``key``, first 8 bytes, big-endian)."""
-    return int.from_bytes(_blake2b(event_id.encode("ascii"), digest_size=8, key=key).digest(), "big")
+    state = _keyed(key if type(key) is bytes else bytes(key)).copy()
+    state.update(event_id.encode("ascii"))
+    return int.from_bytes(state.digest(), "big")
 
 
 class SignatureChecker:
@@ -295,6 +305,8 @@ def check_entry(
     time = body["time"]
     leaf = _LEAF.copy()
     leaf.update(raw)
+    mark = _keyed(id_key if type(id_key) is bytes else bytes(id_key)).copy()  # fingerprint(event_id, id_key)
+    mark.update(event_id.encode("ascii"))
     return _new_checked(CheckedEntry, (  # the fields in CheckedEntry's order, without a Python-level call
         seq,
         normalize_time(received),
@@ -309,7 +321,7 @@ def check_entry(
         normalize_time(time),
         time,
         event_id,
-        int.from_bytes(_blake2b(event_id.encode("ascii"), digest_size=8, key=id_key).digest(), "big"),
+        int.from_bytes(mark.digest(), "big"),
         _sha256(envelope).digest(),
         leaf.digest(),
         public_key,

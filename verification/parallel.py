@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from verification.collector import freeze_startup, rare_collections
 from verification.encoding import decode_public_key, key_id
 from verification.entry_checks import CheckedEntry, EntryProblem, SignatureChecker, check_entry, normalize_time
 from verification.replay import ReplayResult, Replayer, Snapshot, _checked_time, replay_sequential
@@ -84,6 +85,7 @@ def _key_hints(raw: bytes) -> list[tuple[str, bytes]]:
 def _work(tasks: Any, results: Any, id_key: bytes) -> None:
     """A worker process: check each chunk of entries with the key hints received so far, and write the results
     to ``results`` (the write end of a pipe that only the calling process reads)."""
+    freeze_startup()  # the worker's entries are freed by reference counting: collect rarely (verification.collector)
     keys: dict[str, bytes] = {}
     signatures = SignatureChecker()
     lookup = keys.get
@@ -207,8 +209,25 @@ def replay_entries(
         pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
         pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe,
     )
+    with rare_collections():  # millions of short-lived containers, no cycles (verification.collector)
+        return _replay(entries, workers, progress, chunk_size, depth, mp_context, options)
+
+
+def _replay(
+    entries: Iterable[bytes],
+    workers: int,
+    progress: Callable[[int], None] | None,
+    chunk_size: int,
+    depth: int,
+    mp_context: BaseContext | str | None,
+    options: dict[str, Any],
+) -> ReplayResult:
     if workers <= 0:
         return replay_sequential(entries, progress=progress, progress_every=chunk_size, **options)
+    stop_after_seq, stop_at_time = options["stop_after_seq"], options["stop_at_time"]
+    snapshot_at = options["snapshot_at"]
+    pinned_root_key, pinned_log_key = options["pinned_root_key"], options["pinned_log_key"]
+    pinned_log_key_name, id_key, observe = options["pinned_log_key_name"], options["id_key"], options["observe"]
     if chunk_size < 1 or depth < 1:
         raise ValueError("chunk_size and depth must be at least 1")
     replayer = Replayer(pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,

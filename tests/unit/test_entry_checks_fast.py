@@ -46,6 +46,7 @@ from verification.entry_checks import (
     fingerprint,
     normalize_time,
 )
+from verification.custody_state import TagState
 from verification.merkle import leaf_hash
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -249,7 +250,8 @@ def test_check_entry_equals_values_computed_from_the_reference_decoder() -> None
             prev=None if body["prev"] is None else bytes.fromhex(body["prev"]),
             links=tuple((k, None if v is None else bytes.fromhex(v)) for k, v in (body.get("links") or {}).items()),
             actor=body["actor"], key=body["key"], time=normalize_time(body["time"]), time_text=body["time"],
-            event_id=body["id"], id_fingerprint=fingerprint(body["id"], id_key),
+            event_id=body["id"], id_fingerprint=int.from_bytes(
+                hashlib.blake2b(body["id"].encode("ascii"), digest_size=8, key=id_key).digest(), "big"),
             hash=hashlib.sha256(envelope_bytes).digest(), leaf=leaf_hash(raw), signature_key=public,
             signature_ok=True, data=body["data"],
             issued=("BAG-9",) if body["data"].get("tags") == ["BAG-9"] else checked.issued,
@@ -352,3 +354,70 @@ def test_identifiers_are_judged_as_the_predicates_judge_them(value: Any) -> None
         assert (_outcome(check, value) is None) == predicate(value)
     revoked = {"key": value, "reason": "lost"}  # key_revoked's "key": a key id
     assert (_outcome(event_data._DATA["key_revoked"], revoked) is None) == is_key_id(value)
+
+
+# --- TagState.canonical: one format per side of the origin, against the former writer (a call per member) ------
+
+def _record_before(state: TagState) -> bytes:
+    """`TagState.canonical` as it was written before it became two `%` formats (the reference here)."""
+    def text(value: str | None) -> bytes:
+        return b"null" if value is None else b'"' + value.encode("ascii") + b'"'
+
+    def number(value: int | None) -> bytes:
+        return b"null" if value is None else str(value).encode("ascii")
+
+    def tags(values: tuple[str, ...]) -> bytes:
+        return b"[" + b",".join(b'"' + v.encode("ascii") + b'"' for v in values) + b"]"
+
+    return b"".join((
+        b'{"dispatched_mass_g":', number(state.dispatched_mass_g), b',"events":', number(state.events),
+        b',"head":{"hash":"', state.head_hash.hex().encode("ascii"), b'","seq":', number(state.head_seq),
+        b'},"holder":', text(state.holder), b',"inputs":', tags(state.inputs),
+        b',"issued_to":', text(state.issued_to), b',"last_time":', text(state.last_time),
+        b',"lot":', text(state.lot), b',"mass_g":', number(state.mass_g),
+        b',"origin":', b"null" if state.origin is None else state.origin,
+        b',"outputs":', tags(state.outputs), b',"parent":', text(state.parent),
+        b',"pending_recipient":', text(state.pending_recipient), b',"status":', text(state.status),
+        b',"tag":', text(state.tag), b',"void_reason":', text(state.void_reason), b"}",
+    ))
+
+
+_ids = st.text(alphabet="abcXYZ019-_.:", min_size=1, max_size=20)
+_maybe_id = st.none() | _ids
+_maybe_int = st.none() | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+
+
+@SETTINGS
+@given(tag=_ids, issued_to=_ids, head=st.binary(min_size=32, max_size=32), seq=st.integers(0, 2**40),
+       last_time=_ids, holder=_maybe_id, pending=_maybe_id, lot=_maybe_id, parent=_maybe_id, void=_maybe_id,
+       status=st.sampled_from(["issued", "in_custody", "in_transit", "merged", "split", "consumed", "voided"]),
+       dispatched=_maybe_int, mass=_maybe_int, events=st.integers(1, 10**6),
+       inputs=st.lists(_ids, max_size=4).map(tuple), outputs=st.lists(_ids, max_size=4).map(tuple),
+       origin=st.none() | st.dictionaries(st.sampled_from(["site", "pit", "mineral", "gps"]),
+                                          st.none() | st.text(max_size=8) | _maybe_int))
+def test_a_state_record_is_written_as_the_former_writer_wrote_it(
+    tag: str, issued_to: str, head: bytes, seq: int, last_time: str, holder: str | None, pending: str | None,
+    lot: str | None, parent: str | None, void: str | None, status: str, dispatched: int | None, mass: int | None,
+    events: int, inputs: tuple[str, ...], outputs: tuple[str, ...], origin: dict[str, Any] | None,
+) -> None:
+    state = TagState(tag, issued_to, head, seq, last_time)
+    state.holder, state.pending_recipient, state.lot = holder, pending, lot
+    state.parent, state.void_reason = parent, void
+    state.status, state.dispatched_mass_g, state.mass_g, state.events = status, dispatched, mass, events
+    state.inputs, state.outputs = inputs, outputs
+    state.origin = None if origin is None else jcs(origin)
+    record = state.canonical()
+    assert record == _record_before(state)
+    assert record == jcs(state.to_json())
+    assert TagState.from_record(record).canonical() == record
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=64), st.uuids().map(str)), min_size=1, max_size=20))
+def test_the_fingerprint_from_a_keyed_state_equals_keyed_blake2b(pairs: list[tuple[bytes, str]]) -> None:
+    """`fingerprint` (and `check_entry`'s id_fingerprint) copy a BLAKE2b state that absorbed the key once: the
+    same 64 bits as hashing with the key each time, for any key, in any order of keys and ids."""
+    for key, event_id in pairs + pairs[::-1]:
+        expected = int.from_bytes(hashlib.blake2b(event_id.encode("ascii"), digest_size=8, key=key).digest(), "big")
+        assert fingerprint(event_id, key) == expected
+        assert fingerprint(event_id, bytearray(key)) == expected
