@@ -418,6 +418,147 @@ class CpuMeter:
         return self.used
 
 
+def _stat(pid: int) -> tuple[int, str, float, float] | None:
+    """(parent pid, state, own CPU s = utime + stime, reaped children's CPU s = cutime + cstime), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return (int(fields[1]), fields[0], (int(fields[11]) + int(fields[12])) / _TICK,
+            (int(fields[13]) + int(fields[14])) / _TICK)
+
+
+def _direct_children(pid: int) -> list[int]:
+    """The children of `pid`, from /proc/PID/task/*/children (every thread's: any of them may have forked)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for task in tasks:
+        try:
+            found.extend(int(x) for x in task.joinpath("children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def server_role(argv: Sequence[str]) -> str:
+    """The part of a `tagledger serve` (or `bench/_serve.py` experiment) process tree a process plays, from its
+    command line: "worker" (an HTTP worker, spawned by uvicorn through multiprocessing), "profiler" (py-spy, when
+    the bench records the server), "other" (multiprocessing's resource tracker, anything unexpected), else
+    "supervisor" (`python -m ledger.cli serve` or `python -m uvicorn`: uvicorn's supervising process, which in
+    `serve` also runs the projection followers and the checkpoint publisher)."""
+    text = " ".join(argv)
+    if argv and Path(argv[0]).name == "py-spy":
+        return "profiler"
+    if "spawn_main" in text or "--multiprocessing-fork" in text:
+        return "worker"
+    if "resource_tracker" in text or "forkserver" in text:
+        return "other"
+    if "ledger.cli" in text or "uvicorn" in text:
+        return "supervisor"
+    return "other"
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if a]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+SERVER_ROLES = ("worker", "supervisor", "other")
+"""The roles whose CPU `ServerCpu` adds into the server's total (a profiler's own CPU is reported apart)."""
+
+
+class ServerCpu:
+    """CPU seconds a server's process tree used between `start()` and `stop()`, by role (`server_role`), and in all.
+
+    Every process of the tree counts, including one that starts or ends in between (a restarted worker): the tree
+    is sampled every `interval` seconds in a thread, and the CPU of a process that ended is taken from what its
+    parent's reaped-children counters (cutime + cstime) gained, which the kernel adds when the parent reaps it
+    (the whole CPU of its life: its CPU before `start()`, as sampled, is taken off). `stop()` returns
+    {"worker": s, "supervisor": s, "other": s, "profiler": s, "total": s (all but the profiler),
+    "workers_seen": n (worker processes seen), "exited": n (processes that ended in between)}."""
+
+    def __init__(self, root: Any, interval: float = 0.25):
+        self.root = root  # callable returning the tree's root pid (or None once it is gone)
+        self.interval = interval
+        self._base: dict[int, float] = {}  # pid -> own + reaped CPU at start (0 for a process born later)
+        self._own_base: dict[int, float] = {}  # pid -> own CPU at start
+        self._reaped_base: dict[int, float] = {}
+        self._last: dict[int, tuple[int, float, float]] = {}  # pid -> (parent, own, reaped), last sample
+        self._role: dict[int, str] = {}
+        self._stop: Any = None
+        self._thread: Any = None
+        self._lock = __import__("threading").Lock()
+
+    def _tree(self) -> dict[int, tuple[int, float, float]]:
+        root = self.root()
+        out: dict[int, tuple[int, float, float]] = {}
+        todo = [root] if root else []
+        while todo:
+            pid = todo.pop()
+            st = _stat(pid)
+            if st is None or pid in out:
+                continue
+            out[pid] = (st[0], st[2], st[3])
+            todo.extend(_direct_children(pid))
+        return out
+
+    def _sample(self, first: bool = False) -> dict[int, tuple[int, float, float]]:
+        tree = self._tree()
+        with self._lock:
+            for pid, (parent, own, reaped) in tree.items():
+                if pid not in self._role:
+                    self._role[pid] = server_role(_argv(pid))
+                    self._own_base[pid] = own if first else 0.0
+                    self._reaped_base[pid] = reaped if first else 0.0
+                self._last[pid] = (parent, own, reaped)
+        return tree
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> None:
+        import threading
+
+        self._sample(first=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="server-cpu-meter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        final = self._sample()
+        used = dict.fromkeys((*SERVER_ROLES, "profiler"), 0.0)
+        exited = [pid for pid in self._last if pid not in final]
+        for pid, (parent, own, reaped) in final.items():
+            used[self._role[pid]] += own - self._own_base[pid]
+        # What the parents of ended processes reaped is the whole CPU of those processes (and of what they
+        # reaped): take off what was theirs before start(), give the rest to their roles.
+        for parent in {self._last[pid][0] for pid in exited}:
+            gone = [pid for pid in exited if self._last[pid][0] == parent]
+            if parent in final:
+                gained = final[parent][2] - self._reaped_base[parent]
+            else:  # the parent ended too (it should not): what was last seen of its children
+                gained = sum(self._last[pid][1] + self._last[pid][2] for pid in gone)
+            gained -= sum(self._own_base[pid] + self._reaped_base[pid] for pid in gone)
+            seen = {pid: self._last[pid][1] - self._own_base[pid] for pid in gone}
+            weight = sum(seen.values())
+            for pid in gone:
+                share = seen[pid] / weight if weight > 0 else 1 / len(gone)
+                used[self._role[pid]] += gained * share
+        out: dict[str, float] = {role: round(v, 2) for role, v in used.items()}
+        out["total"] = round(sum(used[r] for r in SERVER_ROLES), 2)
+        out["workers_seen"] = sum(1 for r in self._role.values() if r == "worker")
+        out["exited"] = len(exited)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The HTTP server (uvicorn in a subprocess, like `tagledger serve`)
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ Modes, each on a fresh SQLite file and/or PostgreSQL database:
 
 The HTTP server is uvicorn in a subprocess running `api.app.create_app` exactly as `tagledger serve` builds it
 (custody projection follower on, uvicorn log level info with access log), optionally with `--workers 2`. The load
-comes from a separate client process (bench/_http_client.py).
+comes from a separate client process (bench/_http_client.py). The server's CPU is counted by role
+(bench/common.py `ServerCpu`): `cpu_worker_s` (the HTTP workers, every one seen), `cpu_supervisor_s` (uvicorn's
+supervisor: in `serve`, the projection followers and the checkpoint publisher), `cpu_server_s` their total.
 
 Workload (bench/common.py): organisations registered (untimed), then tags issued to sites and cooperatives in
 ranges, then per lot: 10 bags attached at a site, dispatched to a cooperative and received there, merged into a
@@ -160,9 +162,12 @@ def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: in
     problems: list[str] = []
     with Server(url, workers=workers, projection=projection, access_log=access_log, log_file=server_log,
                 py_spy=py_spy, patches=patch, uvicorn_args=shlex.split(uvicorn_args)) as server:
-        meter = CpuMeter({"server": server.pids, "postgres": common.postgres_pids})
+        meter = CpuMeter({"postgres": common.postgres_pids})
+        parts = common.ServerCpu(lambda: server.proc.pid if server.proc is not None else None)
         meter.start()
+        parts.start()
         results = common.run_client(server.port, phases, keep_bodies=True)
+        split = parts.stop()
         cpu = meter.stop()
         time.sleep(0.2)
     wall = sum(r["wall_s"] for r in results)
@@ -193,7 +198,10 @@ def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: in
         "events": wl.timed_events, "requests": sum(r["requests"] for r in results),
         "wall_s": round(wall, 2), "events_per_s": wl.timed_events / wall,
         "p50_ms": common.percentile(lat, 50) * 1000, "p99_ms": common.percentile(lat, 99) * 1000,
-        "cpu_server_s": cpu["server"], "cpu_postgres_s": cpu["postgres"] if url.startswith("postgres") else None,
+        "cpu_server_s": split["total"], "cpu_worker_s": split["worker"], "cpu_supervisor_s": split["supervisor"],
+        "cpu_server_other_s": split["other"], "cpu_profiler_s": split["profiler"] or None,
+        "workers_seen": split["workers_seen"], "processes_exited": split["exited"],
+        "cpu_postgres_s": cpu["postgres"] if url.startswith("postgres") else None,
         "cpu_client_s": round(sum(r["client_cpu_s"] for r in results), 2),
         "projection": projection, "access_log": access_log,
         "server_variant": ",".join(x for x, on in (("no projection", not projection), ("no access log", not access_log),
@@ -207,7 +215,7 @@ def run_http(mode: str, url: str, wl: Workload, *, workers: int, concurrency: in
 COLUMNS = [("mode", "mode"), ("backend", "store"), ("workers", "uvicorn workers"), ("concurrency", "concurrency"),
            ("batch", "batch"), ("events", "events"), ("wall_s", "wall s"), ("events_per_s", "events/s"), ("mean_batch", "events/commit"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("cpu_server_s", "server CPU s"),
-           ("cpu_bench_s", "in-proc CPU s"), ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"),
+           ("cpu_worker_s", "HTTP workers CPU s"), ("cpu_supervisor_s", "supervisor CPU s"), ("cpu_bench_s", "in-proc CPU s"), ("cpu_postgres_s", "PG CPU s"), ("cpu_client_s", "client CPU s"),
            ("valid", "valid"), ("patches", "patch (experiment)"), ("server_variant", "server")]
 
 

@@ -1,25 +1,42 @@
-"""The write path's CPU per event, in Ed25519 verifications (issue 13).
+"""The write path's CPU per event, in Ed25519 verifications (issue 13): the server's total, and each part of it.
 
-For each write mode, the CPU time the server spends per recorded event (every process of the server: uvicorn's
-supervisor with the projection followers and the checkpoint publisher, and its HTTP workers; PostgreSQL's own
-backends are counted apart), divided by the CPU time of one Ed25519 verification with `cryptography` measured
-in this process in the same run, just before each run (the machine's speed drifts about 2x between days; the
-ratio does not):
+For each write mode, the CPU time the server spends per recorded event, divided by the CPU time of one Ed25519
+verification with `cryptography` measured in this process in the same run, just before and just after each run
+(the machine's speed drifts about 2x between days; the ratio does not):
 
   http-batch          POST /v1/events/batch, 200 envelopes per request, 4 connections (`tagledger serve`)
   http-single         POST /v1/events, one envelope per request, 64 connections
   inproc-submit-many  `Ledger.submit_many` of the whole workload in this process (bulk import): this process's CPU
 
-The server is `tagledger serve` exactly as the README runs it (bench/common.py `Server`), the workload the one of
-bench/ingest.py (tags issued, bags attached, dispatched, received, merged into lots, lots dispatched and received),
-each run on a fresh store, its result checked (every event acknowledged once, the log gapless).
+What each number counts (HTTP modes; CPU = user + system time from /proc, bench/common.py `ServerCpu`):
+
+  ratio (total)   every process of `tagledger serve`: the HTTP workers and uvicorn's supervisor (and anything else
+                  in its process tree, e.g. multiprocessing's resource tracker); not py-spy when --py-spy records
+  worker          the HTTP worker processes (api/asgi.py): the write path itself -- HTTP, the strict JSON reader,
+                  the envelope and payload checks, the writer thread (signature, rules, the transaction, COPY,
+                  the Merkle tree), the answer, the access log. A worker that is restarted, or several with
+                  --workers N, all count: every process seen in the tree while the load runs, and the CPU of one
+                  that ended (from what its parent reaped)
+  supervisor      uvicorn's supervising process (ledger/cli.py `cmd_serve`): the custody and flags projection
+                  followers and the checkpoint publisher, which run there, apart from the workers
+  other           any other process of the tree (normally about 0)
+  PG              PostgreSQL's processes, counted apart (every `postgres` process of the machine: on a shared
+                  machine other sessions' databases add to it; read it as a rough figure)
+
+The server is `tagledger serve` exactly as the README runs it (bench/common.py `Server`) with the log key in its
+home, the workload the one of bench/ingest.py (tags issued, bags attached, dispatched, received, merged into lots,
+lots dispatched and received), each run on a fresh store, its result checked (every event acknowledged once, the
+log gapless).
 
     .venv/bin/python bench/server_cpu.py                                # 6,000 events, 3 repeats, PostgreSQL
     .venv/bin/python bench/server_cpu.py --backends sqlite,postgres --repeat 5 --events 10000
     .venv/bin/python bench/server_cpu.py --modes http-batch --py-spy /tmp/spy   # profile the server
 
-A/B on one sitting: the same script from a temporary worktree of another commit (`git worktree add /tmp/a main`,
-copy this file into its bench/, run it with this venv's python; the server is started from that worktree's code).
+A/B in one sitting: `--ab DIR` runs every HTTP mode also with the server started from the source tree DIR (e.g.
+`git archive main | tar -x -C DIR`), alternating A and B: this script (and its split) measures both, only the
+server's code differs (it runs `python -m ledger.cli` with DIR as its working directory, so DIR's packages are the
+ones imported, in the workers too). In-process A: `bench/frozen.sh --commit main -- bench/server_cpu.py --modes
+inproc-submit-many`.
 """
 
 from __future__ import annotations
@@ -40,6 +57,8 @@ from reference_speed import verification_cpu_seconds  # noqa: E402
 from ledger.keys import KeyPair  # noqa: E402
 
 MODES = ("http-batch", "http-single", "inproc-submit-many")
+PARTS = ("worker", "supervisor", "server_other")
+"""The parts of the server's CPU (`ingest.run_http`'s cpu_<part>_s), each also given as <part>_ratio."""
 HERE = common.ROOT
 LOG_KEY = KeyPair.generate()
 """The log key the workload's genesis names: the servers hold it, so they sign checkpoints as a real one does
@@ -75,6 +94,9 @@ def run_one(mode: str, backend: str, wl: common.Workload, args: argparse.Namespa
             cpu = row["cpu_server_s"]
     reference = (reference + verification_cpu_seconds(rounds=5)) / 2  # before and after the run
     per_event = cpu / wl.timed_events
+    for part in PARTS:  # the server's parts (HTTP modes only)
+        seconds = row.get(f"cpu_{part}_s")
+        row[f"{part}_ratio"] = seconds / wl.timed_events / reference if seconds is not None else None
     row.update({"cpu_s": cpu, "cpu_per_event_us": per_event * 1e6, "verify_us": reference * 1e6,
                 "ratio": per_event / reference,
                 "pg_ratio": (row["cpu_postgres_s"] / wl.timed_events / reference)
@@ -118,12 +140,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     row["code"] = "A" if code is not None else "B"
                     rows.append(row)
                     status = "ok" if row["valid"] else "INVALID: " + "; ".join(row["problems"])
+                    split = (f" [worker {row['worker_ratio']:.2f}, supervisor {row['supervisor_ratio']:.2f}, "
+                             f"other {row['server_other_ratio']:.2f}; {row.get('workers_seen')} worker(s)]"
+                             if row.get("worker_ratio") is not None else "")
                     print(f"   {backend:8} {mode:20} {row['code']} {row['cpu_per_event_us']:7.0f} us/event = "
-                          f"{row['ratio']:5.2f} verifications (1 verification = {row['verify_us']:.0f} us)  {status}",
-                          flush=True)
+                          f"{row['ratio']:5.2f} verifications{split} (1 verification = {row['verify_us']:.0f} us)"
+                          f"  {status}", flush=True)
     print()
     print(f"{'store':8} {'mode':20} {'code':4} {'runs':>4}  {'ratio (min-max)':>16}  {'median':>6}  "
-          f"{'us/event':>14}  {'verify us':>10}  {'PG ratio':>9}")
+          f"{'us/event':>14}  {'verify us':>10}  {'PG ratio':>9}  {'worker (min-med-max)':>20}  "
+          f"{'supervisor (min-med-max)':>24}")
     summary = []
     for backend, mode, code in [(b, m, c) for b in args.backends.split(",") for m in modes for c in ("A", "B")]:
         mine = [r for r in rows if r["backend"] == backend and r["mode"] == mode and r["valid"]
@@ -138,11 +164,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "ratio_max": max(ratios), "ratio_median": statistics.median(ratios), "us_min": min(us),
                 "us_max": max(us), "verify_us_min": min(ver), "verify_us_max": max(ver),
                 "pg_ratio_median": statistics.median(pg) if pg else None}
+        spread = {}
+        for part in PARTS:
+            values = [r[f"{part}_ratio"] for r in mine if r.get(f"{part}_ratio") is not None]
+            if values:
+                line.update({f"{part}_ratio_min": min(values), f"{part}_ratio_median": statistics.median(values),
+                             f"{part}_ratio_max": max(values)})
+                spread[part] = f"{min(values):.2f}-{statistics.median(values):.2f}-{max(values):.2f}"
         summary.append(line)
         print(f"{backend:8} {mode:20} {code:4} {len(mine):>4}  {min(ratios):7.2f} - {max(ratios):5.2f}  "
               f"{statistics.median(ratios):6.2f}  {min(us):6.0f} - {max(us):5.0f}  "
               f"{min(ver):4.0f} - {max(ver):3.0f}  "
-              f"{(statistics.median(pg) if pg else float('nan')):9.2f}")
+              f"{(statistics.median(pg) if pg else float('nan')):9.2f}  {spread.get('worker', ''):>20}  "
+              f"{spread.get('supervisor', ''):>24}")
     if args.json is not None:
         path = common.write_json("server_cpu", {"benchmark": "server_cpu", "args": vars(args), "machine": machine,
                                                 "events": wl.timed_events, "ab": str(args.ab) if args.ab else None,

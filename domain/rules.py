@@ -168,10 +168,14 @@ def _check_heads(
     book: RiskBook,
 ) -> list[StreamHead]:
     """Each joined stream's declared previous hash must be its current head (compare-and-swap)."""
-    joined = [(body["stream"], body["prev"], "/body/prev")]
-    joined += [(s, h, f"/body/links/{_escape(s)}") for s, h in (body.get("links") or {}).items()]
+    joined = [(body["stream"], body["prev"])]
+    links = body.get("links")
+    if links:
+        joined += links.items()
+    creates = body["type"] in ("org_registered", "incident_reported")
     heads = []
-    for stream, declared, pointer in joined:
+    for i, (stream, declared) in enumerate(joined):
+        pointer = "/body/prev" if i == 0 else None  # a link's pointer is written only for a refusal
         if stream.startswith("tag:"):
             state = tags.get(tag_of(stream))
             head = state.head if state else None
@@ -183,30 +187,29 @@ def _check_heads(
                     raise RuleViolation("stream.unknown", "/body/stream", f"{site} is not a registered mine site")
                 if declared is not None:
                     raise RuleViolation(
-                        "stream.conflict", pointer, f"{stream} has no event yet",
+                        "stream.conflict", pointer or _link_pointer(stream), f"{stream} has no event yet",
                         {"stream": stream, "expected": declared, "head": None},
                     )
                 continue
         else:
             head = registry.head_of(stream)
-        creates = body["type"] in ("org_registered", "incident_reported")
         if head is None:
             if declared is not None or not creates:
                 what = "tag was never issued" if stream.startswith("tag:") else "stream does not exist"
-                where = "/body/stream" if pointer == "/body/prev" else pointer
+                where = "/body/stream" if i == 0 else _link_pointer(stream)
                 raise RuleViolation("stream.unknown", where, f"{stream}: {what}")
             continue
         if creates:  # a registration or a report starts a stream; it never continues one
             raise RuleViolation(
                 "stream.conflict",
-                pointer,
+                pointer or _link_pointer(stream),
                 f"{stream} already exists (entry #{head.seq})",
                 {"stream": stream, "expected": declared, "head": _head_json(head)},
             )
         if declared != head.hash:
             raise RuleViolation(
                 "stream.conflict",
-                pointer,
+                pointer or _link_pointer(stream),
                 f"{stream} has moved on: its last event is #{head.seq}",
                 {"stream": stream, "expected": declared, "head": _head_json(head)},
             )
@@ -445,6 +448,10 @@ def _require_balance(mass: int, reference: int, tolerance: int, pointer: str, wh
 
 def _head_json(head: StreamHead | None) -> dict[str, Any] | None:
     return None if head is None else {"hash": head.hash, "seq": head.seq}
+
+
+def _link_pointer(stream: str) -> str:
+    return f"/body/links/{_escape(stream)}"
 
 
 def _escape(stream: str) -> str:

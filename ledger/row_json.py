@@ -48,3 +48,28 @@ def row_json(value: Any) -> bytes:
     if raw.isascii() and b"\\" not in raw and _plain(value):
         return raw
     return jcs(value)
+
+
+def fast_jcs(value: Any) -> bytes | None:
+    """`jcs(value)` when orjson writes the same bytes (a plain value, plain ASCII output with no escape), else
+    None: the caller then asks `jcs`, which also says what is outside the subset (`Envelope.from_json`'s `fast`)."""
+    try:
+        raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if raw.isascii() and b"\\" not in raw and _plain(value):
+        return raw
+    return None
+
+
+def fast_jcs_parsed(value: Any) -> bytes | None:
+    """`fast_jcs` of a value `verification.canonical.parse_json` returned, unchanged since: it is inside the subset
+    by construction (dicts with text names, lists, text, booleans, None, integers within ±(2**53 - 1)), so only
+    the output needs looking at."""
+    try:
+        raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if raw.isascii() and b"\\" not in raw:
+        return raw
+    return None

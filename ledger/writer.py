@@ -40,6 +40,7 @@ from domain.risk import RiskBook
 from domain.rules import check, touched_risk_stream, touched_tags
 from ledger import write_outcomes
 from ledger.entries import build_entry, read_entry
+from ledger.row_json import fast_jcs, fast_jcs_parsed
 from ledger.store.base import CommitOutcomeUnknown, LogStore, StoredEvent, WriteSession
 from ledger.write_outcomes import short
 from ledger.writer_memory import WriterMemory
@@ -124,7 +125,7 @@ def prepare(obj: Any, *, slot: bool = False, parsed: bool = False) -> Submission
     outcome is kept in a `_Slot` rather than a `Future` (for `submit_many`, which nobody waits on). `parsed`: `obj`
     is what `verification.canonical.parse_json` returned (the HTTP API's bodies): see `Envelope.from_json`."""
     try:
-        envelope = Envelope.from_json(obj, parsed=parsed)
+        envelope = Envelope.from_json(obj, parsed=parsed, fast=fast_jcs_parsed if parsed else fast_jcs)
     except EnvelopeError as exc:
         raise RuleViolation("envelope.malformed", exc.field, str(exc)) from None
     payload = parse_data(envelope.body["type"], envelope.body["data"])

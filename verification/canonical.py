@@ -276,6 +276,8 @@ def jcs_parsed(value: Any) -> bytes:
     the two on every generated value.
     """
     text = sorted_compact(value)
+    if text.isascii():  # the usual case, known without reading the text: no character beyond U+FFFF
+        return text.encode("ascii")
     if _SUPPLEMENTARY.search(text) is None:
         try:
             return text.encode("utf-8")

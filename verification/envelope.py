@@ -12,7 +12,9 @@ JSON Pointer (RFC 6901) into the envelope, as section 8 answers it.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from verification.canonical import MAX_SAFE_INTEGER, NonCanonicalValue, jcs, jcs_parsed, json_pointer
 from verification.encoding import (
+    HASH_RE,
     EncodingError,
     b64url_encode,
     decode_signature,
@@ -141,14 +144,8 @@ def _check_body(body: Any) -> None:
         links = body["links"]
         if type(links) is not dict:
             raise EnvelopeError("/body/links", "links is not an object")
-        for name in sorted(links, key=str):
-            at = _pointer("body", "links", str(name))
-            if not is_stream(name):
-                raise EnvelopeError(at, f"{name!r} is not a stream name")
-            if name == stream:
-                raise EnvelopeError(at, "links names the event's own stream")
-            if links[name] is not None and not is_hash(links[name]):
-                raise EnvelopeError(at, "a link is neither null nor a lowercase hex SHA-256")
+        if not _links_valid(links, stream):  # else find the first bad link in name order, as always
+            _check_links(links, stream)
     if not is_org_id(body["actor"]):
         raise EnvelopeError("/body/actor", "actor is not an organisation id")
     if not is_key_id(body["key"]):
@@ -161,23 +158,53 @@ def _check_body(body: Any) -> None:
         raise EnvelopeError("/body/data", "data is not an object")
 
 
-def _check_envelope(obj: Any, *, check_subset: bool, parsed: bool = False) -> bytes | None:
-    """Check the structure; with ``check_subset``, also the JSON subset, returning ``jcs(body)`` (with
-    ``parsed``, ``obj`` came from :func:`parse_json`: inside the subset, encoded by :func:`jcs_parsed`)."""
+def _links_valid(links: dict[Any, Any], stream: str) -> bool:
+    """True when every link is a stream name other than ``stream`` with a null or hash value: the usual case,
+    checked without sorting the names or building a JSON Pointer for each (:func:`_check_links` finds the
+    first bad one)."""
+    for name, value in links.items():
+        if (type(name) is not str or STREAM_RE.fullmatch(name) is None or name == stream
+                or (value is not None and (type(value) is not str or HASH_RE.fullmatch(value) is None))):
+            return False
+    return True
+
+
+def _check_links(links: dict[Any, Any], stream: str) -> None:
+    """Raise for the first bad link, in name order."""
+    for name in sorted(links, key=str):
+        at = _pointer("body", "links", str(name))
+        if not is_stream(name):
+            raise EnvelopeError(at, f"{name!r} is not a stream name")
+        if name == stream:
+            raise EnvelopeError(at, "links names the event's own stream")
+        if links[name] is not None and not is_hash(links[name]):
+            raise EnvelopeError(at, "a link is neither null nor a lowercase hex SHA-256")
+
+
+def _check_envelope(
+    obj: Any, *, check_subset: bool, parsed: bool = False, fast: Callable[[Any], bytes | None] | None = None
+) -> tuple[bytes | None, bytes]:
+    """Check the structure; returns ``(jcs(body), the signature's 64 bytes)``, ``jcs(body)`` only with
+    ``check_subset``, which also checks the JSON subset (with ``parsed``, ``obj`` came from :func:`parse_json`:
+    inside the subset, encoded by :func:`jcs_parsed`); else ``None``. ``fast``: see :meth:`Envelope.from_json`."""
     if type(obj) is not dict:
         raise EnvelopeError("", "the envelope is not an object")
     _check_members(obj, ENVELOPE_FIELDS, frozenset())
     _check_body(obj["body"])
     try:
-        decode_signature(obj["sig"])
+        signature = decode_signature(obj["sig"])
     except EncodingError as error:
         raise EnvelopeError("/sig", f"sig is not a base64url Ed25519 signature: {error}") from None
     if not check_subset:
-        return None
+        return None, signature
     # ``sig`` is a base64url string (checked above), always inside the subset, so the envelope is
     # inside it exactly when the body is: encoding the body checks it and gives the signed bytes.
+    if fast is not None:
+        body_bytes = fast(obj["body"])
+        if body_bytes is not None:
+            return body_bytes, signature
     try:
-        return jcs_parsed(obj["body"]) if parsed else jcs(obj["body"])
+        return (jcs_parsed(obj["body"]) if parsed else jcs(obj["body"])), signature
     except NonCanonicalValue as error:
         raise EnvelopeError(json_pointer(("body", *error.path)), error.reason) from None
 
@@ -188,15 +215,20 @@ class Envelope:
 
     ``body`` is kept as given (not copied): treat it as read-only.  ``body_bytes`` is
     ``jcs(body)`` when :meth:`from_json` computed it while checking (``None`` otherwise): the
-    signed bytes and the envelope bytes are derived from it instead of encoding the body again.
+    signed bytes and the envelope bytes are derived from it instead of encoding the body again;
+    likewise ``sig_bytes``, the decoded signature :func:`verify_signature` checks.
     """
 
     body: dict[str, Any]
     sig: str
     body_bytes: bytes | None = field(default=None, compare=False, repr=False)
+    sig_bytes: bytes | None = field(default=None, compare=False, repr=False)
+    """``sig`` decoded, when :meth:`from_json` decoded it while checking (``None`` otherwise)."""
 
     @classmethod
-    def from_json(cls, obj: Any, *, parsed: bool = False) -> Envelope:
+    def from_json(
+        cls, obj: Any, *, parsed: bool = False, fast: Callable[[Any], bytes | None] | None = None
+    ) -> Envelope:
         """Check the structure of a parsed envelope (section 4) and wrap it.
 
         Raises :class:`EnvelopeError` (rule ``envelope.malformed``) naming the first field,
@@ -204,15 +236,18 @@ class Envelope:
         badly encoded -- including any value outside the JSON subset of section 1.
         ``parsed``: ``obj`` is what :func:`parse_json` returned, unchanged (it is then inside the
         subset, and its canonical bytes are written faster, :func:`jcs_parsed`).
+        ``fast``: a faster :func:`jcs` of the body, once its structure is checked, that returns either
+        exactly ``jcs(body)`` or ``None`` where it cannot tell (then :func:`jcs` writes it, or says what
+        is outside the subset). The server's writer passes an orjson-based one; this module needs none.
         """
-        body_bytes = _check_envelope(obj, check_subset=True, parsed=parsed)
-        return cls(body=obj["body"], sig=obj["sig"], body_bytes=body_bytes)
+        body_bytes, sig_bytes = _check_envelope(obj, check_subset=True, parsed=parsed, fast=fast)
+        return cls(body=obj["body"], sig=obj["sig"], body_bytes=body_bytes, sig_bytes=sig_bytes)
 
     @classmethod
     def _from_canonical(cls, obj: Any) -> Envelope:
         """:meth:`from_json` for an object just parsed from canonical bytes (section 5)."""
-        _check_envelope(obj, check_subset=False)
-        return cls(body=obj["body"], sig=obj["sig"])
+        _, sig_bytes = _check_envelope(obj, check_subset=False)
+        return cls(body=obj["body"], sig=obj["sig"], sig_bytes=sig_bytes)
 
     def to_json(self) -> dict[str, Any]:
         """The envelope as a JSON object, ``{"body": ..., "sig": ...}``."""
@@ -250,6 +285,13 @@ def envelope_hash(envelope: Envelope) -> str:
     return sha256_hex(envelope_bytes(envelope))
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    """The key object of a raw public key, built once per key (a ledger has few keys and checks many
+    signatures with each; a key that does not load raises, and is not kept)."""
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 def verify_signature(public_key_raw: bytes, envelope: Envelope) -> bool:
     """True if ``sig`` is an Ed25519 (RFC 8032) signature by ``public_key_raw`` over jcs(body).
 
@@ -258,9 +300,12 @@ def verify_signature(public_key_raw: bytes, envelope: Envelope) -> bool:
     Whether the key is the actor's key ``body.key`` is the caller's question (rule
     ``key.unknown``).
     """
-    public_key = Ed25519PublicKey.from_public_bytes(public_key_raw)
+    if type(public_key_raw) is bytes:
+        public_key = _public_key(public_key_raw)
+    else:  # e.g. a bytearray: not hashable, loaded each time
+        public_key = Ed25519PublicKey.from_public_bytes(public_key_raw)
     try:
-        signature = decode_signature(envelope.sig)
+        signature = envelope.sig_bytes if envelope.sig_bytes is not None else decode_signature(envelope.sig)
         message = envelope.signed_bytes()
     except (EncodingError, NonCanonicalValue):
         return False

@@ -724,3 +724,46 @@ def test_from_json_keeps_the_body_bytes_it_checked() -> None:
     assert Envelope(body=parsed.body, sig=parsed.sig).body_bytes is None  # built directly: encoded on demand
     assert envelope_bytes(parsed) == envelope_bytes(Envelope(body=parsed.body, sig=parsed.sig))
     assert parsed == Envelope(body=parsed.body, sig=parsed.sig)  # the cache is not part of equality
+
+
+def test_from_json_keeps_the_signature_it_decoded() -> None:
+    signed = sign_body(ACTOR_KEY, make_body())
+    parsed = Envelope.from_json(parse_json(envelope_bytes(signed)))
+    assert parsed.sig_bytes == decode_signature(parsed.sig)
+    assert verify_signature(ACTOR_PUBLIC, parsed)
+    with pytest.raises(TypeError):  # as cryptography answers a key that is not bytes (not kept either)
+        verify_signature(bytearray(ACTOR_PUBLIC), parsed)
+    assert not verify_signature(OTHER_PUBLIC, parsed)
+    assert Envelope(body=parsed.body, sig=parsed.sig).sig_bytes is None  # built directly: decoded on demand
+    with pytest.raises(ValueError):
+        verify_signature(ACTOR_PUBLIC[:31], parsed)
+
+
+def test_from_json_takes_fast_bytes_only_when_given() -> None:
+    signed = sign_body(ACTOR_KEY, make_body())
+    obj = parse_json(envelope_bytes(signed))
+    assert Envelope.from_json(obj, fast=lambda body: None).body_bytes == rfc8785.dumps(obj["body"])
+    assert Envelope.from_json(obj, fast=lambda body: b"given").body_bytes == b"given"
+    with pytest.raises(EnvelopeError) as refused:  # the structure is checked before
+        Envelope.from_json({**obj, "sig": "x"}, fast=lambda body: pytest.fail("encoded a bad envelope"))
+    assert refused.value.field == "/sig"
+
+
+_link_names = st.sampled_from(["tag:CD-S01-000001", "tag:CD-S01-000002", "site:site-01", "org:trader-01",
+                               "tag:cd-lower", "nonsense", "", "tag:CD-S01-000009"])
+_link_values = st.sampled_from([None, HASH_A, HASH_B, HASH_A.upper(), "", 3, True, ["x"]])
+
+
+@given(st.dictionaries(_link_names | st.integers(0, 3), _link_values, max_size=5))
+def test_links_are_refused_as_the_name_ordered_check_refuses(links: dict[Any, Any]) -> None:
+    """The usual-case check (`_links_valid`, no sorting, no pointers) passes exactly the links that the
+    name-ordered check (`_check_links`, which names the first bad one) passes."""
+    from verification.envelope import _check_links, _links_valid
+
+    own = "tag:CD-S01-000009"
+    try:
+        _check_links(links, own)
+        ordered_ok = True
+    except EnvelopeError:
+        ordered_ok = False
+    assert _links_valid(links, own) is ordered_ok
