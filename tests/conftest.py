@@ -8,6 +8,7 @@
 * At the end of the session ``.pytest-pg-report.json`` (in the rootdir) records how the PostgreSQL
   tests fared; ``scripts/check_pg_report.py`` (run by ``make test``) fails the build if PostgreSQL
   was unreachable or any PostgreSQL test was skipped.
+* Hypothesis runs with no deadline (the ``tagledger`` profile below).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis' per-example deadline (200 ms by default) is a wall-clock assertion: on a loaded 2-core machine a
+# correct example can take longer, and the run then fails for a reason that is not the code's. Tests never
+# assert wall-clock times (README), so no test has a deadline; a test may still set its own other settings.
+settings.register_profile("tagledger", deadline=None)
+settings.load_profile("tagledger")
 
 DEFAULT_PG_URL = "postgresql://root@127.0.0.1:5432/test"
 PG_CONNECT_TIMEOUT = 3  # seconds
