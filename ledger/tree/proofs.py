@@ -16,6 +16,9 @@ the stored nodes that make one, and :func:`combine` folds their hashes::
 (:func:`proof_node_ids` and :func:`resolve` do that for a whole proof). A proof has at most one
 range that is not perfect, so it needs O(log n) stored nodes, and appending a leaf writes
 two nodes on average (:func:`new_nodes`).
+
+A server plans each proof once, as a :data:`Plan` (:func:`inclusion_plan`, :func:`plan_of_ranges`):
+the node ids it reads (:func:`plan_ids`) and resolves (:func:`resolve_plan`) are the same list.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "combine",
     "consistency_ranges",
     "frontier_nodes",
+    "inclusion_plan",
     "inclusion_ranges",
     "is_subtree",
     "new_nodes",
@@ -38,8 +42,11 @@ __all__ = [
     "node_range",
     "part_ids",
     "perfect_parts",
+    "plan_ids",
+    "plan_of_ranges",
     "proof_node_ids",
     "resolve",
+    "resolve_plan",
 ]
 
 INDEX_BITS = 56
@@ -51,6 +58,9 @@ Node = tuple[int, int]
 """A stored node ``(level, index)``: the perfect subtree of the leaves of :func:`node_range`."""
 Range = tuple[int, int]
 """A range of leaves ``[start, end)``."""
+Plan = list["int | tuple[int, ...]"]
+"""A proof's stored nodes, hash by hash: the id of the node that is the hash (a perfect range), or the ids of the
+perfect parts it is combined from (:func:`combine`; a range on the tree's right border, at most one per proof)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +255,63 @@ def resolve(ranges: Iterable[Range], stored: Mapping[int, bytes]) -> list[bytes]
                 raise KeyError(f"node (level {level}, index {index}) is not stored") from None
         proof.append(hashes[0] if len(hashes) == 1 else combine(hashes))
     return proof
+
+
+def inclusion_plan(index: int, size: int) -> Plan:
+    """The :data:`Plan` of the inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
+
+    The same hashes as :func:`inclusion_ranges` (a property test), found from the leaf up without
+    listing ranges: on each level below the root, the sibling of the leaf's ancestor, if the tree
+    has it (an ancestor on the right border may have none: the tree skips that level there); a
+    left sibling is always perfect, a right one is perfect or the rest of the tree.
+    """
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is not in a tree of size {size}")
+    if size > 1 << INDEX_BITS:
+        raise ValueError(f"a tree has at most 2**{INDEX_BITS} leaves")
+    plan: Plan = []
+    for level in range((size - 1).bit_length()):
+        sibling = (index >> level) ^ 1
+        start = sibling << level
+        if start >= size:
+            continue
+        if start + (1 << level) <= size:
+            plan.append((level << INDEX_BITS) | sibling)
+        else:  # the rest of the tree: one perfect part if its length is a power of two
+            ids = part_ids(start, size)
+            plan.append(ids[0] if len(ids) == 1 else tuple(ids))
+    return plan
+
+
+def plan_of_ranges(ranges: Iterable[Range]) -> Plan:
+    """The :data:`Plan` of a proof given as its ranges (:func:`consistency_ranges`, :func:`inclusion_ranges`)."""
+    plan: Plan = []
+    for start, end in ranges:
+        ids = part_ids(start, end)
+        plan.append(ids[0] if len(ids) == 1 else tuple(ids))
+    return plan
+
+
+def plan_ids(plans: Iterable[Plan]) -> list[int]:
+    """The ids of the stored nodes that ``plans`` need (in plan order, a node needed twice listed twice)."""
+    ids: list[int] = []
+    for plan in plans:
+        for item in plan:
+            if item.__class__ is int:
+                ids.append(item)  # type: ignore[arg-type]
+            else:
+                ids.extend(item)  # type: ignore[arg-type]
+    return ids
+
+
+def resolve_plan(plan: Plan, stored: Mapping[int, bytes]) -> list[bytes]:
+    """The proof of ``plan`` from ``stored`` (node id -> hash); ``KeyError`` naming a node that is not there."""
+    try:
+        return [stored[item] if item.__class__ is int else combine([stored[k] for k in item])  # type: ignore[index,union-attr]
+                for item in plan]
+    except KeyError as missing:
+        level, index = node_of(missing.args[0])
+        raise KeyError(f"node (level {level}, index {index}) is not stored") from None
 
 
 # --------------------------------------------------------------------------------------------
