@@ -23,6 +23,7 @@ the node ids it reads (:func:`plan_ids`) and resolves (:func:`resolve_plan`) are
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from verification.merkle import HASH_SIZE, CompactRange, node_hash
@@ -261,26 +262,38 @@ def inclusion_plan(index: int, size: int) -> Plan:
     """The :data:`Plan` of the inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
 
     The same hashes as :func:`inclusion_ranges` (a property test), found from the leaf up without
-    listing ranges: on each level below the root, the sibling of the leaf's ancestor, if the tree
-    has it (an ancestor on the right border may have none: the tree skips that level there); a
-    left sibling is always perfect, a right one is perfect or the rest of the tree.
+    listing ranges. Below ``top``, the highest level where the leaf's path and the last leaf's
+    differ, the leaf's ancestors lie wholly inside the tree: each level's sibling is a perfect
+    node. On level ``top`` the leaf's ancestor is a left child, and its sibling is the rest of the
+    tree (perfect, or a range on the right border). Above, the path is the last leaf's, the same
+    for every leaf (:func:`_border_path`, kept per tree size): a level where the last leaf's
+    ancestor is a right child has its perfect left sibling; elsewhere the tree skips the level.
     """
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} is not in a tree of size {size}")
     if size > 1 << INDEX_BITS:
         raise ValueError(f"a tree has at most 2**{INDEX_BITS} leaves")
-    plan: Plan = []
-    for level in range((size - 1).bit_length()):
-        sibling = (index >> level) ^ 1
-        start = sibling << level
-        if start >= size:
-            continue
-        if start + (1 << level) <= size:
-            plan.append((level << INDEX_BITS) | sibling)
-        else:  # the rest of the tree: one perfect part if its length is a power of two
-            ids = part_ids(start, size)
-            plan.append(ids[0] if len(ids) == 1 else tuple(ids))
+    last = size - 1
+    top = (index ^ last).bit_length() - 1  # -1 for the last leaf itself
+    plan: Plan = [(level << INDEX_BITS) | ((index >> level) ^ 1) for level in range(top)]
+    if top >= 0:
+        plan.append(_rest_of_tree(((index >> top) | 1) << top, size))
+    plan.extend(_border_path(last, top + 1))
     return plan
+
+
+@functools.lru_cache(maxsize=256)
+def _rest_of_tree(start: int, size: int) -> int | tuple[int, ...]:
+    """The plan item of leaves ``[start, size)``: one node id if perfect, else its perfect parts' ids."""
+    ids = part_ids(start, size)
+    return ids[0] if len(ids) == 1 else tuple(ids)
+
+
+@functools.lru_cache(maxsize=256)
+def _border_path(last: int, lowest: int) -> tuple[int, ...]:
+    """The left siblings of the last leaf's ancestors on levels ``lowest`` and up, from the leaf up."""
+    return tuple((level << INDEX_BITS) | ((last >> level) ^ 1)
+                 for level in range(lowest, last.bit_length()) if last >> level & 1)
 
 
 def plan_of_ranges(ranges: Iterable[Range]) -> Plan:
