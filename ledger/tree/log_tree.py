@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ledger.tree.node_cache import NodeCache
@@ -53,6 +54,15 @@ class NodeReader(Protocol):
 
 class NodeWriter(NodeReader, Protocol):
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlannedProofs:
+    """Proofs planned for a read made elsewhere (`LogTree.inclusion_plans`), with the hashes the cache held then."""
+
+    plans: list[Plan]
+    cached: dict[int, bytes]
+    borders: dict[tuple[int, ...], bytes]
 
 
 class TreeError(RuntimeError):
@@ -155,17 +165,23 @@ class LogTree:
         """The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves."""
         return self._proofs([inclusion_ranges(index, size)])[0]
 
-    def _needed(self, plans: Sequence[Plan]) -> list[int]:
-        """The node ids `plans` need, less the parts of border ranges whose hash is cached."""
+    def _needed(self, plans: Sequence[Plan]) -> tuple[list[int], dict[tuple[int, ...], bytes]]:
+        """The node ids `plans` need, and the hashes of their border ranges the cache holds (whose parts are then not
+        needed). The hashes are taken now: the cache may drop them before the proof is resolved."""
         combined = self.cache.combined
         ids: list[int] = []
+        borders: dict[tuple[int, ...], bytes] = {}
         for plan in plans:
             for item in plan:
                 if item.__class__ is int:
                     ids.append(item)  # type: ignore[arg-type]
-                elif item not in combined:
+                    continue
+                value = combined.get(item)  # type: ignore[arg-type]
+                if value is None:
                     ids.extend(item)  # type: ignore[arg-type]
-        return ids
+                else:
+                    borders[item] = value  # type: ignore[index]
+        return ids, borders
 
     def _cached_read(self, ids: list[int], size: int) -> dict[int, bytes] | None:
         """The stored nodes `ids` of the tree of `size` leaves, those on the cached levels from the cache, the others
@@ -187,10 +203,10 @@ class LogTree:
             found.update(read)
         return found
 
-    def _resolve(self, plans: Sequence[Plan], found: dict[int, bytes]) -> list[list[bytes]]:
-        """The proofs of `plans` from `found` (and the border ranges' hashes the cache holds)."""
+    def _resolve(self, plans: Sequence[Plan], found: dict[int, bytes],
+                 borders: dict[tuple[int, ...], bytes]) -> list[list[bytes]]:
+        """The proofs of `plans` from the nodes `found` and the border ranges' hashes `borders` (`_needed`)."""
         cache = self.cache
-        combined = cache.combined
         proofs = []
         try:
             for plan in plans:
@@ -199,7 +215,7 @@ class LogTree:
                     if item.__class__ is int:
                         proof.append(found[item])  # type: ignore[index]
                         continue
-                    value = combined.get(item)  # type: ignore[arg-type]
+                    value = borders.get(item)  # type: ignore[arg-type]
                     if value is None:
                         value = combine([found[key] for key in item])  # type: ignore[union-attr]
                         cache.keep_combined(item, value)  # type: ignore[arg-type]
@@ -212,12 +228,13 @@ class LogTree:
 
     def _leaf_and_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]] | None:
         plan = inclusion_plan(index, size)
-        found = self._cached_read([index, *self._needed([plan])], size)
+        ids, borders = self._needed([plan])
+        found = self._cached_read([index, *ids], size)
         if found is None:
             return None
         if index not in found:
             raise TreeError(f"the stored Merkle tree lacks leaf {index}")
-        return found[index], self._resolve([plan], found)[0]
+        return found[index], self._resolve([plan], found, borders)[0]
 
     def leaf_and_inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
         """Leaf `index`'s hash and its inclusion proof in the tree of `size` leaves, read in one query (or none)."""
@@ -239,29 +256,32 @@ class LogTree:
         if new_size > _NO_TREE_THAT_LARGE:
             return None
         plan = plan_of_ranges(consistency_ranges(old_size, new_size))
-        found = self._cached_read(self._needed([plan]), new_size) if new_size > 0 else {}
+        ids, borders = self._needed([plan])
+        found = self._cached_read(ids, new_size) if new_size > 0 else {}
         if found is None:
             return None
-        return self._resolve([plan], found)[0]
+        return self._resolve([plan], found, borders)[0]
 
     def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
         """Inclusion proofs of several leaves in the tree of `size` leaves, read in one query."""
         return self._proofs([inclusion_ranges(index, size) for index in indexes])
 
-    def inclusion_plans(self, indexes: Sequence[int], size: int) -> tuple[list[Plan], list[int]]:
+    def inclusion_plans(self, indexes: Sequence[int], size: int) -> tuple[PlannedProofs, list[int]]:
         """The plans of the inclusion proofs of `indexes` in the tree of `size` leaves, and the ids of the stored
         nodes they need that are not cached: for a caller that reads those with another query
         (`LogStore.read_view`'s `nodes`), then calls `resolve_plans`."""
         plans = [inclusion_plan(index, size) for index in indexes]
-        _, missing = self.cache.split(self._needed(plans))
-        return plans, sorted(set(missing))
+        ids, borders = self._needed(plans)
+        cached, missing = self.cache.split(ids)
+        return PlannedProofs(plans, cached, borders), sorted(set(missing))
 
-    def resolve_plans(self, plans: Sequence[Plan], found: dict[int, bytes]) -> list[list[bytes]]:
-        """The proofs of `plans` (`inclusion_plans`) from the nodes `found` and the cache (which keeps what it can
-        of `found`)."""
+    def resolve_plans(self, planned: PlannedProofs | Sequence[Plan], found: dict[int, bytes]) -> list[list[bytes]]:
+        """The proofs `planned` (`inclusion_plans`) from the nodes `found` and what the cache held when they were
+        planned (the cache keeps what it can of `found`)."""
+        if not isinstance(planned, PlannedProofs):
+            planned = PlannedProofs(list(planned), {}, {})
         self.cache.put(found)
-        cached, _ = self.cache.split(self._needed(plans))
-        return self._resolve(plans, {**cached, **found})
+        return self._resolve(planned.plans, {**planned.cached, **found}, planned.borders)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The RFC 9162 consistency proof between the trees of `old_size` and `new_size` leaves."""

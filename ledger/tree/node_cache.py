@@ -82,8 +82,9 @@ class NodeCache:
         self.max_nodes = max_nodes_from_env() if max_nodes is None else max_nodes
         self.size = 0
         """The tree size the lists are laid out for: the largest size known to be stored (it only grows)."""
-        self.floor = 0
-        self._levels: list[list[bytes | None]] = []  # index level - floor: a slot per stored node of that level
+        self._layout: tuple[int, list[list[bytes | None]]] = (0, [])
+        """(floor, levels): levels[l - floor] has a slot per stored node of level l. One attribute, replaced whole:
+        a reader takes both at once, never a floor with another floor's lists."""
         self.combined: dict[tuple[int, ...], bytes] = {}
         """MTH of a range that is not a stored node, keyed by the ids of the stored nodes it is combined from."""
         self._lock = threading.Lock()  # for the layout only; reads and fills go without it
@@ -92,12 +93,17 @@ class NodeCache:
     def enabled(self) -> bool:
         return self.max_nodes > 0
 
+    @property
+    def floor(self) -> int:
+        """The lowest level cached."""
+        return self._layout[0]
+
     def slots(self) -> int:
-        return sum(len(level) for level in self._levels)
+        return sum(len(level) for level in self._layout[1])
 
     def held(self) -> int:
         """How many hashes are cached."""
-        return sum(len(level) - level.count(None) for level in self._levels)
+        return sum(len(level) - level.count(None) for level in self._layout[1])
 
     def grow(self, size: int) -> None:
         """The store is known to hold a tree of `size` leaves: make room for its nodes (never shrinks)."""
@@ -107,20 +113,21 @@ class NodeCache:
             if size <= self.size:
                 return
             floor = floor_level(size, self.max_nodes)
-            old, old_floor = self._levels, self.floor
+            old_floor, old = self._layout
             levels = []
             for level in range(floor, max(size.bit_length(), floor)):
                 kept = old[level - old_floor] if 0 <= level - old_floor < len(old) else []
                 # extended in place: an item read or written meanwhile stays where it is
                 kept.extend([None] * ((size >> level) - len(kept)))
                 levels.append(kept)
-            self._levels, self.floor, self.size = levels, floor, size
+            self._layout = (floor, levels)
+            self.size = size  # after the layout: a size known means room for its nodes
 
     def split(self, keys: Iterable[int]) -> tuple[dict[int, bytes], list[int]]:
         """(the cached hashes of `keys`, the keys that are not cached)."""
         found: dict[int, bytes] = {}
         missing: list[int] = []
-        levels, floor = self._levels, self.floor
+        floor, levels = self._layout
         count = len(levels)
         for key in keys:
             slot = (key >> INDEX_BITS) - floor
@@ -137,7 +144,7 @@ class NodeCache:
 
     def put(self, read: Mapping[int, bytes]) -> None:
         """Keep the nodes of `read` (node id -> hash, rows read from the store) that are on the cached levels."""
-        levels, floor = self._levels, self.floor
+        floor, levels = self._layout
         count = len(levels)
         for key, value in read.items():
             slot = (key >> INDEX_BITS) - floor

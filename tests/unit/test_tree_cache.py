@@ -213,3 +213,44 @@ def test_a_missing_node_is_told() -> None:
     del store.rows[node_id(2, 1)]
     with pytest.raises(TreeError, match="level 2, index 1"):
         _tree(store, 100).leaf_and_inclusion_proof_within(0, 16)
+
+
+def test_proofs_from_many_threads_while_the_log_grows_and_the_floor_rises() -> None:
+    """Readers in threads (as the server's read pool) while a writer appends: the floor rises many times under them
+    (a budget of 200 nodes for up to 4,000 leaves), and every proof is the uncached one."""
+    import random
+    import threading
+
+    store = DictStore()
+    store.append(1)
+    cached, uncached = _tree(store, 200), _tree(store, 0)
+    floors: set[int] = set()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        rng = random.Random(1)
+        while store.tree_size() < 4000:
+            store.append(rng.randrange(1, 60))
+        stop.set()
+
+    def read(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set() or rng.random() < 0.5:
+            size = rng.randrange(1, store.tree_size() + 1)
+            index = rng.randrange(size)
+            if cached.leaf_and_inclusion_proof_within(index, size) != uncached.leaf_and_inclusion_proof_within(index, size):
+                failures.append(f"inclusion {index} {size}")
+            old = rng.randrange(size + 1)
+            if cached.consistency_proof_within(old, size) != uncached.consistency_proof_within(old, size):
+                failures.append(f"consistency {old} {size}")
+            floors.add(cached.cache.floor)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(floors) >= 3  # the layout really changed under the readers
+    assert cached.cache.slots() <= 200
