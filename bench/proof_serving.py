@@ -26,7 +26,8 @@ dropped and created again, when `--cache` holds no build of it). `--py-spy PREFI
 
     python bench/proof_serving.py --json
     python bench/proof_serving.py --entries 50000 --cache /tmp/tagledger-bench-50k --requests 500
-    python bench/proof_serving.py --entries 150000 --cache /tmp/pg-150k --db postgresql://root@127.0.0.1:5432/tl_proofs_150k
+    python bench/proof_serving.py --entries 150000 --cache /tmp/pg-150k \
+        --db postgresql://root@127.0.0.1:5432/tl_proofs_150k
 """
 
 from __future__ import annotations

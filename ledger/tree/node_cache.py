@@ -2,31 +2,31 @@
 
 Every row of the stored tree is the hash of a *perfect* subtree, written when its last leaf is appended and never
 changed (ledger/tree/proofs.py): once read, it is final, whatever is appended later, in this process or another
-one (another HTTP worker, another replica, the bulk builder). The hashes of the right border of a tree that is not
-a power of two are *not* stored (they change as the tree grows); they are combined from stored nodes for each proof
-and are never kept here. So the only things cached are values read from the store, each of which the store can
-never change (the log is append-only: docs/protocol.md, and the stores refuse UPDATE and DELETE on these tables).
+(another HTTP worker, the bulk builder), and the same in every replica of the store. So what is cached are values
+read from the store, which the store can never change (the log is append-only: docs/protocol.md; the stores refuse
+UPDATE and DELETE on these tables), and hashes computed from them alone. Each store (the primary, each replica)
+has its own cache, filled only with what was read from that store.
 
-What is kept: for a tree of `size` leaves, every stored node on the levels `floor(size)` and above, where the floor
-is the lowest level such that those levels hold at most `max_nodes` nodes in all. A random proof needs one node per
-level, and a node of level `l` is needed by `2**l` leaves' proofs, so the highest levels are worth the most; with
-the default budget a proof of a log of 150,000 entries needs from the store its leaf and that leaf's sibling, and of
-a log of 10,000,000 entries its nodes below level 7. The cache starts empty and is filled with what the proofs read:
-nothing is read for it alone.
+What is kept: for a tree of `size` leaves, every stored node on the levels `floor` and above, where the floor is
+the lowest level such that those levels hold at most `max_nodes` nodes in all. A random proof needs one node per
+level, and a node of level `l` is needed by `2**l` leaves' proofs, so the highest levels are worth the most. With
+the default budget the floor is level 2 for a log of 150,000 entries (a proof reads its leaf and its siblings on
+levels 0 and 1), 4 for 1,000,000 entries and 8 for 10,000,000. The cache starts empty and is filled with what the
+proofs read: nothing is read for it alone. `size` is also the largest tree the store is known to hold (stores only
+grow): a proof of a tree that large need not check the tree's size again.
+
+Beside the nodes, the hashes of the proofs' ranges on the right border of a tree (`combined`: MTH(D[start:end])
+keyed by the ids of the stored nodes it is combined from, at most `MAX_COMBINED`). Such a range is not a stored
+node, and a larger tree has other border ranges, but its hash is final all the same: it is the hash of the leaves
+`start` to `end`, which never change once stored. Most proofs of a tree need one of its few border ranges,
+combined from up to 18 nodes for a log of 150,000 entries.
 
 Memory: one list per cached level with a slot per stored node of that level (8 bytes), holding the node's hash once
-read (a 32-byte `bytes`, 72 bytes with its header): at most 80 bytes per node, `80 * max_nodes` bytes per process
-(`TAGLEDGER_TREE_CACHE_NODES`, default 131,072 nodes: at most 10 MiB), and less while the log is smaller than that.
-When the log grows past the budget the lowest cached level is dropped.
-
-Beside the nodes, the hashes combined from them for the proofs' ranges on the right border of a tree
-(`combined`: MTH(D[start:end]) keyed by the ids of its perfect parts, at most `MAX_COMBINED` of them): such a range
-is not a stored node, and its hash is not the hash of any node of a larger tree, but it is still final -- it is
-the hash of the leaves `start` to `end`, which never change once stored; what changes as the tree grows is which
-ranges a proof needs. Most proofs of a tree of `size` leaves need one of its few border ranges (the one on the
-level above the leaf's part of the tree), combined from up to 18 nodes for a log of 150,000 entries. (A `bytearray` of 32 bytes per node holds
-2.5 times as many in the same memory, but reading a hash out of it cost 20 times as much CPU as a list's item,
-which is what a proof does 20 times.)
+read (a 32-byte `bytes`, 72 bytes with its header): at most 80 bytes per node, `80 * max_nodes` bytes per store and
+process (`TAGLEDGER_TREE_CACHE_NODES`, default 131,072 nodes: at most 10 MiB), less while the log is smaller. When
+the log grows past the budget the lowest cached level is dropped. (A `bytearray` of 32 bytes per node holds 2.5
+times as many in the same memory, but reading a hash out of it cost 20 times the CPU of a list's item, and a proof
+reads about 20.)
 """
 
 from __future__ import annotations

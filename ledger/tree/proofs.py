@@ -320,8 +320,8 @@ def plan_ids(plans: Iterable[Plan]) -> list[int]:
 def resolve_plan(plan: Plan, stored: Mapping[int, bytes]) -> list[bytes]:
     """The proof of ``plan`` from ``stored`` (node id -> hash); ``KeyError`` naming a node that is not there."""
     try:
-        return [stored[item] if item.__class__ is int else combine([stored[k] for k in item])  # type: ignore[index,union-attr]
-                for item in plan]
+        return [stored[item] if item.__class__ is int  # type: ignore[index]
+                else combine([stored[k] for k in item]) for item in plan]  # type: ignore[union-attr]
     except KeyError as missing:
         level, index = node_of(missing.args[0])
         raise KeyError(f"node (level {level}, index {index}) is not stored") from None

@@ -239,7 +239,8 @@ def test_proofs_from_many_threads_while_the_log_grows_and_the_floor_rises() -> N
         while not stop.is_set() or rng.random() < 0.5:
             size = rng.randrange(1, store.tree_size() + 1)
             index = rng.randrange(size)
-            if cached.leaf_and_inclusion_proof_within(index, size) != uncached.leaf_and_inclusion_proof_within(index, size):
+            proofs = [tree.leaf_and_inclusion_proof_within(index, size) for tree in (cached, uncached)]
+            if proofs[0] != proofs[1]:
                 failures.append(f"inclusion {index} {size}")
             old = rng.randrange(size + 1)
             if cached.consistency_proof_within(old, size) != uncached.consistency_proof_within(old, size):
