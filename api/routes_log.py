@@ -157,7 +157,7 @@ def _json(content: dict[str, Any]) -> Response:
 
 
 def _hashes_json(hashes: list[bytes]) -> str:
-    """`"hashes":[...]}`, the end of a proof object, as `_json` writes a list of hex strings (hex needs no escaping)."""
+    """`"hashes":[...]}`, the end of a proof object, as `_json` writes hex strings (hex needs no escaping)."""
     return '"hashes":[' + ",".join(['"' + h.hex() + '"' for h in hashes]) + "]}"
 
 
