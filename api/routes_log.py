@@ -156,6 +156,23 @@ def _json(content: dict[str, Any]) -> Response:
                     media_type="application/json")
 
 
+def _hashes_json(hashes: list[bytes]) -> str:
+    """`"hashes":[...]}`, the end of a proof object, as `_json` writes hex strings (hex needs no escaping)."""
+    return '"hashes":[' + ",".join(['"' + h.hex() + '"' for h in hashes]) + "]}"
+
+
+def _inclusion_json(index: int, size: int, leaf: bytes, proof: list[bytes]) -> Response:
+    """`_json({"index": index, "size": size, "leaf_hash": leaf.hex(), "hashes": [...]})`, the same bytes
+    (tests/unit/test_proof_json.py), written directly: a proof is served for every request (issue 13)."""
+    return Response(f'{{"index":{index:d},"size":{size:d},"leaf_hash":"{leaf.hex()}",' + _hashes_json(proof),
+                    media_type="application/json")
+
+
+def _consistency_json(old: int, new: int, proof: list[bytes]) -> Response:
+    """`_json({"old": old, "new": new, "hashes": [...]})`, the same bytes, written directly."""
+    return Response(f'{{"old":{old:d},"new":{new:d},' + _hashes_json(proof), media_type="application/json")
+
+
 def _tree_size_problem(ledger: Ledger, size: int, field: str) -> Any:
     tree_size = ledger.store.tree_size()
     if size > tree_size:
@@ -184,7 +201,7 @@ def inclusion_answer(ledger: Ledger, index: int, size: int) -> Response:
             return bad
         found = ledger.store.tree.leaf_and_inclusion_proof(index, size)  # type: ignore[attr-defined]  # it grew since
     leaf, proof = found
-    return _json({"index": index, "size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in proof]})
+    return _inclusion_json(index, size, leaf, proof)
 
 
 @router.get(
@@ -206,7 +223,7 @@ def consistency_answer(ledger: Ledger, old: int, new: int) -> Response:
         if (bad := _tree_size_problem(ledger, new, "/new")) is not None:
             return bad
         proof = ledger.store.tree.consistency_proof(old, new)  # type: ignore[attr-defined]  # it grew since
-    return _json({"old": old, "new": new, "hashes": [h.hex() for h in proof]})
+    return _consistency_json(old, new, proof)
 
 
 @router.get(

@@ -20,8 +20,14 @@ consistency proof from a root of size O that this script computes itself from th
 the server's stored tree) to the checkpoint's root. A row is `valid` only if every answer was 200 and every
 proof verified.
 
+`--db postgresql://.../NAME`: the store in that PostgreSQL database instead of SQLite (built there, the database
+dropped and created again, when `--cache` holds no build of it). `--py-spy PREFIX`: the server runs under py-spy
+(profiles in PREFIX*.txt, for bench/spy_report.py; its CPU figures then include py-spy's own).
+
     python bench/proof_serving.py --json
     python bench/proof_serving.py --entries 50000 --cache /tmp/tagledger-bench-50k --requests 500
+    python bench/proof_serving.py --entries 150000 --cache /tmp/pg-150k \
+        --db postgresql://root@127.0.0.1:5432/tl_proofs_150k
 """
 
 from __future__ import annotations
@@ -169,33 +175,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a row is measured again if other processes used more CPU-seconds per second than this")
     p.add_argument("--retries", type=int, default=2)
     p.add_argument("--json", nargs="?", const="", help="write results JSON (default bench/results/proofs-*.json)")
+    p.add_argument("--db", help="a PostgreSQL URL for the store (default: SQLite under --cache)")
+    p.add_argument("--py-spy", help="profile the server with py-spy into PREFIX*.txt")
     return p
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     machine = common.machine_info()
-    meta = audit_replay.ensure_store(Path(args.cache), args.entries)
+    meta = audit_replay.ensure_store(Path(args.cache), args.entries, args.db)
     machine["ed25519_verify_per_s_one_core"] = round(common.ed25519_verify_rate())
 
-    disk = audit_replay._tree_bytes(meta["db"])
-    nodes = disk["tables"].get("tagledger_merkle_nodes", {}).get("bytes")
-    events = sum(v["bytes"] for k, v in disk["tables"].items() if k.startswith("tagledger_events"))
-    tree_disk = {"entries": meta["entries"], "merkle_node_rows": disk["merkle_node_rows"],
-                 "rows_per_entry": disk["merkle_node_rows"] / meta["entries"], "method": disk["method"],
-                 "tree_bytes": nodes, "tree_bytes_per_entry": nodes / meta["entries"] if nodes else None,
-                 "event_tables_bytes": events, "file_bytes": disk["file_bytes"],
-                 "tree_share_of_file": nodes / disk["file_bytes"] if nodes else None, "tables": disk["tables"]}
-    print(f"stored tree: {disk['merkle_node_rows']:,} node rows ({tree_disk['rows_per_entry']:.2f} per entry), "
-          + (f"{nodes / 1e6:,.1f} MB = {tree_disk['tree_bytes_per_entry']:.1f} bytes per entry "
-             f"({tree_disk['tree_share_of_file']:.1%} of the {disk['file_bytes'] / 1e6:,.0f} MB file)" if nodes
-             else f"file {disk['file_bytes'] / 1e6:,.0f} MB"), flush=True)
+    tree_disk = None
+    if meta.get("db"):  # SQLite: the stored tree's size on disk
+        disk = audit_replay._tree_bytes(meta["db"])
+        nodes = disk["tables"].get("tagledger_merkle_nodes", {}).get("bytes")
+        events = sum(v["bytes"] for k, v in disk["tables"].items() if k.startswith("tagledger_events"))
+        tree_disk = {"entries": meta["entries"], "merkle_node_rows": disk["merkle_node_rows"],
+                     "rows_per_entry": disk["merkle_node_rows"] / meta["entries"], "method": disk["method"],
+                     "tree_bytes": nodes, "tree_bytes_per_entry": nodes / meta["entries"] if nodes else None,
+                     "event_tables_bytes": events, "file_bytes": disk["file_bytes"],
+                     "tree_share_of_file": nodes / disk["file_bytes"] if nodes else None, "tables": disk["tables"]}
+        print(f"stored tree: {disk['merkle_node_rows']:,} node rows ({tree_disk['rows_per_entry']:.2f} per entry), "
+              + (f"{nodes / 1e6:,.1f} MB = {tree_disk['tree_bytes_per_entry']:.1f} bytes per entry "
+                 f"({tree_disk['tree_share_of_file']:.1%} of the {disk['file_bytes'] / 1e6:,.0f} MB file)" if nodes
+                 else f"file {disk['file_bytes'] / 1e6:,.0f} MB"), flush=True)
+        import sqlite3
 
-    import sqlite3
+        conn = sqlite3.connect(f"file:{meta['db']}?mode=ro", uri=True)
+        note = conn.execute("SELECT note FROM tagledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()[0]
+        conn.close()
+    else:
+        import psycopg
 
-    conn = sqlite3.connect(f"file:{meta['db']}?mode=ro", uri=True)
-    note = conn.execute("SELECT note FROM tagledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()[0]
-    conn.close()
+        with psycopg.connect(meta["url"]) as pg:
+            note = pg.execute("SELECT note FROM tagledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()[0]
     checkpoint = open_checkpoint(note, parse_vkey(meta["vkey"]))
     size, root = checkpoint.size, checkpoint.root_hash
 
@@ -212,7 +226,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
           f"in {time.perf_counter() - t0:.1f} s", flush=True)
 
     rows = []
-    with Server(meta["url"], workers=1) as server:
+    with Server(meta["url"], workers=1, py_spy=args.py_spy) as server:
         for kind in args.kinds:
             for c in args.concurrency:
                 print(f">> {kind} proofs, concurrency {c} ...", flush=True)
@@ -238,6 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print_table(rows, COLUMNS)
     if args.json is not None:
         path = common.write_json("proofs", {"benchmark": "proof_serving", "args": vars(args), "machine": machine,
+                                            "backend": "postgres" if args.db else "sqlite",
                                             "checkpoint": {"size": size, "root": root.hex()},
                                             "tree_on_disk": tree_disk, "rows": rows}, args.json or None)
         print(f"\nwrote {path}")

@@ -3,6 +3,8 @@
     py-spy record --format raw --threads -o out.txt -- python ...      # or bench/ingest.py --py-spy PREFIX
     python bench/spy_report.py out.txt                                  # samples per thread
     python bench/spy_report.py out.txt --thread ledger-writer --top 40  # inclusive / self time per function
+    python bench/spy_report.py out.txt --thread spawn_main --exclude _find_and_load --requests 20000
+        # a server worker's samples without its start-up imports, and each function's µs per request
 
 Inclusive = samples in which the function is on the stack (counted once per sample); self = samples where it is
 the innermost frame. Percentages are of the selected thread's samples.
@@ -50,6 +52,9 @@ def main() -> None:
     p.add_argument("--thread", help="regex on the thread name (e.g. ledger-writer, MainThread, AnyIO)")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--grep", help="only functions matching this regex in the listing")
+    p.add_argument("--exclude", help="drop the samples with a frame matching this regex (e.g. start-up imports)")
+    p.add_argument("--requests", type=int, help="requests served while recording: adds each function's µs per request")
+    p.add_argument("--rate", type=int, default=200, help="py-spy's samples per second (bench/common.py Server: 200)")
     args = p.parse_args()
 
     per_thread: Counter[str] = Counter()
@@ -62,6 +67,8 @@ def main() -> None:
         name = re.sub(r"Thread-\d+", "Thread-N", name)
         per_thread[name] += count
         if args.thread and not re.search(args.thread, thread):
+            continue
+        if args.exclude and any(re.search(args.exclude, f) for f in frames):
             continue
         total += count
         seen = set()
@@ -78,13 +85,17 @@ def main() -> None:
         print(f"  {n / grand:6.1%}  {name}")
     if not args.thread:
         return
-    print(f"\nthread /{args.thread}/: {total} samples\n\n  incl%   self%  function")
+    per_request = 1e6 / args.rate / args.requests if args.requests else None
+    print(f"\nthread /{args.thread}/: {total} samples"
+          + (f" = {total * per_request:,.0f} µs per request" if per_request else "")
+          + ("\n\n  incl%   self%  " + ("incl µs/req  " if per_request else "") + "function"))
     rows = sorted(inclusive.items(), key=lambda kv: -kv[1])
     shown = 0
     for func, n in rows:
         if args.grep and not re.search(args.grep, func):
             continue
-        print(f"  {n / total:6.1%}  {self_.get(func, 0) / total:6.1%}  {func}")
+        us = f"{n * per_request:11.1f}  " if per_request else ""
+        print(f"  {n / total:6.1%}  {self_.get(func, 0) / total:6.1%}  {us}{func}")
         shown += 1
         if shown >= args.top:
             break

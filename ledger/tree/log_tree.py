@@ -7,6 +7,11 @@ hashes (`ledger.tree.proofs` says which), whatever the size of the log.
 
 The right edge of the tree (the "frontier": one perfect subtree per set bit of the size) is cached in memory
 between transactions and reloaded from the table whenever another process appended in the meantime.
+
+The proofs served to the public (the `..._within` reads, their fallbacks, a tag view's proofs) read the upper
+levels of the tree from `NodeCache` (ledger/tree/node_cache.py: stored nodes are final, so what was read once is
+kept), and the store only for the rest; the checks of the store (`root`, `inclusion_proofs`: `tagledger check`,
+the checkpoint signer, the tiles mirror) always read the store itself.
 """
 
 from __future__ import annotations
@@ -14,14 +19,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ledger.tree.node_cache import NodeCache
 from ledger.tree.proofs import (
+    Plan,
+    combine,
     consistency_ranges,
     frontier_nodes,
+    inclusion_plan,
     inclusion_ranges,
     new_nodes,
     node_id,
+    node_of,
+    plan_of_ranges,
     proof_node_ids,
     resolve,
 )
@@ -44,6 +56,15 @@ class NodeWriter(NodeReader, Protocol):
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None: ...
 
 
+@dataclass(frozen=True)
+class PlannedProofs:
+    """Proofs planned for a read made elsewhere (`LogTree.inclusion_plans`), with the hashes the cache held then."""
+
+    plans: list[Plan]
+    cached: dict[int, bytes]
+    borders: dict[tuple[int, ...], bytes]
+
+
 class TreeError(RuntimeError):
     """The stored tree is missing a node it should have (an incomplete back-fill, or a damaged store)."""
 
@@ -54,8 +75,10 @@ reads the tree's size instead, and finds it smaller."""
 
 
 class LogTree:
-    def __init__(self, store: LogStore):
+    def __init__(self, store: LogStore, cache: NodeCache | None = None):
         self.store = store
+        self.cache = cache if cache is not None else NodeCache()
+        """Upper levels of this store's tree, and the largest tree size it is known to hold (issue 13)."""
         self._frontier: CompactRange | None = None  # as of the last commit this process saw
         self._local = threading.local()  # .pending: the frontier of this thread's open transaction
 
@@ -142,55 +165,127 @@ class LogTree:
         """The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves."""
         return self._proofs([inclusion_ranges(index, size)])[0]
 
-    def leaf_and_inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
-        """Leaf `index`'s hash and its inclusion proof in the tree of `size` leaves, read in one query."""
-        plan = inclusion_ranges(index, size)
-        found = self.store.read_nodes([index, *proof_node_ids(plan)])
+    def _needed(self, plans: Sequence[Plan]) -> tuple[list[int], dict[tuple[int, ...], bytes]]:
+        """The node ids `plans` need, and the hashes of their border ranges the cache holds (whose parts are then not
+        needed). The hashes are taken now: the cache may drop them before the proof is resolved."""
+        combined = self.cache.combined
+        ids: list[int] = []
+        borders: dict[tuple[int, ...], bytes] = {}
+        for plan in plans:
+            for item in plan:
+                if item.__class__ is int:
+                    ids.append(item)  # type: ignore[arg-type]
+                    continue
+                value = combined.get(item)  # type: ignore[arg-type]
+                if value is None:
+                    ids.extend(item)  # type: ignore[arg-type]
+                else:
+                    borders[item] = value  # type: ignore[index]
+        return ids, borders
+
+    def _cached_read(self, ids: list[int], size: int) -> dict[int, bytes] | None:
+        """The stored nodes `ids` of the tree of `size` leaves, those on the cached levels from the cache, the others
+        from the store in one query; None if the store holds fewer than `size` leaves. That is known without asking
+        when a tree of `size` leaves or more was seen before (stores only grow); otherwise the query also reads leaf
+        `size` - 1, which exists if and only if the tree holds `size` leaves (leaves are stored in order)."""
+        cache = self.cache
+        found, missing = cache.split(ids)
+        unsure = size > cache.size
+        if unsure:
+            missing.append(size - 1)
+        if missing:
+            read = self.store.read_nodes(missing)
+            if unsure:
+                if size - 1 not in read:
+                    return None
+                cache.grow(size)
+            cache.put(read)
+            found.update(read)
+        return found
+
+    def _resolve(self, plans: Sequence[Plan], found: dict[int, bytes],
+                 borders: dict[tuple[int, ...], bytes]) -> list[list[bytes]]:
+        """The proofs of `plans` from the nodes `found` and the border ranges' hashes `borders` (`_needed`)."""
+        cache = self.cache
+        proofs = []
+        try:
+            for plan in plans:
+                proof = []
+                for item in plan:
+                    if item.__class__ is int:
+                        proof.append(found[item])  # type: ignore[index]
+                        continue
+                    value = borders.get(item)  # type: ignore[arg-type]
+                    if value is None:
+                        value = combine([found[key] for key in item])  # type: ignore[union-attr]
+                        cache.keep_combined(item, value)  # type: ignore[arg-type]
+                    proof.append(value)
+                proofs.append(proof)
+        except KeyError as missing:
+            level, index = node_of(missing.args[0])
+            raise TreeError(f"the stored Merkle tree lacks a node: node (level {level}, index {index})") from None
+        return proofs
+
+    def _leaf_and_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]] | None:
+        plan = inclusion_plan(index, size)
+        ids, borders = self._needed([plan])
+        found = self._cached_read([index, *ids], size)
+        if found is None:
+            return None
         if index not in found:
             raise TreeError(f"the stored Merkle tree lacks leaf {index}")
-        return found[index], self._proofs_from([plan], found)[0]
+        return found[index], self._resolve([plan], found, borders)[0]
+
+    def leaf_and_inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf `index`'s hash and its inclusion proof in the tree of `size` leaves, read in one query (or none)."""
+        found = self._leaf_and_proof(index, size)
+        if found is None:
+            raise TreeError(f"the stored Merkle tree lacks leaf {size - 1}")
+        return found
 
     def leaf_and_inclusion_proof_within(self, index: int, size: int) -> tuple[bytes, list[bytes]] | None:
-        """`leaf_and_inclusion_proof`, or None if the stored tree has fewer than `size` leaves: one query, that
-        also reads leaf `size` - 1 (leaves are stored in order, so it exists if and only if the tree holds `size`
-        leaves), instead of a query for the tree's size first (issue 13)."""
+        """`leaf_and_inclusion_proof`, or None if the stored tree has fewer than `size` leaves: at most one query,
+        that also reads leaf `size` - 1 unless a tree that large was seen (`_cached_read`), instead of a query for
+        the tree's size first (issue 13)."""
         if size > _NO_TREE_THAT_LARGE:  # node ids beyond the database's integers: surely not in the tree
             return None
-        plan = inclusion_ranges(index, size)
-        found = self.store.read_nodes([index, size - 1, *proof_node_ids(plan)])
-        if size - 1 not in found:
-            return None
-        if index not in found:
-            raise TreeError(f"the stored Merkle tree lacks leaf {index}")
-        return found[index], self._proofs_from([plan], found)[0]
+        return self._leaf_and_proof(index, size)
 
     def consistency_proof_within(self, old_size: int, new_size: int) -> list[bytes] | None:
-        """`consistency_proof`, or None if the stored tree has fewer than `new_size` leaves: one query."""
+        """`consistency_proof`, or None if the stored tree has fewer than `new_size` leaves: at most one query."""
         if new_size > _NO_TREE_THAT_LARGE:
             return None
-        plan = consistency_ranges(old_size, new_size)
-        ids = [*proof_node_ids(plan), *([new_size - 1] if new_size > 0 else [])]
-        found = self.store.read_nodes(ids) if ids else {}
-        if new_size > 0 and new_size - 1 not in found:
+        plan = plan_of_ranges(consistency_ranges(old_size, new_size))
+        ids, borders = self._needed([plan])
+        found = self._cached_read(ids, new_size) if new_size > 0 else {}
+        if found is None:
             return None
-        return self._proofs_from([plan], found)[0]
+        return self._resolve([plan], found, borders)[0]
 
     def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
         """Inclusion proofs of several leaves in the tree of `size` leaves, read in one query."""
         return self._proofs([inclusion_ranges(index, size) for index in indexes])
 
-    @staticmethod
-    def inclusion_plans(indexes: Sequence[int], size: int) -> tuple[list[list[tuple[int, int]]], list[int]]:
+    def inclusion_plans(self, indexes: Sequence[int], size: int) -> tuple[PlannedProofs, list[int]]:
         """The plans of the inclusion proofs of `indexes` in the tree of `size` leaves, and the ids of the stored
-        nodes they need: for a caller that reads the nodes with another query (`LogStore.read_view`'s `nodes`),
-        then calls `resolve_plans`."""
-        plans = [inclusion_ranges(index, size) for index in indexes]
-        return plans, proof_node_ids(r for plan in plans for r in plan)
+        nodes they need that are not cached: for a caller that reads those with another query
+        (`LogStore.read_view`'s `nodes`), then calls `resolve_plans`."""
+        plans = [inclusion_plan(index, size) for index in indexes]
+        ids, borders = self._needed(plans)
+        cached, missing = self.cache.split(ids)
+        return PlannedProofs(plans, cached, borders), sorted(set(missing))
 
-    def resolve_plans(self, plans: Sequence[Sequence[tuple[int, int]]], found: dict[int, bytes]) -> list[list[bytes]]:
-        """The proofs of `plans` from the nodes `found` (`inclusion_plans`)."""
-        return self._proofs_from(plans, found)
+    def resolve_plans(self, planned: PlannedProofs | Sequence[Plan], found: dict[int, bytes]) -> list[list[bytes]]:
+        """The proofs `planned` (`inclusion_plans`) from the nodes `found` and what the cache held when they were
+        planned (the cache keeps what it can of `found`)."""
+        if not isinstance(planned, PlannedProofs):
+            planned = PlannedProofs(list(planned), {}, {})
+        self.cache.put(found)
+        return self._resolve(planned.plans, {**planned.cached, **found}, planned.borders)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The RFC 9162 consistency proof between the trees of `old_size` and `new_size` leaves."""
-        return self._proofs([consistency_ranges(old_size, new_size)])[0]
+        found = self.consistency_proof_within(old_size, new_size)
+        if found is None:
+            raise TreeError(f"the stored Merkle tree lacks leaf {new_size - 1}")
+        return found

@@ -16,10 +16,14 @@ the stored nodes that make one, and :func:`combine` folds their hashes::
 (:func:`proof_node_ids` and :func:`resolve` do that for a whole proof). A proof has at most one
 range that is not perfect, so it needs O(log n) stored nodes, and appending a leaf writes
 two nodes on average (:func:`new_nodes`).
+
+A server plans each proof once, as a :data:`Plan` (:func:`inclusion_plan`, :func:`plan_of_ranges`):
+the node ids it reads (:func:`plan_ids`) and resolves (:func:`resolve_plan`) are the same list.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from verification.merkle import HASH_SIZE, CompactRange, node_hash
@@ -30,6 +34,7 @@ __all__ = [
     "combine",
     "consistency_ranges",
     "frontier_nodes",
+    "inclusion_plan",
     "inclusion_ranges",
     "is_subtree",
     "new_nodes",
@@ -38,8 +43,11 @@ __all__ = [
     "node_range",
     "part_ids",
     "perfect_parts",
+    "plan_ids",
+    "plan_of_ranges",
     "proof_node_ids",
     "resolve",
+    "resolve_plan",
 ]
 
 INDEX_BITS = 56
@@ -51,6 +59,9 @@ Node = tuple[int, int]
 """A stored node ``(level, index)``: the perfect subtree of the leaves of :func:`node_range`."""
 Range = tuple[int, int]
 """A range of leaves ``[start, end)``."""
+Plan = list["int | tuple[int, ...]"]
+"""A proof's stored nodes, hash by hash: the id of the node that is the hash (a perfect range), or the ids of the
+perfect parts it is combined from (:func:`combine`; a range on the tree's right border, at most one per proof)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +256,75 @@ def resolve(ranges: Iterable[Range], stored: Mapping[int, bytes]) -> list[bytes]
                 raise KeyError(f"node (level {level}, index {index}) is not stored") from None
         proof.append(hashes[0] if len(hashes) == 1 else combine(hashes))
     return proof
+
+
+def inclusion_plan(index: int, size: int) -> Plan:
+    """The :data:`Plan` of the inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
+
+    The same hashes as :func:`inclusion_ranges` (a property test), found from the leaf up without
+    listing ranges. Below ``top``, the highest level where the leaf's path and the last leaf's
+    differ, the leaf's ancestors lie wholly inside the tree: each level's sibling is a perfect
+    node. On level ``top`` the leaf's ancestor is a left child, and its sibling is the rest of the
+    tree (perfect, or a range on the right border). Above, the path is the last leaf's, the same
+    for every leaf (:func:`_border_path`, kept per tree size): a level where the last leaf's
+    ancestor is a right child has its perfect left sibling; elsewhere the tree skips the level.
+    """
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is not in a tree of size {size}")
+    if size > 1 << INDEX_BITS:
+        raise ValueError(f"a tree has at most 2**{INDEX_BITS} leaves")
+    last = size - 1
+    top = (index ^ last).bit_length() - 1  # -1 for the last leaf itself
+    plan: Plan = [(level << INDEX_BITS) | ((index >> level) ^ 1) for level in range(top)]
+    if top >= 0:
+        plan.append(_rest_of_tree(((index >> top) | 1) << top, size))
+    plan.extend(_border_path(last, top + 1))
+    return plan
+
+
+@functools.lru_cache(maxsize=256)
+def _rest_of_tree(start: int, size: int) -> int | tuple[int, ...]:
+    """The plan item of leaves ``[start, size)``: one node id if perfect, else its perfect parts' ids."""
+    ids = part_ids(start, size)
+    return ids[0] if len(ids) == 1 else tuple(ids)
+
+
+@functools.lru_cache(maxsize=256)
+def _border_path(last: int, lowest: int) -> tuple[int, ...]:
+    """The left siblings of the last leaf's ancestors on levels ``lowest`` and up, from the leaf up."""
+    return tuple((level << INDEX_BITS) | ((last >> level) ^ 1)
+                 for level in range(lowest, last.bit_length()) if last >> level & 1)
+
+
+def plan_of_ranges(ranges: Iterable[Range]) -> Plan:
+    """The :data:`Plan` of a proof given as its ranges (:func:`consistency_ranges`, :func:`inclusion_ranges`)."""
+    plan: Plan = []
+    for start, end in ranges:
+        ids = part_ids(start, end)
+        plan.append(ids[0] if len(ids) == 1 else tuple(ids))
+    return plan
+
+
+def plan_ids(plans: Iterable[Plan]) -> list[int]:
+    """The ids of the stored nodes that ``plans`` need (in plan order, a node needed twice listed twice)."""
+    ids: list[int] = []
+    for plan in plans:
+        for item in plan:
+            if item.__class__ is int:
+                ids.append(item)  # type: ignore[arg-type]
+            else:
+                ids.extend(item)  # type: ignore[arg-type]
+    return ids
+
+
+def resolve_plan(plan: Plan, stored: Mapping[int, bytes]) -> list[bytes]:
+    """The proof of ``plan`` from ``stored`` (node id -> hash); ``KeyError`` naming a node that is not there."""
+    try:
+        return [stored[item] if item.__class__ is int  # type: ignore[index]
+                else combine([stored[k] for k in item]) for item in plan]  # type: ignore[union-attr]
+    except KeyError as missing:
+        level, index = node_of(missing.args[0])
+        raise KeyError(f"node (level {level}, index {index}) is not stored") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -113,5 +113,14 @@ def test_a_proof_is_read_in_one_query_and_a_size_beyond_the_tree_is_told(fresh_p
         assert tree.leaf_and_inclusion_proof_within(3, size + 1) is None
         assert tree.consistency_proof_within(5, size + 1) is None
         assert tree.consistency_proof_within(0, 0) == []
+        # asked again: the tree's nodes are in the process's cache (a tree this small fits whole), its size known
+        with counting() as counts:
+            assert tree.leaf_and_inclusion_proof_within(3, size) == (leaf, proof)
+            assert tree.consistency_proof_within(5, size) == consistency
+        assert counts.queries == 0
+        # a size beyond the tree is still asked of the store, and told
+        with counting() as counts:
+            assert tree.leaf_and_inclusion_proof_within(3, size + 1) is None
+        assert counts.queries == 1
     finally:
         world.ledger.close()
