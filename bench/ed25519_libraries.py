@@ -2,7 +2,7 @@
 
 The protocol pins OpenSSL's acceptance rule (docs/protocol.md section 4). Another library may verify faster,
 but it can only replace OpenSSL where it gives the same verdict on every signature, adversarial ones included.
-This prints, for every vector of tests/data/ed25519-edge-cases.json, the protocol's verdict, `cryptography`'s
+This prints, for every vector of verification/vectors/ed25519-edge-cases.json, the protocol's verdict, `cryptography`'s
 and PyNaCl's (libsodium), then the CPU time of one verification of an ordinary signature over a 420-byte message
 (bench/reference_speed.py's unit) by each library, in alternating rounds, with the ratio to `cryptography` in
 the same run.
@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-VECTORS = Path(__file__).resolve().parent.parent / "tests" / "data" / "ed25519-edge-cases.json"
+VECTORS = Path(__file__).resolve().parent.parent / "verification" / "vectors" / "ed25519-edge-cases.json"
 MESSAGE = b"x" * 420  # a typical event body, as in bench/reference_speed.py
 
 Verifier = Callable[[bytes, bytes, bytes], bool]  # (public key, signature, message) -> accepted
