@@ -16,6 +16,9 @@ the run's peak RSS (of the auditor or of its largest worker: GNU time's %M, from
         --tree A=/tmp/verification-of-main --tree B=. --workers 0,2 --repeat 3 --json out.json
 
 A tree is any directory holding a `verification/` package (e.g. `git archive MAIN verification | tar -x -C DIR`).
+`--via tagledger` runs `python -m ledger.cli audit ...` instead (the tree then needs `ledger/` too: a whole `git
+archive`): what `tagledger audit` runs, with the server's signature checker where the tree has one (libsodium first,
+ledger/fast_signatures.py); each row records the `signature_engine` the report names ("-" if it names none).
 `--breakdown N --tree NAME=DIR` instead times each part of the replay over the first N entries in this process, with
 DIR's `verification/`: reading, check_entry without the signature, the signatures, the inter-process encoding, the
 ordered checks and fold.
@@ -56,8 +59,10 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
 _TIME = "/usr/bin/time"  # GNU time: the peak RSS of the auditor or of its largest worker (wait4's ru_maxrss)
 
 
-def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "verification.audit", bundle, "--no-state", "--vkey", "@" + vkey,
+def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | None,
+              via: str = "verification") -> dict[str, Any]:
+    command = ["-m", "ledger.cli", "audit"] if via == "tagledger" else ["-m", "verification.audit"]
+    cmd = [sys.executable, *command, bundle, "--no-state", "--vkey", "@" + vkey,
            "--workers", str(workers), "--json", "--no-progress"]
     if os.path.exists(_TIME):
         cmd = [_TIME, "-f", "peak_rss_kb=%M"] + cmd
@@ -80,7 +85,7 @@ def run_audit(tree: Path, bundle: str, vkey: str, workers: int, as_of: int | Non
     return {"wall_s": wall, "stdout": out.decode(), "stderr": text, "returncode": proc.returncode, "peak_rss_mb": peak}
 
 
-def breakdown(bundle: str, count: int, tree: Path, rounds: int = 3) -> dict[str, float]:
+def breakdown(bundle: str, count: int, tree: Path, rounds: int = 3, checker: str | None = None) -> dict[str, float]:
     """Where one entry's CPU goes, in this process with `tree`'s `verification/`: the first `count` entries of
     `bundle` through each part of the replay alone, in microseconds per entry (the least of `rounds` rounds), and
     the reference verification's, measured between the parts."""
@@ -121,9 +126,10 @@ def breakdown(bundle: str, count: int, tree: Path, rounds: int = 3) -> dict[str,
     recorder = Recorder()
     parts["check_entry without the signature"] = cpu(
         lambda: [entry_checks.check_entry(raw, lookup, b"k" * 16, recorder) for raw in entries])
-    checker = entry_checks.SignatureChecker()
+    verifier = entry_checks.signature_checker(checker) if checker else entry_checks.SignatureChecker()
+    print(f"signatures: {getattr(verifier, 'engine', 'openssl')}")
     rates = [1 / verification_cpu_seconds()]
-    parts["Ed25519 verify of the entries"] = cpu(lambda: [checker.verify(*item) for item in signed[:count]])
+    parts["Ed25519 verify of the entries"] = cpu(lambda: [verifier.verify(*item) for item in signed[:count]])
     rates.append(1 / verification_cpu_seconds())
     plain = [tuple(item) for item in checked]
     parts["worker -> auditor (marshal both ways)"] = cpu(
@@ -159,6 +165,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--as-of", type=int, default=None)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default=None)
+    p.add_argument("--via", choices=["verification", "tagledger"], default="verification",
+                   help="run `python -m verification.audit` (default) or `python -m ledger.cli audit` in each tree")
+    p.add_argument("--checker", default=None,
+                   help="with --breakdown: the signature checker factory (e.g. ledger.fast_signatures:SignatureChecker)")
     p.add_argument("--breakdown", type=int, default=0,
                    help="instead: time the parts of the replay over the first N entries, in this process, with the "
                         "one --tree's verification/")
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.breakdown:
         if len(trees) != 1:
             p.error("--breakdown measures one --tree")
-        breakdown(args.bundle, args.breakdown, trees[0][1])
+        breakdown(args.bundle, args.breakdown, trees[0][1], checker=args.checker)
         return []
     rows: list[dict[str, Any]] = []
     for k in range(args.repeat):
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 load = os.getloadavg()[0]
                 rate_before = 1 / verification_cpu_seconds()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                m = run_audit(tree, args.bundle, args.vkey, w, args.as_of)
+                m = run_audit(tree, args.bundle, args.vkey, w, args.as_of, args.via)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 rate_after = 1 / verification_cpu_seconds()
                 rate = (rate_before + rate_after) / 2
@@ -193,12 +203,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                        "load_1m_before": load,
                        "peak_rss_mb": None if m["peak_rss_mb"] is None else round(m["peak_rss_mb"], 1),
                        "ratio": round(cpu / size * rate, 3) if size else None,
-                       "failure": report.get("failure")}
+                       "failure": report.get("failure"), "engine": report.get("signature_engine") or "-"}
                 rows.append(row)
                 print(f"{name} workers={w} #{k}: {size:,} entries ok={row['ok']} wall {row['wall_s']} s "
                       f"CPU {row['cpu_s']} s = {row['cpu_us_per_entry']} us/entry; reference {row['verify_per_cpu_s']:,}"
                       f"/CPU-s -> {row['ratio']} verifications per entry (load {load:.2f}; "
-                      f"peak RSS {row['peak_rss_mb']} MB)",
+                      f"peak RSS {row['peak_rss_mb']} MB; signatures: {row['engine']})",
                       flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")

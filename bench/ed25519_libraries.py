@@ -2,14 +2,14 @@
 
 The protocol pins OpenSSL's acceptance rule (docs/protocol.md section 4). Another library may verify faster,
 but it can only replace OpenSSL where it gives the same verdict on every signature, adversarial ones included.
-This prints, for every vector of tests/data/ed25519-edge-cases.json, the protocol's verdict, `cryptography`'s
-and PyNaCl's (libsodium), then the CPU time of one verification of an ordinary signature over a 420-byte message
+This prints, for every vector of verification/vectors/ed25519-edge-cases.json, the protocol's verdict,
+`cryptography`'s and PyNaCl's (libsodium), then the CPU time of one verification of an ordinary signature over a 420-byte message
 (bench/reference_speed.py's unit) by each library, in alternating rounds, with the ratio to `cryptography` in
 the same run.
 
-PyNaCl is not a dependency of tagledger. Without it this prints `cryptography`'s column, says so, and exits 0.
+With PyNaCl it also times ledger/fast_signatures.py's verifier (libsodium, then OpenSSL if libsodium refuses) on
+the same signature and on a refused one. Without PyNaCl it prints `cryptography`'s column, says so, and exits 0.
 
-    .venv/bin/pip install /tmp/pn/pynacl-*.whl      # in your own venv, to compare
     flock /work/notes/bench.lock .venv/bin/python bench/ed25519_libraries.py [--rounds 8] [--seconds 0.5]
 
 Exit status 1 if `cryptography` does not give the protocol's verdict on some vector (then the reference
@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-VECTORS = Path(__file__).resolve().parent.parent / "tests" / "data" / "ed25519-edge-cases.json"
+VECTORS = Path(__file__).resolve().parent.parent / "verification" / "vectors" / "ed25519-edge-cases.json"
 MESSAGE = b"x" * 420  # a typical event body, as in bench/reference_speed.py
 
 Verifier = Callable[[bytes, bytes, bytes], bool]  # (public key, signature, message) -> accepted
@@ -100,8 +100,15 @@ def speed(rounds: int, seconds: float, with_pynacl: bool) -> dict[str, list[floa
     if with_pynacl:
         from nacl.signing import VerifyKey
 
+        from ledger.fast_signatures import FastVerifier, libsodium_open
+
         verify_key = VerifyKey(public.public_bytes_raw())
         calls["PyNaCl"] = lambda: verify_key.verify(MESSAGE, signature)
+        # what the ledger uses (ledger/fast_signatures.py): an ordinary signature, and a refused one (both libraries)
+        fast, raw = FastVerifier(libsodium_open()), public.public_bytes_raw()
+        refused = signature[:40] + bytes([signature[40] ^ 1]) + signature[41:]
+        calls["fast path"] = lambda: fast.verify(raw, signature, MESSAGE)
+        calls["fast, refused"] = lambda: fast.verify(raw, refused, MESSAGE)
     results: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
@@ -131,7 +138,8 @@ def main() -> int:
               + (" (so 'accept if it accepts, else ask cryptography' gives the protocol's verdict on these)"
                  if name != "cryptography" and more == 0 else ""))
     if pynacl is None:
-        print("PyNaCl is not installed (it is not a dependency): only cryptography's verdicts and speed.")
+        print("PyNaCl is not installed (a dependency since docs/benchmarks.md 12.8): only cryptography's verdicts "
+              "and speed.")
 
     results = speed(args.rounds, args.seconds, pynacl is not None)
     reference = results["cryptography"]

@@ -717,10 +717,11 @@ def cmd_tiles_sync(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """`tagledger audit URL|BUNDLE`: the auditor's replay, from `verification.audit` (which needs none of the
-    server's code; `python -m verification.audit` runs the same thing)."""
+    server's code; `python -m verification.audit` runs the same thing), with the server's signature checker:
+    libsodium first, OpenSSL for what it refuses, the same verdicts (ledger/fast_signatures.py)."""
     from verification.audit import main as audit_main
 
-    return audit_main(args.audit_args)
+    return audit_main(args.audit_args, signature_checker="ledger.fast_signatures:SignatureChecker")
 
 
 def cmd_verify_report(args: argparse.Namespace) -> int:

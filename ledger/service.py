@@ -19,6 +19,7 @@ from domain.risk import RiskBook
 from ledger.checkpoints import CheckpointPublisher, CheckpointSigner, LogIdentity
 from ledger.consistency import check_entries
 from ledger.entries import Entry, read_entry
+from ledger.fast_signatures import verify_envelope
 from ledger.flags import FlagsProjection, attempts_of_rows, flags_of_rows, rejected_attempts_page, rejected_attempts_rows
 from ledger.keys import KeyPair
 from ledger.projection import CustodyProjection, ProjectionFollower
@@ -28,7 +29,7 @@ from ledger.store.base import StoredCheckpoint, StoredDetails, StoredEvent, Stor
 from ledger.writer import LedgerWriter, Receipt
 from verification.canonical import jcs
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
-from verification.envelope import Envelope, verify_signature
+from verification.envelope import Envelope
 from verification.sealed_details import DetailsError, commitment
 
 
@@ -513,7 +514,7 @@ def check_history(tag_id: str, entries: list[Entry], registry: Registry) -> list
             public_key = key.public_key if key and key.org == body["actor"] else None
         if public_key is None:
             problems.append(f"entry #{entry.seq}: signer key {body['key']} is not a key of {body['actor']}")
-        elif not verify_signature(b64url_decode(public_key), Envelope.from_json(entry.envelope)):
+        elif not verify_envelope(b64url_decode(public_key), Envelope.from_json(entry.envelope)):
             problems.append(f"entry #{entry.seq}: signature does not verify")
         if position == 0:
             if body["type"] != "tags_issued":

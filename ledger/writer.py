@@ -40,12 +40,13 @@ from domain.risk import RiskBook
 from domain.rules import check, touched_risk_stream, touched_tags
 from ledger import write_outcomes
 from ledger.entries import build_entry, read_entry
+from ledger.fast_signatures import verify_envelope  # the protocol's verdict, libsodium first (self-tested)
 from ledger.row_json import fast_jcs, fast_jcs_parsed
 from ledger.store.base import CommitOutcomeUnknown, LogStore, StoredEvent, WriteSession
 from ledger.write_outcomes import short
 from ledger.writer_memory import WriterMemory
 from verification.encoding import b64url_decode, format_time, parse_time, sha256_hex
-from verification.envelope import Envelope, EnvelopeError, envelope_bytes, issued_tags, verify_signature
+from verification.envelope import Envelope, EnvelopeError, envelope_bytes, issued_tags
 
 
 log = logging.getLogger("tagledger.writer")
@@ -428,5 +429,5 @@ class LedgerWriter:
             if key is None:
                 raise RuleViolation("key.unknown", "/body/key", f"{body['key']} is not a key of {body['actor']}")
             public_key = key.public_key
-        if not verify_signature(_raw_key(public_key), submission.envelope):
+        if not verify_envelope(_raw_key(public_key), submission.envelope):
             raise RuleViolation("signature.invalid", "/sig", "the signature does not verify with the named key")

@@ -1,5 +1,5 @@
-"""Write tests/data/ed25519-edge-cases.json: Ed25519 signatures on the edge cases where verifiers disagree,
-each with the verdict of the protocol's rule (docs/protocol.md section 4; verification/ed25519_reference.py).
+"""Write verification/vectors/ed25519-edge-cases.json: Ed25519 signatures on the edge cases where verifiers
+disagree, each with the verdict of the protocol's rule (docs/protocol.md section 4; verification/ed25519_reference.py).
 
 Ed25519 libraries differ on adversarial signatures: a non-canonical S, small-order and mixed-order points,
 non-canonical point encodings, a cofactored or a cofactorless equation. The protocol pins one answer, the
@@ -46,7 +46,7 @@ from verification.ed25519_reference import (  # noqa: E402
     same_point,
 )
 
-OUT = ROOT / "tests" / "data" / "ed25519-edge-cases.json"
+OUT = ROOT / "verification" / "vectors" / "ed25519-edge-cases.json"  # package data: ledger.fast_signatures reads it at run time
 SEED = bytes(range(32))
 MESSAGE = b'{"purpose":"tagledger/ed25519-edge-cases/v1"}'  # canonical JSON, so it can also be an event body
 

@@ -20,6 +20,10 @@ Checks a whole ledger without trusting the server that serves it, with nothing b
 The source may also be a static tlog-tiles host (`verification.tiles_source`, docs/protocol.md section 19): then
 every hash tile is checked against the entries too, and an altered one is named.
 
+`python -m verification.audit` verifies signatures with OpenSSL (`cryptography`); `tagledger audit` gives the
+replay the server's checker, libsodium first and OpenSSL for whatever libsodium refuses, self-tested to give the
+same verdicts (ledger/fast_signatures.py). The report names which one verified (`signature_engine` in --json).
+
 Exit status: 0 all good, 1 the log failed a check (the first bad entry is named), 2 the audit could not run.
 "As of" mode (`--as-of N` or `--as-of-time T`) replays only up to that point and shows the ledger, or one tag
 (`--tag`), as it stood then.
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from verification.canonical import jcs
+from verification.entry_checks import signature_checker
 from verification.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from verification.merkle import CompactRange, ProofError, leaf_hash, root_from_leaf_hashes, verify_consistency
 from verification.note import NoteError, NoteVerifier, parse_vkey
@@ -51,6 +56,11 @@ from verification.sources import LogSource, ProjectionClaim, SourceError, Source
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 DEFAULT_STATE_DIR = Path.home() / ".tagledger" / "audit"
 PROJECTION_WAIT_SECONDS = 10.0
+ENGINES = {  # a signature checker's `engine`, in the report's words
+    "openssl": "Ed25519 verified by OpenSSL (the cryptography package)",
+    "libsodium+openssl": "Ed25519 verified by libsodium (PyNaCl), and by OpenSSL (the cryptography package) "
+                         "whenever libsodium refuses: the same verdicts, self-tested on the published edge cases",
+}
 
 
 class AuditFailed(Exception):
@@ -69,6 +79,7 @@ class Report:
     failure: str | None = None
     first_bad_entry: int | None = None
     size: int | None = None
+    signature_engine: str | None = None  # what verified the signatures: a key of ENGINES
 
     def add(self, step: str, text: str) -> None:
         self.lines.append((step, text))
@@ -76,6 +87,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "ok": self.failure is None, "failure": self.failure,
                 "first_bad_entry": self.first_bad_entry, "size": self.size,
+                "signature_engine": self.signature_engine,
                 "steps": [{"step": s, "result": t} for s, t in self.lines], "warnings": self.warnings}
 
     def render(self) -> str:
@@ -250,6 +262,9 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
     entries = source.entries(0, end)
     if previous is not None:
         entries = _with_root_at(entries, previous[0].size, roots)
+    factory = getattr(args, "signature_checker", None)  # set by main's caller (tagledger audit), not an option
+    report.signature_engine = engine = signature_checker(factory).engine
+    report.add("signatures", ENGINES.get(engine, f"Ed25519 verified by {engine}"))
     started = time.monotonic()
     try:
         result = replay_entries(
@@ -261,6 +276,7 @@ def audit(args: argparse.Namespace, source: LogSource, report: Report) -> Replay
             pinned_log_key=verifier.public_key_raw,
             pinned_log_key_name=verifier.name,
             observe=watch,
+            signature_checker=factory,
         )
     except ReplayError as error:
         progress.done()
@@ -341,8 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, signature_checker: str | None = None) -> int:
+    """The command line. ``signature_checker``: the dotted path of a signature checker factory for the replay
+    (:func:`verification.entry_checks.signature_checker`; None, as ``python -m verification.audit`` runs it:
+    OpenSSL through ``cryptography``)."""
     args = build_parser().parse_args(argv)
+    args.signature_checker = signature_checker
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     report = Report(args.source)

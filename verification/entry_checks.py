@@ -47,7 +47,8 @@ from verification.entry import EntryError, decode_entry
 from verification.envelope import STREAM_RE
 from verification.event_data import DataError, check_event_shape
 
-__all__ = ["CheckedEntry", "EntryProblem", "SignatureChecker", "check_entry", "fingerprint", "normalize_time"]
+__all__ = ["CheckedEntry", "EntryProblem", "SignatureChecker", "check_entry", "fingerprint", "normalize_time",
+           "signature_checker"]
 
 _ENTRY_HEAD = b'{"envelope":'
 _new_checked = tuple.__new__
@@ -119,7 +120,13 @@ def fingerprint(event_id: str, key: bytes) -> int:
 
 
 class SignatureChecker:
-    """Ed25519 verification with the public key objects cached by raw key (there are few keys)."""
+    """Ed25519 verification with the public key objects cached by raw key (there are few keys).
+
+    The reference: OpenSSL through ``cryptography``. A replay may be given another checker by
+    :func:`signature_checker`; it must give this one's verdict on every signature.
+    """
+
+    engine = "openssl"  # what verifies, named in the audit's report
 
     def __init__(self) -> None:
         self._keys: dict[bytes, Ed25519PublicKey] = {}
@@ -133,6 +140,22 @@ class SignatureChecker:
         except InvalidSignature:
             return False
         return True
+
+
+def signature_checker(factory: str | None = None) -> SignatureChecker:
+    """A new signature checker: :class:`SignatureChecker` if ``factory`` is None, otherwise what calling the object
+    named by ``factory`` (``"package.module:name"``) returns -- something with ``verify(public_key, signature,
+    message) -> bool`` and an ``engine`` name. A dotted path rather than an object, so that a replay's worker
+    processes can import it themselves (e.g. ``tagledger audit`` names ``ledger.fast_signatures:SignatureChecker``;
+    verification/ imports nothing of the kind by itself)."""
+    if factory is None:
+        return SignatureChecker()
+    module_name, _, name = factory.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"a signature checker factory is 'module:name', not {factory!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)()  # type: ignore[no-any-return]
 
 
 # --- decoding: a fast path for the common case, the reference decoder for everything else -------------

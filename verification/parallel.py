@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from verification.collector import freeze_startup, rare_collections
 from verification.encoding import decode_public_key, key_id
-from verification.entry_checks import CheckedEntry, EntryProblem, SignatureChecker, check_entry, normalize_time
+from verification.entry_checks import CheckedEntry, EntryProblem, check_entry, normalize_time, signature_checker
 from verification.replay import ReplayResult, Replayer, Snapshot, _checked_time, replay_sequential
 
 if TYPE_CHECKING:  # `multiprocessing` is imported only when workers are started: importing it aliases
@@ -82,12 +82,13 @@ def _key_hints(raw: bytes) -> list[tuple[str, bytes]]:
         return []
 
 
-def _work(tasks: Any, results: Any, id_key: bytes) -> None:
+def _work(tasks: Any, results: Any, id_key: bytes, checker: str | None = None) -> None:
     """A worker process: check each chunk of entries with the key hints received so far, and write the results
-    to ``results`` (the write end of a pipe that only the calling process reads)."""
+    to ``results`` (the write end of a pipe that only the calling process reads). ``checker``: the signature
+    checker factory's dotted path (:func:`verification.entry_checks.signature_checker`)."""
     freeze_startup()  # the worker's entries are freed by reference counting: collect rarely (verification.collector)
     keys: dict[str, bytes] = {}
-    signatures = SignatureChecker()
+    signatures = signature_checker(checker)
     lookup = keys.get
     send = results.send_bytes
     while True:
@@ -119,7 +120,7 @@ def _work(tasks: Any, results: Any, id_key: bytes) -> None:
 class _Workers:
     """``count`` worker processes, each with a task queue and a result pipe of its own."""
 
-    def __init__(self, count: int, id_key: bytes, context: BaseContext) -> None:
+    def __init__(self, count: int, id_key: bytes, context: BaseContext, checker: str | None = None) -> None:
         # Tasks go through a queue: its feeder thread writes them, so this process never blocks on a full pipe
         # while a worker blocks writing its results. Results come back through a pipe of their own per worker,
         # read here in chunk order.
@@ -127,7 +128,7 @@ class _Workers:
         pipes = [context.Pipe(duplex=False) for _ in range(count)]  # (read end, write end)
         self.results = [reader for reader, _ in pipes]
         self.processes = [
-            context.Process(target=_work, args=(self.tasks[i], pipes[i][1], id_key), daemon=True,
+            context.Process(target=_work, args=(self.tasks[i], pipes[i][1], id_key, checker), daemon=True,
                             name=f"tagledger-replay-{i}")
             for i in range(count)
         ]
@@ -192,6 +193,7 @@ def replay_entries(
     depth: int = 2,
     mp_context: BaseContext | str | None = None,
     observe: Callable[[CheckedEntry, int], None] | None = None,
+    signature_checker: str | None = None,
 ) -> ReplayResult:
     """Replay ``entries`` (each log entry's exact bytes, in log order) with ``workers`` processes.
 
@@ -199,7 +201,9 @@ def replay_entries(
     (:func:`verification.replay.replay_sequential`). ``progress(n)`` is called with the number of entries
     replayed after each chunk. ``stop_after_seq``, ``stop_at_time``, ``snapshot_at`` and the pins are as
     for :func:`~verification.replay.replay_sequential`, and so is ``observe`` (called in this process, in log
-    order); ``entries`` is not read past ``stop_after_seq``.
+    order); ``entries`` is not read past ``stop_after_seq``. ``signature_checker``: the dotted path of a factory of
+    signature checkers, made in this process and in each worker (:func:`verification.entry_checks.signature_checker`;
+    None: OpenSSL through ``cryptography``).
     Raises :class:`~verification.replay_errors.ReplayError` at the first entry that breaks a rule.
     """
     if workers is None:
@@ -208,6 +212,7 @@ def replay_entries(
         stop_after_seq=stop_after_seq, stop_at_time=stop_at_time, snapshot_at=snapshot_at,
         pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
         pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe,
+        signature_checker=signature_checker,
     )
     with rare_collections():  # millions of short-lived containers, no cycles (verification.collector)
         return _replay(entries, workers, progress, chunk_size, depth, mp_context, options)
@@ -228,10 +233,12 @@ def _replay(
     snapshot_at = options["snapshot_at"]
     pinned_root_key, pinned_log_key = options["pinned_root_key"], options["pinned_log_key"]
     pinned_log_key_name, id_key, observe = options["pinned_log_key_name"], options["id_key"], options["observe"]
+    signature_checker = options["signature_checker"]
     if chunk_size < 1 or depth < 1:
         raise ValueError("chunk_size and depth must be at least 1")
     replayer = Replayer(pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
-                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe)
+                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe,
+                        signature_checker=signature_checker)
     time_limit = None if stop_at_time is None else normalize_time(_checked_time(stop_at_time))
     remaining = None if stop_after_seq is None else max(stop_after_seq + 1, 0)
     if remaining == 0:
@@ -241,7 +248,7 @@ def _replay(
 
         mp_context = multiprocessing.get_context(mp_context or "spawn")
 
-    pool = _Workers(workers, replayer.id_key, mp_context)
+    pool = _Workers(workers, replayer.id_key, mp_context, signature_checker)
     drained = False
     try:
         snapshot, stopped = _run(pool, workers, replayer, iter(entries), chunk_size, depth, remaining, time_limit,

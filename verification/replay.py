@@ -48,7 +48,8 @@ from datetime import timedelta
 from verification.custody_rules import check_tag_event
 from verification.custody_state import TagState, apply_event, counts_by_status, custody_digest, state_rows
 from verification.encoding import EncodingError, decode_public_key, format_time, key_id, parse_time
-from verification.entry_checks import CheckedEntry, EntryProblem, SignatureChecker, check_entry, normalize_time
+from verification.entry_checks import CheckedEntry, EntryProblem, check_entry, normalize_time
+from verification.entry_checks import signature_checker as _signature_checker  # a parameter has its name
 from verification.event_data import CUSTODY_ROLES, REGISTRY_EVENT_TYPES, RISK_EVENT_TYPES, ROLES, TAG_EVENT_TYPES
 from verification.event_ids import EventIds
 from verification.merkle import CompactRange
@@ -102,7 +103,8 @@ class Replayer:
     ``pinned_root_key`` / ``pinned_log_key`` (raw 32-byte public keys) and ``pinned_log_key_name``: what
     the genesis must name, e.g. from the log's checkpoint verifier key; a mismatch is
     ``genesis.root_key`` / ``genesis.log_key``. ``id_key`` keys the event-id fingerprints (random by
-    default; give one to reproduce a run exactly).
+    default; give one to reproduce a run exactly). ``signature_checker``: a factory's dotted path
+    (:func:`verification.entry_checks.signature_checker`; None: OpenSSL through ``cryptography``).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Replayer:
         pinned_log_key_name: str | None = None,
         id_key: bytes | None = None,
         observe: Callable[[CheckedEntry, int], None] | None = None,
+        signature_checker: str | None = None,
     ) -> None:
         self.observe = observe  # told of every entry folded (e.g. verification.refused_attempts.AttemptWatch)
         self.registry = KeyRegistry()
@@ -125,7 +128,8 @@ class Replayer:
         self.failure: ReplayError | None = None
         self._ids = EventIds()  # every event id, with its seq: a bitmap and a file (verification.event_ids)
         self._pins = (pinned_root_key, pinned_log_key, pinned_log_key_name)
-        self._signatures = SignatureChecker()
+        self._signatures = _signature_checker(signature_checker)
+        self.signature_engine: str = self._signatures.engine  # what verifies the signatures (the audit's report)
         self._future_limit: tuple[str, str | None] = ("", None)  # (received, latest time allowed)
 
     # -- feeding ----------------------------------------------------------------------------------------
@@ -406,6 +410,7 @@ def replay_sequential(
     pinned_log_key_name: str | None = None,
     id_key: bytes | None = None,
     observe: Callable[[CheckedEntry, int], None] | None = None,
+    signature_checker: str | None = None,
 ) -> ReplayResult:
     """Replay ``entries`` (the exact bytes of each log entry, in order) in this process.
 
@@ -415,7 +420,8 @@ def replay_sequential(
     :class:`ReplayError` at the first entry that breaks a rule.
     """
     replayer = Replayer(pinned_root_key=pinned_root_key, pinned_log_key=pinned_log_key,
-                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe)
+                        pinned_log_key_name=pinned_log_key_name, id_key=id_key, observe=observe,
+                        signature_checker=signature_checker)
     time_limit = None if stop_at_time is None else normalize_time(_checked_time(stop_at_time))
     snapshot = None
     stopped = None

@@ -1,6 +1,6 @@
 """Every signature-verifying path gives the protocol's verdict on the Ed25519 edge cases.
 
-tests/data/ed25519-edge-cases.json (written by scripts/make_ed25519_edge_cases.py) holds signatures on the
+verification/vectors/ed25519-edge-cases.json (written by scripts/make_ed25519_edge_cases.py) holds signatures on the
 cases where Ed25519 verifiers disagree: S >= L, small-order and mixed-order points, non-canonical encodings,
 R offset by a small-order point. Each vector's verdict is checked three ways:
 
@@ -42,7 +42,7 @@ from verification.label import LabelError, LabelPayload, label_message, verify_l
 from verification.note import NoteVerifier
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "tests" / "data" / "ed25519-edge-cases.json"
+DATA = REPO / "verification" / "vectors" / "ed25519-edge-cases.json"
 VECTORS = json.loads(DATA.read_text(encoding="utf-8"))["vectors"]
 NOW = datetime(2026, 11, 23, 8, 15, tzinfo=UTC)
 ORIGIN = "tagledger.local/log"
