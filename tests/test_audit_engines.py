@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,9 @@ from ledger.bundle import export_bundle
 from ledger.fast_signatures import ENGINE_FAST, engine
 from tests.cli_process import ROOT, run_tagledger
 from tests.ledger.world import World
-from tests.test_audit import _world
+from tests.test_audit import world  # noqa: F401 (the fixture: a small ledger on each store)
 
 ARGS = ("--no-state", "--json", "--no-progress", "--workers", "1")
-
-
-@pytest.fixture
-def world(store_url: str) -> Iterator[World]:
-    w = _world(store_url)
-    try:
-        yield w
-    finally:
-        w.ledger.close()
 
 
 def _both(bundle: Path, vkey: str) -> dict[str, tuple[int, dict]]:
