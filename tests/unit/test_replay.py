@@ -651,7 +651,7 @@ def test_events_forged_for_a_registered_identity_key_are_caught_at_its_registrat
               "key.unknown", "/body/key")
 
 
-def _genesis_data(log: Log, root_key: bytes, log_key: bytes) -> dict[str, Any]:
+def _genesis_data(root_key: bytes, log_key: bytes) -> dict[str, Any]:
     return {"ledger": "test", "operator": {"org": "itsci", "name": "Operator", "country": "CD"},
             "root_key": b64url_encode(root_key), "log_key": {"name": "test/log", "public_key": b64url_encode(log_key)},
             "mass_tolerance_ppm": 20_000}
@@ -661,7 +661,7 @@ def test_a_genesis_with_a_weak_root_key_fails_at_entry_0() -> None:
     log = Log()
     log.entries, log.heads = [], {}
     real_log_key = KeyPair.generate().public_raw
-    _forged(log, "itsci", "ledger_created", "ledger", _genesis_data(log, IDENTITY_KEY, real_log_key))
+    _forged(log, "itsci", "ledger_created", "ledger", _genesis_data(IDENTITY_KEY, real_log_key))
     _fails_at(log.entries, 0, "key.weak", "/body/data/root_key")
 
 
@@ -670,5 +670,5 @@ def test_a_genesis_with_a_weak_log_key_fails_at_entry_0(name: str) -> None:
     log = Log()
     log.entries, log.heads = [], {}
     root = log.keys["itsci"]
-    log.emit("itsci", "ledger_created", "ledger", _genesis_data(log, root.public_raw, WEAK[name]))
+    log.emit("itsci", "ledger_created", "ledger", _genesis_data(root.public_raw, WEAK[name]))
     _fails_at(log.entries, 0, "key.weak", "/body/data/log_key/public_key")
