@@ -10,8 +10,8 @@ point can never sign anything. So a key is registered only if it is what ``crypt
 canonical encoding (RFC 8032 section 5.1.3) of a point of prime order ``L``.
 
 The test is one scalar multiplication ``[L]A`` in pure Python (:mod:`verification.ed25519_reference`):
-about 2 ms of CPU a key, the CPU of 12 to 17 Ed25519 verifications by ``cryptography`` measured in the same
-run (``python -m verification.weak_keys`` measures both; 2026-12-05, load average 4.6). Keys are registered rarely (a
+2 to 3.5 ms of CPU a key, the CPU of 12 to 17 Ed25519 verifications by ``cryptography`` measured in the same
+run (``python -m verification.weak_keys`` measures both; 5 runs on 2026-12-05, load average 4.2 to 4.9). Keys are registered rarely (a
 few per organisation), so it is paid on each registered key of ``org_registered``, ``key_added`` and the
 genesis, by the ledger and by the auditor. Nothing is cached: the answer depends on the bytes alone, but a
 cache would only hold memory for keys that are, by the registry's own rule, never registered twice.
