@@ -33,6 +33,7 @@ from domain.risk_rules import check_risk_event
 from domain.roles import ALLOWED_ROLES, CUSTODY_ROLES, RISK_EVENT_TYPES, STREAM_KIND, Role
 from verification.encoding import b64url_decode, key_id, parse_time
 from verification.envelope import EnvelopeError, issued_tags
+from verification.weak_keys import is_weak_public_key
 
 MAX_CLOCK_SKEW = timedelta(seconds=300)
 PPM = 1_000_000
@@ -119,12 +120,14 @@ def _check_genesis(body: dict[str, Any], registry: Registry, payload: Strict) ->
     if body["actor"] != payload.operator.org:  # type: ignore[attr-defined]
         raise RuleViolation("actor.unknown", "/body/actor", "genesis is signed by the operator")
     try:
-        root_kid = key_id(b64url_decode(payload.root_key, 32))  # type: ignore[attr-defined]
-        b64url_decode(payload.log_key.public_key, 32)  # type: ignore[attr-defined]
+        root_key = b64url_decode(payload.root_key, 32)  # type: ignore[attr-defined]
+        log_key = b64url_decode(payload.log_key.public_key, 32)  # type: ignore[attr-defined]
     except ValueError as exc:
         raise RuleViolation("envelope.malformed", "/body/data/root_key", f"not a public key: {exc}") from None
-    if body["key"] != root_kid:
+    if body["key"] != key_id(root_key):
         raise RuleViolation("key.unknown", "/body/key", "genesis is signed by the root key")
+    _refuse_weak_key(root_key, "/body/data/root_key")
+    _refuse_weak_key(log_key, "/body/data/log_key/public_key")
 
 
 def _check_actor_and_key(
@@ -266,12 +269,25 @@ def _key_added(body, payload, registry: Registry, tags, tolerance) -> None:
 
 def _check_new_key(public_key: str, registry: Registry, seen: set[str], pointer: str) -> None:
     try:
-        kid = key_id(b64url_decode(public_key))
+        raw = b64url_decode(public_key)
     except ValueError as exc:
         raise RuleViolation("envelope.malformed", pointer, f"not a public key: {exc}") from None
+    _refuse_weak_key(raw, pointer)
+    kid = key_id(raw)
     if kid in registry.keys or kid in seen:
         raise RuleViolation("key.already_registered", pointer, f"key {kid} is already registered")
     seen.add(kid)
+
+
+def _refuse_weak_key(raw: bytes, pointer: str) -> None:
+    """`key.weak`: only a key of prime order may be registered, or anyone could sign for it (protocol 7)."""
+    if is_weak_public_key(raw):
+        raise RuleViolation(
+            "key.weak",
+            pointer,
+            "not a usable Ed25519 public key: it must be the canonical encoding of a point of prime order "
+            "(a small-order key lets anyone sign for it)",
+        )
 
 
 def _key_revoked(body, payload, registry: Registry, tags, tolerance) -> None:

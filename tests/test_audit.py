@@ -15,6 +15,7 @@ import pytest
 
 from api.app import create_app
 from ledger.bundle import export_bundle
+from ledger.client import LedgerError, LocalTransport
 from ledger.consistency import check_store, quick_check
 from ledger.store.sqlite import sqlite_path
 from tests.cli_process import run_tagledger
@@ -23,6 +24,7 @@ from tests.ledger.raw_sql import update_behind_the_triggers
 from tests.ledger.world import World, attach_and_deliver, make_world
 from verification import audit
 from verification.checkpoint import Checkpoint, sign_checkpoint
+from verification.encoding import b64url_encode, key_id
 from verification.entry import decode_entry
 
 TAGS = ["KAL-000001", "KAL-000002", "KAL-000003"]
@@ -384,3 +386,46 @@ def test_serve_refuses_a_store_with_an_altered_entry(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "tagledger: refusing to serve: entry #0 is not the entry the signed checkpoint of size 1 committed to: it "
         "was altered in the store after it was appended. Run `tagledger check` to find the altered entries."]
+
+
+# -- key.weak: a key that an earlier ledger let be registered (protocol 1.14) ------------------------------------
+
+IDENTITY_KEY = bytes.fromhex("01" + "00" * 31)
+FORGED_SIGNATURE = bytes.fromhex("01" + "00" * 63)  # R = identity, S = 0: verifies on any message by IDENTITY_KEY
+
+
+def test_a_log_where_an_earlier_ledger_registered_a_weak_key_fails_the_audit_at_that_entry(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(store_url, tags=6)
+    try:
+        attach_and_deliver(world, TAGS[0])
+        with monkeypatch.context() as earlier_ledger:  # the ledger as it was before the rule
+            earlier_ledger.setattr("domain.rules.is_weak_public_key", lambda raw: False)
+            world.operator.add_key("kalimbi", b64url_encode(IDENTITY_KEY), time=world.tick())
+            weak_seq = world.ledger.store.size() - 1
+            # ... after which anyone could record for the site, with a signature made without any secret
+            transport = LocalTransport(world.ledger)
+            envelope = world.signer("kalimbi").envelope(
+                "tag_attached", f"tag:{TAGS[1]}", transport.head(f"tag:{TAGS[1]}"),
+                {"site": "kalimbi", "mineral": "tin", "mass_g": 1_000, "pit": "P9"}, time=world.tick())
+            envelope["body"]["key"] = key_id(IDENTITY_KEY)
+            envelope["sig"] = b64url_encode(FORGED_SIGNATURE)
+            transport.submit(envelope)
+        assert world.ledger.store.size() == weak_seq + 2
+        # today's ledger refuses the same key
+        with pytest.raises(LedgerError) as refused:
+            world.operator.add_key("trader", b64url_encode(IDENTITY_KEY), time=world.tick())
+        assert refused.value.rule == "key.weak"
+        assert world.ledger.store.size() == weak_seq + 2
+
+        world.ledger.start_checkpoints(world.log_key, publish_in_background=False)
+        world.ledger.start_projection(follow=False).catch_up()
+        bundle = tmp_path / "ledger.zip"
+        export_bundle(world.ledger, bundle)
+        status, report = _audit(str(bundle), "--vkey", _vkey(world), "--no-state")
+        assert status == 1, report
+        assert report["first_bad_entry"] == weak_seq
+        assert "key.weak" in report["failure"] and f"#{weak_seq}" in report["failure"], report["failure"]
+    finally:
+        world.ledger.close()

@@ -3,7 +3,8 @@
 The reference verifier checks signatures with OpenSSL through ``cryptography``; this module says in
 readable code exactly what that check accepts, so that the rule can be tested against OpenSSL
 (tests/unit/test_ed25519_edge_cases.py) and read by whoever writes another verifier. It is far too slow
-to verify a log with (about 10 ms a signature): no verifying path uses it.
+to verify a log with (about 10 ms a signature): no verifying path uses it. Its arithmetic does serve the
+registry's rule ``key.weak`` (:mod:`verification.weak_keys`), once for each key an event registers.
 
 The rule, for a 32-byte public key ``A``, a 64-byte signature ``R || S`` and a message ``M``:
 
@@ -11,7 +12,7 @@ The rule, for a 32-byte public key ``A``, a 64-byte signature ``R || S`` and a m
 2. ``A`` is read as OpenSSL reads it: ``y`` is the low 255 bits *taken modulo p* and the sign bit picks
    ``x`` -- a ``y`` of ``p`` or more, or a sign bit set on ``x = 0``, is not refused (RFC 8032 section
    5.1.3 would refuse both). A ``y`` with no point on the curve is refused. Small-order and
-   mixed-order keys are not refused.
+   mixed-order keys are not refused (since protocol 1.14 no such key can be registered: ``key.weak``).
 3. ``h = SHA-512(R || A || M)`` modulo ``L``, over the bytes exactly as given.
 4. Accept if and only if the canonical encoding of ``[S]B - [h]A`` is byte for byte ``R``: the
    cofactorless equation of RFC 8032 section 5.1.7, where ``R`` must be a canonical encoding (``y < p``,

@@ -30,8 +30,16 @@ from verification.encoding import decode_public_key, key_id
 from verification.entry_checks import CheckedEntry, normalize_time
 from verification.event_data import CUSTODY_ROLES
 from verification.replay_errors import RuleBroken
+from verification.weak_keys import is_weak_public_key
 
-__all__ = ["Head", "KeyRecord", "KeyRegistry", "LedgerParams", "OrgRecord"]
+__all__ = ["Head", "KeyRecord", "KeyRegistry", "LedgerParams", "OrgRecord", "refuse_weak_key"]
+
+
+def refuse_weak_key(raw: bytes, field: str) -> None:
+    """Raise ``key.weak`` unless ``raw`` is a key of prime order (section 7; :mod:`verification.weak_keys`)."""
+    if is_weak_public_key(raw):
+        raise RuleBroken("key.weak", field, "not a usable Ed25519 public key: it must be the canonical encoding "
+                         "of a point of prime order (a small-order key lets anyone sign for it)")
 
 
 class Head(NamedTuple):
@@ -136,13 +144,17 @@ class KeyRegistry:
                 raise RuleBroken("stream.unknown", "/body/data/operated_by", "no such organisation")
             seen: set[str] = set()
             for i, text in enumerate(data["public_keys"]):
-                kid = key_id(decode_public_key(text))
+                raw = decode_public_key(text)
+                refuse_weak_key(raw, f"/body/data/public_keys/{i}")
+                kid = key_id(raw)
                 if kid in self.keys or kid in seen:
                     raise RuleBroken("key.already_registered", f"/body/data/public_keys/{i}",
                                      f"key {kid} is already registered")
                 seen.add(kid)
         elif entry.type == "key_added":
-            kid = key_id(decode_public_key(data["public_key"]))
+            raw = decode_public_key(data["public_key"])
+            refuse_weak_key(raw, "/body/data/public_key")
+            kid = key_id(raw)
             if kid in self.keys:
                 raise RuleBroken("key.already_registered", "/body/data/public_key", f"key {kid} is already registered")
         elif entry.type == "key_revoked":

@@ -14,8 +14,9 @@ For each entry, in this order (the order of section 7, after the log's own rules
    (``entry.received``);
 3. the event id was not used before (``event.duplicate_id``, naming the entry that used it;
    :mod:`verification.event_ids`);
-4. entry 0 is the genesis (``genesis.invalid``, and the caller's pins ``genesis.root_key`` and
-   ``genesis.log_key``); no other entry is a genesis (``stream.conflict``);
+4. entry 0 is the genesis (``genesis.invalid``; its root and log keys are of prime order, ``key.weak``;
+   and the caller's pins ``genesis.root_key`` and ``genesis.log_key``); no other entry is a genesis
+   (``stream.conflict``);
 5. the actor is registered and ``key`` is one of its keys as of this point (``actor.unknown``,
    ``key.unknown``), the signature verifies with it (``signature.invalid``), it is valid at ``time``
    (``key.not_yet_valid``, ``key.revoked``) and the actor's role may record the type (``actor.role``);
@@ -53,7 +54,7 @@ from verification.entry_checks import signature_checker as _signature_checker  #
 from verification.event_data import CUSTODY_ROLES, REGISTRY_EVENT_TYPES, RISK_EVENT_TYPES, ROLES, TAG_EVENT_TYPES
 from verification.event_ids import EventIds
 from verification.merkle import CompactRange
-from verification.registry_replay import Head, KeyRegistry
+from verification.registry_replay import Head, KeyRegistry, refuse_weak_key
 from verification.replay_errors import ReplayError, RuleBroken
 from verification.risk_replay import ALLOWED_ROLES as RISK_ALLOWED_ROLES
 from verification.risk_replay import CREATING_TYPES, RISK_STREAM_PREFIXES, RiskStreams, check_empty_site_stream
@@ -229,6 +230,8 @@ class Replayer:
             raise RuleBroken("genesis.invalid", "/body/key", "the genesis is signed by its root key")
         if not entry.signature_ok:
             raise RuleBroken("signature.invalid", "/sig", "the genesis signature does not verify with its root key")
+        refuse_weak_key(root, "/body/data/root_key")
+        refuse_weak_key(decode_public_key(data["log_key"]["public_key"]), "/body/data/log_key/public_key")
         pinned_root, pinned_log, pinned_log_name = self._pins
         if pinned_root is not None and root != pinned_root:
             raise RuleBroken("genesis.root_key", "/body/data/root_key", "the root key is not the pinned one")

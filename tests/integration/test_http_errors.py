@@ -20,7 +20,7 @@ import pytest
 
 from ledger.client import LedgerClient, Signer
 from ledger.keys import KeyPair
-from verification.encoding import format_time, parse_time
+from verification.encoding import b64url_encode, format_time, parse_time
 from verification.envelope import Envelope, envelope_hash, sign_body
 
 PROBLEM = "application/problem+json"
@@ -290,6 +290,33 @@ def test_signature_key_actor_and_role(world: World) -> None:
     world.refused(lambda: world.post(world.sign(OTHER_SITE, "tag_attached", "tag:LEM-000001",
                                                 {"site": OTHER_SITE, "mineral": "tin", "mass_g": 1, "pit": "P"})),
                   422, "key.revoked", "/body/key")
+
+
+def test_weak_keys_are_never_registered(world: World) -> None:
+    """key.weak (protocol 1.14): 422 problem+json naming the key, and the log does not grow."""
+    weak = {
+        "identity": "01" + "00" * 31,
+        "order 8": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "mixed order": "b502ff3d92e31d8190b4aa4ea0414005167fad089c4de9dac8a2fc850fed4f58",
+        "y = p": "ed" + "ff" * 30 + "7f",
+        "not a point": "02" + "00" * 31,
+    }
+    for name, hex_key in weak.items():
+        key = b64url_encode(bytes.fromhex(hex_key))
+        registration = {"name": "Newcomer", "role": "site", "country": "CD",
+                        "public_keys": [KeyPair.generate().public_key, key]}
+        problem = world.refused(lambda: world.post(world.sign("itsci", "org_registered", "org:newcomer",
+                                                              registration)),
+                                422, "key.weak", "/body/data/public_keys/1")
+        assert "prime order" in problem["detail"], name
+        world.refused(lambda: world.post(world.sign("itsci", "key_added", f"org:{SITE}", {"public_key": key})),
+                      422, "key.weak", "/body/data/public_key")
+    assert world.http.get("/v1/orgs/newcomer").status_code == 404
+    # an ordinary key still goes in
+    before = world.live.entries()
+    response = world.post(world.sign("itsci", "key_added", f"org:{SITE}", {"public_key": KeyPair.generate().public_key}))
+    assert response.status_code == 201, response.text
+    assert world.live.entries() == before + 1
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from domain.errors import RuleViolation
 from domain.roles import Role
 from domain.rules import Admitted
 from domain_world import START, World, fake_hash, ts
+from verification.encoding import b64url_decode, b64url_encode, key_id
 
 # --------------------------------------------------------------------------------------------------
 # helpers and fixtures
@@ -218,6 +219,38 @@ def test_genesis_with_a_non_canonical_root_key_is_malformed() -> None:
     bad = "A" * 42 + "B"  # 43 characters, but the unused low bits are not zero
     v = w.reject(w.genesis(data={"root_key": bad}, key="0" * 16))
     expect(v, "envelope.malformed", "/body/data/root_key")
+
+
+# key.weak at genesis: the root key and the log key (the root key's kid must still name the signer)
+WEAK_KEYS = {  # base64url of the edge-case vectors' keys (tests/data/ed25519-edge-cases.json)
+    "identity": b64url_encode(bytes.fromhex("01" + "00" * 31)),
+    "order 2": b64url_encode(bytes.fromhex("ec" + "ff" * 30 + "7f")),
+    "order 8": b64url_encode(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")),
+    "mixed order": b64url_encode(bytes.fromhex("b502ff3d92e31d8190b4aa4ea0414005167fad089c4de9dac8a2fc850fed4f58")),
+    "y = p + 1": b64url_encode(bytes.fromhex("ee" + "ff" * 30 + "7f")),
+    "sign bit on x = 0": b64url_encode(bytes.fromhex("01" + "00" * 30 + "80")),
+    "not a point": b64url_encode(bytes.fromhex("02" + "00" * 31)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_KEYS))
+def test_genesis_with_a_weak_root_key_is_refused(name: str) -> None:
+    w = World(genesis=False)
+    weak = WEAK_KEYS[name]
+    v = w.reject(w.genesis(data={"root_key": weak}, key=key_id(b64url_decode(weak))))
+    expect(v, "key.weak", "/body/data/root_key")
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_KEYS))
+def test_genesis_with_a_weak_log_key_is_refused(name: str) -> None:
+    w = World(genesis=False)
+    v = w.reject(w.genesis(data={"log_key": {"name": "log-2026", "public_key": WEAK_KEYS[name]}}))
+    expect(v, "key.weak", "/body/data/log_key/public_key")
+
+
+def test_a_weak_root_key_under_another_kid_is_key_unknown_first() -> None:
+    w = World(genesis=False)
+    expect(w.reject(w.genesis(data={"root_key": WEAK_KEYS["identity"]})), "key.unknown", "/body/key")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -701,6 +734,30 @@ def test_every_non_operator_role_can_be_registered(world: World, role: str) -> N
 # --------------------------------------------------------------------------------------------------
 # keys: key.already_registered, key_revoked rules
 # --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_KEYS))
+def test_a_weak_key_is_never_registered(world: World, name: str) -> None:
+    weak = WEAK_KEYS[name]
+    expect(world.reject(world.register("newcomer", "site", public_keys=[weak])), "key.weak", "/body/data/public_keys/0")
+    expect(
+        world.reject(world.register("newcomer", "site", public_keys=[world.new_public_key(), weak])),
+        "key.weak",
+        "/body/data/public_keys/1",
+    )
+    expect(world.reject(world.add_key("site-a", weak)), "key.weak", "/body/data/public_key")
+    assert world.registry.orgs.get("newcomer") is None and len(world.kids("site-a")) == 1
+
+
+def test_key_weak_comes_before_key_already_registered(world: World) -> None:
+    weak = WEAK_KEYS["identity"]
+    expect(world.reject(world.register("newcomer", "site", public_keys=[weak, weak])), "key.weak", "/body/data/public_keys/0")
+
+
+def test_ordinary_keys_are_registered(world: World) -> None:
+    world.record(world.register("newcomer", "site", public_keys=[world.new_public_key() for _ in range(8)]))
+    world.record(world.add_key("newcomer"))
+    assert len(world.kids("newcomer")) == 9
 
 
 def test_key_already_registered(world: World) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.client import LocalTransport, Signer
 from ledger.demo import DEMO_DAYS, DemoReport, load_demo
@@ -29,7 +30,7 @@ from ledger.keys import KeyPair
 from ledger.service import Ledger
 from verification.canonical import jcs
 from verification.custody_state import TagState, custody_digest
-from verification.encoding import format_time, parse_time
+from verification.encoding import b64url_encode, format_time, key_id, parse_time
 from verification.entry import decode_entry, encode_entry
 from verification.entry_checks import (
     CheckedEntry,
@@ -582,3 +583,92 @@ def test_random_damage_is_always_a_replay_error(demo: Demo) -> None:
         else:  # only `received` is outside the signed envelope: then the Merkle root tells
             assert decode_entry(damaged[k]).envelope == decode_entry(entries[k]).envelope
             assert result.root != replay_sequential(entries).root
+
+
+# --------------------------------------------------------------------------------------------------------------
+# key.weak: a log in which an earlier ledger let a weak key be registered fails at that entry (protocol 1.14)
+# --------------------------------------------------------------------------------------------------------------
+
+IDENTITY_KEY = bytes.fromhex("01" + "00" * 31)
+FORGED_SIGNATURE = bytes.fromhex("01" + "00" * 63)  # R = identity, S = 0: verifies on any message by IDENTITY_KEY
+WEAK = {  # the edge-case vectors' keys (tests/data/ed25519-edge-cases.json), and the point of order 2
+    "identity": IDENTITY_KEY,
+    "order 2": bytes.fromhex("ec" + "ff" * 30 + "7f"),
+    "order 8": bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    "mixed order": bytes.fromhex("b502ff3d92e31d8190b4aa4ea0414005167fad089c4de9dac8a2fc850fed4f58"),
+    "y = p": bytes.fromhex("ed" + "ff" * 30 + "7f"),
+    "sign bit on x = 0": bytes.fromhex("01" + "00" * 30 + "80"),
+    "not a point": bytes.fromhex("02" + "00" * 31),
+}
+
+
+def _fails_at(entries: list[bytes], seq: int, rule: str, field: str) -> None:
+    with pytest.raises(ReplayError) as failure:
+        replay_sequential(entries)
+    assert (failure.value.seq, failure.value.rule, failure.value.field) == (seq, rule, field), str(failure.value)
+
+
+def _forged(log: Log, actor: str, kind: str, stream: str, data: dict[str, Any], **changes: Any) -> int:
+    """An entry "signed" by the identity key, with the signature anyone can make for it."""
+    log.clock += timedelta(minutes=1)
+    new_body = {"v": 1, "id": str(uuid.UUID(int=log.rng.getrandbits(128))), "type": kind, "stream": stream,
+                "prev": log.heads.get(stream), "actor": actor, "key": key_id(IDENTITY_KEY),
+                "time": format_time(log.clock), "data": data, **changes}
+    envelope = Envelope(body=new_body, sig=b64url_encode(FORGED_SIGNATURE))
+    seq = len(log.entries)
+    log.entries.append(encode_entry(seq, format_time(log.clock + timedelta(seconds=1)), envelope))
+    log.heads[stream] = hashlib.sha256(jcs(envelope.to_json())).hexdigest()
+    return seq
+
+
+def test_the_forged_signature_verifies_which_is_why_the_key_is_refused() -> None:
+    Ed25519PublicKey.from_public_bytes(IDENTITY_KEY).verify(FORGED_SIGNATURE, b"any message at all")
+
+
+@pytest.mark.parametrize("name", sorted(WEAK))
+def test_a_weak_key_added_or_registered_fails_the_replay_at_that_entry(name: str) -> None:
+    log = Log()
+    seq = log.emit("itsci", "key_added", "org:trader", {"public_key": b64url_encode(WEAK[name])})
+    log.attach()  # later entries do not matter: the replay stops at the first broken rule
+    _fails_at(log.entries, seq, "key.weak", "/body/data/public_key")
+
+    log = Log()
+    seq = log.emit("itsci", "org_registered", "org:newcomer", {
+        "name": "Newcomer", "role": "site", "country": "CD",
+        "public_keys": [KeyPair.generate().public_key, b64url_encode(WEAK[name])]})
+    _fails_at(log.entries, seq, "key.weak", "/body/data/public_keys/1")
+
+
+def test_events_forged_for_a_registered_identity_key_are_caught_at_its_registration() -> None:
+    log = Log()
+    registered = log.emit("itsci", "key_added", "org:site", {"public_key": b64url_encode(IDENTITY_KEY)})
+    _forged(log, "site", "tag_attached", "tag:BAG-1",
+            {"site": "site", "mineral": "tin", "mass_g": 40_000, "pit": "P1", "ore": None})
+    expect_failure(log.entries, registered, "key.weak")  # sequential and parallel alike
+    _fails_at(log.entries, registered, "key.weak", "/body/data/public_key")
+    # without the key_added entry the forged event names a key the site never had
+    _fails_at(renumber(log.entries[:registered] + log.entries[registered + 1:], registered), registered,
+              "key.unknown", "/body/key")
+
+
+def _genesis_data(root_key: bytes, log_key: bytes) -> dict[str, Any]:
+    return {"ledger": "test", "operator": {"org": "itsci", "name": "Operator", "country": "CD"},
+            "root_key": b64url_encode(root_key), "log_key": {"name": "test/log", "public_key": b64url_encode(log_key)},
+            "mass_tolerance_ppm": 20_000}
+
+
+def test_a_genesis_with_a_weak_root_key_fails_at_entry_0() -> None:
+    log = Log()
+    log.entries, log.heads = [], {}
+    real_log_key = KeyPair.generate().public_raw
+    _forged(log, "itsci", "ledger_created", "ledger", _genesis_data(IDENTITY_KEY, real_log_key))
+    _fails_at(log.entries, 0, "key.weak", "/body/data/root_key")
+
+
+@pytest.mark.parametrize("name", sorted(WEAK))
+def test_a_genesis_with_a_weak_log_key_fails_at_entry_0(name: str) -> None:
+    log = Log()
+    log.entries, log.heads = [], {}
+    root = log.keys["itsci"]
+    log.emit("itsci", "ledger_created", "ledger", _genesis_data(root.public_raw, WEAK[name]))
+    _fails_at(log.entries, 0, "key.weak", "/body/data/log_key/public_key")
