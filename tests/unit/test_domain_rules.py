@@ -222,7 +222,7 @@ def test_genesis_with_a_non_canonical_root_key_is_malformed() -> None:
 
 
 # key.weak at genesis: the root key and the log key (the root key's kid must still name the signer)
-WEAK_KEYS = {  # base64url of the edge-case vectors' keys (tests/data/ed25519-edge-cases.json)
+WEAK_KEYS = {  # base64url of the edge-case vectors' keys (verification/vectors/ed25519-edge-cases.json)
     "identity": b64url_encode(bytes.fromhex("01" + "00" * 31)),
     "order 2": b64url_encode(bytes.fromhex("ec" + "ff" * 30 + "7f")),
     "order 8": b64url_encode(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")),

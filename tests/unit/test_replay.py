@@ -591,7 +591,7 @@ def test_random_damage_is_always_a_replay_error(demo: Demo) -> None:
 
 IDENTITY_KEY = bytes.fromhex("01" + "00" * 31)
 FORGED_SIGNATURE = bytes.fromhex("01" + "00" * 63)  # R = identity, S = 0: verifies on any message by IDENTITY_KEY
-WEAK = {  # the edge-case vectors' keys (tests/data/ed25519-edge-cases.json), and the point of order 2
+WEAK = {  # the edge-case vectors' keys (verification/vectors/ed25519-edge-cases.json), and the point of order 2
     "identity": IDENTITY_KEY,
     "order 2": bytes.fromhex("ec" + "ff" * 30 + "7f"),
     "order 8": bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
