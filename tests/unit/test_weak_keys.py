@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from verification.ed25519_reference import BASE, IDENTITY, L, P, add, decode, encode, multiply, same_point
 from verification.weak_keys import is_weak_public_key
 
-VECTORS = json.loads((Path(__file__).parents[1] / "data" / "ed25519-edge-cases.json").read_text("utf-8"))["vectors"]
+VECTOR_FILE = Path(__file__).resolve().parents[2] / "verification" / "vectors" / "ed25519-edge-cases.json"
+VECTORS = json.loads(VECTOR_FILE.read_text("utf-8"))["vectors"]
 ORDINARY = bytes.fromhex("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8")  # seed 00 01 .. 1f
 T8 = decode(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"))
 assert T8 is not None
