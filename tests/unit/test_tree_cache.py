@@ -227,11 +227,17 @@ def test_proofs_from_many_threads_while_the_log_grows_and_the_floor_rises() -> N
     floors: set[int] = set()
     failures: list[str] = []
     stop = threading.Event()
+    reads = [0]
+    progress = threading.Condition()  # the writer waits for a few reads after each append: on a loaded machine it
+    # could otherwise finish before any reader ran, and the readers would see one floor only
 
     def write() -> None:
         rng = random.Random(1)
         while store.tree_size() < 4000:
             store.append(rng.randrange(1, 60))
+            with progress:
+                target = reads[0] + 4
+                progress.wait_for(lambda: reads[0] >= target, timeout=10)
         stop.set()
 
     def read(seed: int) -> None:
@@ -246,6 +252,9 @@ def test_proofs_from_many_threads_while_the_log_grows_and_the_floor_rises() -> N
             if cached.consistency_proof_within(old, size) != uncached.consistency_proof_within(old, size):
                 failures.append(f"consistency {old} {size}")
             floors.add(cached.cache.floor)
+            with progress:
+                reads[0] += 1
+                progress.notify_all()
 
     threads = [threading.Thread(target=write)] + [threading.Thread(target=read, args=(s,)) for s in range(4)]
     for t in threads:
