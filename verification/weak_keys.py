@@ -19,6 +19,8 @@ cache would only hold memory for keys that are, by the registry's own rule, neve
 
 from __future__ import annotations
 
+import functools
+
 from verification.ed25519_reference import IDENTITY, L, decode, encode, multiply, same_point
 
 __all__ = ["is_weak_public_key"]
@@ -33,6 +35,13 @@ def is_weak_public_key(public_key: bytes) -> bool:
     """
     if len(public_key) != 32:
         return True
+    return _weak(bytes(public_key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _weak(public_key: bytes) -> bool:
+    """The verdict on 32 bytes, remembered: a pure function of them, and a replay or a ledger that checks the same
+    key again (a genesis replayed for each ``--as-of``, a test's many histories) pays its scalar multiplication once."""
     point = decode(public_key)
     if point is None or encode(point) != public_key:
         return True
